@@ -1,0 +1,1 @@
+"""Datasets of mmpose-afl: the synthetic COCO / COCO-WholeBody generator."""

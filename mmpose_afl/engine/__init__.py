@@ -1,0 +1,2 @@
+"""Training-loop pieces of mmpose-afl (hooks), registered in MMPose's HOOKS."""
+from . import hooks  # noqa: F401

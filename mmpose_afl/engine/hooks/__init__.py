@@ -1,0 +1,1 @@
+"""Hooks of mmpose-afl, registered in MMPose's HOOKS."""

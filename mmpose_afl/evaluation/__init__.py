@@ -1,0 +1,2 @@
+"""Evaluation pieces of mmpose-afl, registered in MMPose's METRICS."""
+from . import metrics  # noqa: F401

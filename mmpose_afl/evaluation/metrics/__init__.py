@@ -1,0 +1,1 @@
+"""Metrics of mmpose-afl, registered in MMPose's METRICS."""

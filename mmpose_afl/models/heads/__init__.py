@@ -1,0 +1,1 @@
+"""Heads of mmpose-afl, registered in MMPose's MODELS."""

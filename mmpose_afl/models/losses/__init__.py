@@ -1,0 +1,1 @@
+"""Losses of mmpose-afl, registered in MMPose's MODELS."""

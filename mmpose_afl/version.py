@@ -1,0 +1,56 @@
+"""Version of mmpose-afl and the check of the OpenMMLab stack it runs on."""
+from importlib import import_module
+from typing import Dict, Tuple
+
+__version__ = '0.1.0'
+
+# module name -> (lowest version allowed, first version not allowed)
+REQUIRED: Dict[str, Tuple[str, str]] = {
+    'mmengine': ('0.10.0', '1.0.0'),
+    'mmcv': ('2.0.1', '2.2.0'),
+    'mmpose': ('1.3.0', '1.4.0'),
+}
+
+INSTALL_HINT = ('Run `make test` or `bash tools/install_stack.sh` in the '
+                'mmpose-afl checkout to install the verified stack '
+                '(onedl-mmengine 0.10.12, mmcv 2.1.0 compiled with ops, '
+                'mmpose 1.3.2).')
+
+
+def _as_tuple(version: str) -> Tuple[int, ...]:
+    parts = []
+    for piece in version.split('+')[0].split('.'):
+        digits = ''.join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def check_dependencies() -> None:
+    """Fail with a message saying what to install when a package is missing
+    or outside the supported range.
+
+    Raises:
+        ImportError: naming the package, the version found and the range
+            required.
+    """
+    for name, (low, high) in REQUIRED.items():
+        try:
+            module = import_module(name)
+        except ImportError as err:
+            raise ImportError(
+                f'mmpose_afl needs {name}>={low},<{high}, which is not '
+                f'installed ({err}). {INSTALL_HINT}') from err
+        found = getattr(module, '__version__', '0')
+        if not _as_tuple(low) <= _as_tuple(found) < _as_tuple(high):
+            raise ImportError(
+                f'mmpose_afl needs {name}>={low},<{high}, found {name} '
+                f'{found}. {INSTALL_HINT}')
+    try:
+        import_module('mmcv.ops')
+    except ImportError as err:
+        raise ImportError(
+            'mmpose_afl needs mmcv compiled with ops (mmcv-lite is not '
+            f'enough: mmpose.models imports mmcv.ops): {err}. '
+            f'{INSTALL_HINT}') from err
