@@ -2,6 +2,8 @@
 from importlib import import_module
 from typing import Dict, Tuple
 
+from packaging.version import Version
+
 __version__ = '0.1.0'
 
 # module name -> (lowest version allowed, first version not allowed)
@@ -15,16 +17,6 @@ INSTALL_HINT = ('Run `make test` or `bash tools/install_stack.sh` in the '
                 'mmpose-afl checkout to install the verified stack '
                 '(onedl-mmengine 0.10.12, mmcv 2.1.0 compiled with ops, '
                 'mmpose 1.3.2).')
-
-
-def _as_tuple(version: str) -> Tuple[int, ...]:
-    parts = []
-    for piece in version.split('+')[0].split('.'):
-        digits = ''.join(ch for ch in piece if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts)
 
 
 def check_dependencies() -> None:
@@ -43,7 +35,7 @@ def check_dependencies() -> None:
                 f'mmpose_afl needs {name}>={low},<{high}, which is not '
                 f'installed ({err}). {INSTALL_HINT}') from err
         found = getattr(module, '__version__', '0')
-        if not _as_tuple(low) <= _as_tuple(found) < _as_tuple(high):
+        if not Version(low) <= Version(found) < Version(high):
             raise ImportError(
                 f'mmpose_afl needs {name}>={low},<{high}, found {name} '
                 f'{found}. {INSTALL_HINT}')
