@@ -1,0 +1,24 @@
+"""Shared fixtures: tiny synthetic COCO and COCO-WholeBody datasets, made
+once per test session with the project's own generator."""
+from pathlib import Path
+
+import pytest
+
+
+def _generate(tmp_path_factory, kind: str) -> Path:
+    from mmpose_afl.datasets.synthetic import generate_dataset
+    root = tmp_path_factory.mktemp(f'synthetic_{kind}')
+    generate_dataset(root, kind=kind, num_train=8, num_val=4, seed=0)
+    return root
+
+
+@pytest.fixture(scope='session')
+def synthetic_coco(tmp_path_factory) -> Path:
+    """Root of a generated COCO-format set (8 train, 4 val images)."""
+    return _generate(tmp_path_factory, 'coco')
+
+
+@pytest.fixture(scope='session')
+def synthetic_wholebody(tmp_path_factory) -> Path:
+    """Root of a generated COCO-WholeBody set (8 train, 4 val images)."""
+    return _generate(tmp_path_factory, 'wholebody')

@@ -1,0 +1,112 @@
+"""The foundation as a user meets it: the import check, the configs, and real
+``mim train`` / ``mim test`` / ``--resume`` / 2-process DDP runs on the
+synthetic data."""
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from tests.e2e import (REPO, assert_same_tensors, last_checkpoint,
+                       rank_states, run_dist_train, run_test, run_train,
+                       short_schedule, with_probe)
+
+BASELINE = 'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py'
+BASELINE_WB = ('configs/baseline/'
+               'td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py')
+# every name the project registers into MMPose's registries
+REGISTERED = set()
+
+
+def test_custom_imports_register_the_project_in_a_clean_interpreter():
+    # What `custom_imports` in a config does, in a fresh process: nothing of
+    # mmpose_afl is imported before MMEngine reads the config.
+    code = f"""
+import sys
+from mmengine.config import Config
+assert 'mmpose_afl' not in sys.modules
+cfg = Config.fromfile({str(REPO / BASELINE)!r})
+assert 'mmpose_afl' in sys.modules
+from mmpose.registry import HOOKS, METRICS, MODELS
+ours = sorted(name for reg in (MODELS, HOOKS, METRICS)
+              for name, cls in reg.module_dict.items()
+              if cls.__module__.startswith('mmpose_afl'))
+print(','.join(ours))
+"""
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True, text=True, cwd='/')
+    assert out.returncode == 0, out.stderr
+    registered = set(filter(None, out.stdout.strip().split(',')))
+    assert registered == REGISTERED
+
+
+def test_import_fails_with_what_to_install(monkeypatch):
+    from mmpose_afl import version
+    monkeypatch.setitem(version.REQUIRED, 'mmpose', ('9.0.0', '10.0.0'))
+    with pytest.raises(ImportError) as err:
+        version.check_dependencies()
+    message = str(err.value)
+    assert 'mmpose>=9.0.0,<10.0.0' in message
+    assert 'found mmpose 1.3' in message
+    assert 'tools/install_stack.sh' in message
+
+
+def test_import_fails_when_mmcv_is_too_new(monkeypatch):
+    import mmcv
+
+    from mmpose_afl import version
+    monkeypatch.setattr(mmcv, '__version__', '2.2.0')
+    with pytest.raises(ImportError, match=r'mmcv>=2.0.1,<2.2.0, found mmcv'):
+        version.check_dependencies()
+
+
+@pytest.mark.parametrize('config,num_keypoints', [(BASELINE, 17),
+                                                  (BASELINE_WB, 133)])
+def test_baseline_configs_build(config, num_keypoints):
+    import mmpose_afl  # noqa: F401
+    from mmpose.registry import MODELS
+    cfg = Config.fromfile(str(REPO / config))
+    assert cfg.val_dataloader.dataset.bbox_file is None
+    assert cfg.val_evaluator.ann_file.startswith(
+        cfg.val_dataloader.dataset.data_root)
+    model = MODELS.build(cfg.model)
+    inputs = torch.zeros(2, 3, 128, 96)
+    heatmaps = model(inputs, None, mode='tensor')
+    assert heatmaps.shape == (2, num_keypoints, 32, 24)
+
+
+def test_train_test_resume_end_to_end(synthetic_coco, tmp_path):
+    work_dir = tmp_path / 'work'
+    log = run_train(
+        BASELINE, work_dir, synthetic_coco,
+        cfg_options=short_schedule(max_epochs=1))
+    assert 'Epoch(train) [1]' in log
+    assert 'coco/AP' in log  # validated with the real CocoMetric
+    checkpoint = last_checkpoint(work_dir)
+    assert checkpoint.name == 'epoch_1.pth'
+
+    log = run_test(
+        BASELINE, checkpoint, tmp_path / 'test', synthetic_coco,
+        cfg_options=short_schedule())
+    assert 'Epoch(test)' in log and 'coco/AP' in log
+
+    log = run_train(
+        BASELINE, work_dir, synthetic_coco,
+        cfg_options=short_schedule(max_epochs=2),
+        extra_args=['--resume'])
+    assert 'resumed epoch: 1' in log
+    assert 'Epoch(train) [1]' not in log
+    assert 'Epoch(train) [2]' in log
+    assert last_checkpoint(work_dir).name == 'epoch_2.pth'
+
+
+def test_two_process_ddp_on_cpu(synthetic_coco, tmp_path):
+    config = with_probe(BASELINE, tmp_path)
+    work_dir = tmp_path / 'ddp'
+    log = run_dist_train(
+        config, work_dir, nproc=2, data_root=synthetic_coco,
+        cfg_options=short_schedule(max_epochs=1))
+    assert 'Distributed training: True' in log
+    rank0, rank1 = rank_states(work_dir)
+    assert assert_same_tensors(rank0['state_dict'], rank1['state_dict']) > 50
