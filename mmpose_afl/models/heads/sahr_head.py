@@ -1,0 +1,281 @@
+"""Scale-Adaptive Heatmap Regression head (SAHR) of SWAHR (Luo et al.,
+CVPR 2021) for top-down MMPose models, as in the official code
+(greatlog/SWAHR-HumanPose)."""
+import inspect
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import Sequential
+from mmpose.codecs import MSRAHeatmap, UDPHeatmap
+from mmpose.evaluation.functional import pose_pck_accuracy
+from mmpose.models.heads import HeatmapHead
+from mmpose.registry import MODELS
+from mmpose.utils.tensor_utils import to_numpy
+from mmpose.utils.typing import ConfigType, OptConfigType, OptSampleList
+from torch import Tensor, nn
+
+OptIntSeq = Optional[Sequence[int]]
+SCALE_TARGETS = ('power', 'taylor')
+
+
+def check_gaussian_heatmap_decoder(head: HeatmapHead) -> None:
+    """Raise if ``head.decoder`` is set and is not a codec whose heatmaps
+    are Gaussians with values in [0, 1] (``MSRAHeatmap``, plain or
+    unbiased/DARK, or ``UDPHeatmap`` with ``heatmap_type='gaussian'``)."""
+    decoder = head.decoder
+    if decoder is None or isinstance(decoder, MSRAHeatmap) or (
+            isinstance(decoder, UDPHeatmap)
+            and decoder.heatmap_type == 'gaussian'):
+        return
+    got = type(decoder).__name__
+    if isinstance(decoder, UDPHeatmap):
+        got += f" with heatmap_type='{decoder.heatmap_type}'"
+    raise ValueError(
+        f'{type(head).__name__}: `decoder.type` must be a codec of Gaussian '
+        "heatmaps in [0, 1]: 'MSRAHeatmap' or 'UDPHeatmap' with "
+        f"heatmap_type='gaussian'; got {got}")
+
+
+def scale_heatmaps(heatmaps: Tensor,
+                   scales: Tensor,
+                   mode: str = 'power',
+                   min_exponent: float = 0.1) -> Tensor:
+    """The scale-adapted target ``gt^(1 + s)`` inside the Gaussian support
+    (``gt > 0``), 0 outside.
+
+    A Gaussian of std ``sigma`` becomes one of std ``sigma / sqrt(1 + s)``.
+
+    Args:
+        heatmaps (Tensor): Ground-truth heatmaps ``gt`` in [0, 1],
+            [B, K, H, W]
+        scales (Tensor): Scale maps ``s``, [B, K, H, W]; not detached
+        mode (str): ``'power'``: the exact power ``exp((1 + s) ln gt)`` with
+            ``1 + s`` clamped to at least ``min_exponent``; ``'taylor'``:
+            the official code's 2nd-order expansion in ``s``,
+            ``gt (1 + s ln gt + (s ln gt)^2 / 2)``. Defaults to ``'power'``
+        min_exponent (float): Lower clamp of ``1 + s`` in ``'power'`` mode
+            (> 0). Defaults to 0.1
+
+    Returns:
+        Tensor: The scaled heatmaps, [B, K, H, W].
+    """
+    support = heatmaps > 0
+    # ln(gt) inside the support, 0 outside: no -inf and no NaN gradient
+    log_gt = torch.log(
+        torch.where(support, heatmaps, torch.ones_like(heatmaps)))
+    if mode == 'taylor':
+        log_scaled = log_gt * scales
+        return heatmaps * (1 + log_scaled + 0.5 * log_scaled.pow(2))
+    exponent = (1 + scales).clamp(min=min_exponent)
+    return torch.where(support, torch.exp(exponent * log_gt),
+                       torch.zeros_like(log_gt))
+
+
+@MODELS.register_module()
+class SAHRHead(HeatmapHead):
+    """Top-down heatmap head with Scale-Adaptive Heatmap Regression.
+
+    A :class:`HeatmapHead` (same layers, same state-dict keys, so a stock
+    checkpoint loads into it with only ``scale_layers.*`` missing) plus a
+    scale branch that predicts one scale map ``s`` per keypoint from the
+    features the final layer sees (after the deconv and conv layers, as the
+    official code takes the features after the deconv layers)::
+
+        Conv1x1(C -> K) + BN + ReLU + depthwise ConvNxN (K -> K)
+
+    with no activation on ``s`` and the last conv zero-initialised, so that
+    ``s = 0`` at the start (both at construction and after
+    ``init_weights()``).
+
+    Training (:meth:`loss`): the target becomes ``gt^(1 + s)`` inside the
+    Gaussian support (see :func:`scale_heatmaps`; ``s`` is not detached),
+    the heatmap loss (``loss``, WAHR by default) compares the predicted
+    heatmaps with it, and the scale regulariser
+    ``mean_{B,K,H,W}(s^2 [gt > 0]) * scale_loss_weight`` is logged as
+    ``loss_scale``. If the loss's ``forward`` takes ``weight_target``
+    (:class:`WAHRLoss` does), the original ``gt`` is passed there so that
+    the WAHR weight comes from the original heatmaps, as in the official
+    code; any other MMPose heatmap loss is called with the scaled target
+    only (e.g. ``KeypointMSELoss`` for SAHR without WAHR).
+
+    Inference (``forward``, :meth:`predict`): the scale branch is not run;
+    heatmaps are computed and decoded exactly as by :class:`HeatmapHead`
+    (flip test, DARK and UDP codecs included).
+
+    Args:
+        in_channels (int): Number of channels in the input feature map
+        out_channels (int): Number of keypoints K
+        deconv_out_channels (Sequence[int], optional): As in
+            :class:`HeatmapHead`. Defaults to ``(256, 256, 256)``
+        deconv_kernel_sizes (Sequence[int], optional): As in
+            :class:`HeatmapHead`. Defaults to ``(4, 4, 4)``
+        conv_out_channels (Sequence[int], optional): As in
+            :class:`HeatmapHead`. Defaults to ``None``
+        conv_kernel_sizes (Sequence[int], optional): As in
+            :class:`HeatmapHead`. Defaults to ``None``
+        final_layer (dict): As in :class:`HeatmapHead`. Defaults to
+            ``dict(kernel_size=1)``
+        scale_kernel_size (int): Kernel size of the depthwise conv of the
+            scale branch; odd. Defaults to 9 (official code)
+        scale_target (str): How ``gt^(1 + s)`` is computed: ``'power'``
+            (exact power, ``1 + s`` clamped to ``min_scale_exponent``; the
+            paper's formula, for which ``sigma_eff = sigma / sqrt(1 + s)``
+            holds exactly) or ``'taylor'`` (the official code's 2nd-order
+            expansion, to reproduce it). The expansion agrees with the
+            power only while ``|s ln gt|`` is small: on a 3-sigma support
+            ``ln gt`` reaches -4.5, and past ``|s ln gt| = 1`` its quadratic
+            term raises the tails, so e.g. ``s = 0.5`` widens the target
+            (measured sigma_eff 2.35 instead of 1.63 for sigma 2) where the
+            paper narrows it. Defaults to ``'power'``
+        min_scale_exponent (float): Lower clamp of ``1 + s`` in ``'power'``
+            mode; must be > 0 (at 0 the target would become 1 everywhere in
+            the support). Where the clamp is active the heatmap loss gives
+            no gradient to ``s`` and the regulariser pulls it back.
+            Defaults to 0.1 (``sigma_eff <= 3.2 sigma``)
+        scale_loss_weight (float): Weight of the scale regulariser; >= 0.
+            Defaults to 1.0 (official code)
+        loss (Config): Config of the heatmap loss. Defaults to
+            ``dict(type='WAHRLoss', use_target_weight=True)``
+        decoder (Config, optional): A codec of Gaussian heatmaps in [0, 1]
+            (``MSRAHeatmap``, ``UDPHeatmap`` with ``heatmap_type='gaussian'``)
+            or ``None``. Defaults to ``None``
+        init_cfg (Config, optional): Config to control the initialization.
+            Defaults to :attr:`default_init_cfg` of :class:`HeatmapHead`
+    """
+
+    def __init__(self,
+                 in_channels: Union[int, Sequence[int]],
+                 out_channels: int,
+                 deconv_out_channels: OptIntSeq = (256, 256, 256),
+                 deconv_kernel_sizes: OptIntSeq = (4, 4, 4),
+                 conv_out_channels: OptIntSeq = None,
+                 conv_kernel_sizes: OptIntSeq = None,
+                 final_layer: dict = dict(kernel_size=1),
+                 scale_kernel_size: int = 9,
+                 scale_target: str = 'power',
+                 min_scale_exponent: float = 0.1,
+                 scale_loss_weight: float = 1.0,
+                 loss: ConfigType = dict(
+                     type='WAHRLoss', use_target_weight=True),
+                 decoder: OptConfigType = None,
+                 init_cfg: OptConfigType = None):
+        if not (isinstance(scale_kernel_size, int) and scale_kernel_size > 0
+                and scale_kernel_size % 2 == 1):
+            raise ValueError('SAHRHead: `scale_kernel_size` must be a '
+                             f'positive odd int (e.g. 9), got '
+                             f'{scale_kernel_size!r}')
+        if scale_target not in SCALE_TARGETS:
+            raise ValueError(f'SAHRHead: `scale_target` must be one of '
+                             f'{SCALE_TARGETS}, got {scale_target!r}')
+        if not min_scale_exponent > 0:
+            raise ValueError(
+                'SAHRHead: `min_scale_exponent` (the lower clamp of 1 + s) '
+                f'must be > 0 (e.g. 0.1), got {min_scale_exponent}')
+        if not scale_loss_weight >= 0:
+            raise ValueError('SAHRHead: `scale_loss_weight` must be >= 0 '
+                             f'(e.g. 1.0), got {scale_loss_weight}')
+
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            deconv_out_channels=deconv_out_channels,
+            deconv_kernel_sizes=deconv_kernel_sizes,
+            conv_out_channels=conv_out_channels,
+            conv_kernel_sizes=conv_kernel_sizes,
+            final_layer=final_layer,
+            loss=loss,
+            decoder=decoder,
+            init_cfg=init_cfg)
+        check_gaussian_heatmap_decoder(self)
+
+        self.scale_target = scale_target
+        self.min_scale_exponent = min_scale_exponent
+        self.scale_loss_weight = scale_loss_weight
+        self._loss_takes_weight_target = 'weight_target' in inspect.signature(
+            self.loss_module.forward).parameters
+
+        if conv_out_channels:
+            feat_channels = conv_out_channels[-1]
+        elif deconv_out_channels:
+            feat_channels = deconv_out_channels[-1]
+        else:
+            feat_channels = in_channels
+        # the head's init_cfg (Normal on every Conv2d) runs first, then this
+        # one zeroes the last conv: s = 0 after init_weights()
+        self.scale_layers = Sequential(
+            nn.Conv2d(feat_channels, out_channels, kernel_size=1),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(
+                out_channels,
+                out_channels,
+                kernel_size=scale_kernel_size,
+                padding=scale_kernel_size // 2,
+                groups=out_channels),
+            init_cfg=dict(type='Constant', val=0, override=dict(name='3')))
+        nn.init.zeros_(self.scale_layers[3].weight)
+        nn.init.zeros_(self.scale_layers[3].bias)
+
+    def forward_with_scales(self,
+                            feats: Tuple[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Heatmaps and scale maps, both [B, K, H, W]."""
+        x = self.conv_layers(self.deconv_layers(feats[-1]))
+        return self.final_layer(x), self.scale_layers(x)
+
+    def effective_sigma(self, scales: Tensor) -> Tensor:
+        """The std ``sigma / sqrt(1 + s)`` (heatmap pixels) of the target
+        that scale maps ``scales`` give to the codec's Gaussian of std
+        ``sigma``, with ``1 + s`` clamped as in training (exact for
+        ``scale_target='power'``, a small-``s`` approximation for
+        ``'taylor'``). Needs ``decoder``."""
+        if self.decoder is None:
+            raise RuntimeError('SAHRHead.effective_sigma needs `decoder` '
+                               '(its Gaussian sigma)')
+        exponent = (1 + scales).clamp(min=self.min_scale_exponent)
+        return self.decoder.sigma / exponent.sqrt()
+
+    def loss(self,
+             feats: Tuple[Tensor],
+             batch_data_samples: OptSampleList,
+             train_cfg: ConfigType = {}) -> dict:
+        """Losses of a batch: ``loss_kpt`` (heatmap loss against the
+        scale-adapted target), ``loss_scale`` (scale regulariser) and, unless
+        ``train_cfg['compute_acc']`` is ``False``, ``acc_pose`` (PCK of the
+        heatmaps against the original targets, as :class:`HeatmapHead`).
+
+        Args:
+            feats (Tuple[Tensor]): The multi-stage features
+            batch_data_samples (List[:obj:`PoseDataSample`]): The batch
+                data samples
+            train_cfg (dict): The runtime config for training process.
+                Defaults to {}
+
+        Returns:
+            dict: A dictionary of losses.
+        """
+        heatmaps, scales = self.forward_with_scales(feats)
+        gt_heatmaps = torch.stack(
+            [d.gt_fields.heatmaps for d in batch_data_samples])
+        keypoint_weights = torch.cat([
+            d.gt_instance_labels.keypoint_weights for d in batch_data_samples
+        ])
+
+        scaled = scale_heatmaps(gt_heatmaps, scales, self.scale_target,
+                                self.min_scale_exponent)
+        extra = {}
+        if self._loss_takes_weight_target:  # WAHR weight from the original
+            extra['weight_target'] = gt_heatmaps
+        losses = dict(
+            loss_kpt=self.loss_module(heatmaps, scaled, keypoint_weights,
+                                      **extra),
+            loss_scale=(scales.pow(2) * (gt_heatmaps > 0)).mean() *
+            self.scale_loss_weight)
+
+        if train_cfg.get('compute_acc', True):
+            _, avg_acc, _ = pose_pck_accuracy(
+                output=to_numpy(heatmaps),
+                target=to_numpy(gt_heatmaps),
+                mask=to_numpy(keypoint_weights) > 0)
+            losses.update(
+                acc_pose=torch.tensor(avg_acc, device=gt_heatmaps.device))
+        return losses

@@ -1,0 +1,122 @@
+"""Hard Sample Mining loss (HSM) of Tao Hu, "Hard Sample Mining Loss for
+Human Pose Estimation"."""
+from typing import Optional
+
+import torch
+from mmpose.models.losses import KeypointMSELoss
+from mmpose.registry import MODELS
+from torch import Tensor
+
+TINY = 1e-12
+
+
+@MODELS.register_module()
+class HSMLoss(KeypointMSELoss):
+    """Hard Sample Mining loss for heatmaps on logits.
+
+    Per pixel, with the raw head output (logit) ``p`` and the ground-truth
+    heatmap ``y`` in [0, 1]::
+
+        Delta = |sigmoid(p) - y|
+        loss = (exp(beta * Delta) - 1) * Delta^gamma
+
+    The paper prints ``(1 - e^{beta Delta}) Delta^gamma``, which is <= 0 for
+    beta > 0 and would be minimised by maximising ``Delta``; as SPEC.md
+    decides, this is its magnitude (0 at ``Delta = 0``, increasing in
+    ``Delta``). With beta = 1, gamma = 2 (the paper's best) it is an
+    exponential weight on the squared error of the sigmoid output.
+
+    The model's heatmaps become logits: pair this loss with
+    :class:`SigmoidHeatmapHead`, which applies the sigmoid before decoding so
+    that keypoint scores lie in [0, 1].
+
+    Reduction and keypoint weights follow :class:`KeypointMSELoss` (whose
+    mask handling this class reuses): ``target_weights`` ([B, K] or
+    [B, K, H, W]) and ``mask`` multiply the per-pixel loss whenever they are
+    given, whatever ``use_target_weight`` says; the loss is the mean over all
+    elements, i.e. the batch mean of the per-sample means over ``K, H, W``,
+    times ``loss_weight``. It is computed in at least float32
+    (``exp(beta * Delta)`` overflows fp16 for beta > 11), and ``Delta`` is
+    clamped to >= 1e-12 inside ``Delta^gamma`` only, so its derivative stays
+    finite at ``Delta = 0`` for any gamma > 0 (the loss there is still
+    exactly 0): nothing becomes NaN.
+
+    Args:
+        beta (float): Exponent factor; must be > 0. Defaults to 1.0
+        gamma (float): Power of ``Delta``; must be > 0. Defaults to 2.0
+        use_target_weight (bool): Kept for config compatibility with
+            :class:`KeypointMSELoss` (see above). Defaults to ``False``
+        skip_empty_channel (bool): If ``True``, channels whose target is all
+            zero do not contribute. Defaults to ``False``
+        loss_weight (float): Weight of the loss. Defaults to 1.0
+    """
+
+    def __init__(self,
+                 beta: float = 1.,
+                 gamma: float = 2.,
+                 use_target_weight: bool = False,
+                 skip_empty_channel: bool = False,
+                 loss_weight: float = 1.):
+        super().__init__(
+            use_target_weight=use_target_weight,
+            skip_empty_channel=skip_empty_channel,
+            loss_weight=loss_weight)
+        if not beta > 0:
+            raise ValueError(
+                f'HSMLoss: `beta` must be > 0 (e.g. 1.0), got {beta}')
+        if not gamma > 0:
+            raise ValueError(
+                f'HSMLoss: `gamma` must be > 0 (e.g. 2.0), got {gamma}')
+        self.beta = beta
+        self.gamma = gamma
+
+    def per_sample(self,
+                   output: Tensor,
+                   target: Tensor,
+                   target_weights: Optional[Tensor] = None,
+                   mask: Optional[Tensor] = None) -> Tensor:
+        """The loss of each sample, without ``loss_weight``: shape [B].
+
+        Arguments as in :meth:`forward`; ``forward`` is the batch mean of
+        this times ``loss_weight``.
+        """
+        # at least float32: exp(beta * Delta) overflows fp16 for beta > 11
+        dtype = torch.promote_types(output.dtype, torch.float32)
+        delta = (output.to(dtype).sigmoid() - target.to(dtype)).abs()
+        # the clamp keeps d(Delta^gamma) finite at Delta = 0 (gamma < 1);
+        # the loss there is exactly 0 through expm1(0) = 0
+        loss = torch.expm1(self.beta * delta) * delta.clamp(
+            min=TINY).pow(self.gamma)
+        _mask = self._get_mask(target, target_weights, mask)
+        if _mask is not None:
+            loss = loss * _mask
+        return loss.flatten(1).mean(dim=1)
+
+    def forward(self,
+                output: Tensor,
+                target: Tensor,
+                target_weights: Optional[Tensor] = None,
+                mask: Optional[Tensor] = None) -> Tensor:
+        """Forward function of loss.
+
+        Note:
+            - batch_size: B
+            - num_keypoints: K
+            - heatmaps height: H
+            - heatmaps weight: W
+
+        Args:
+            output (Tensor): The output logits with shape [B, K, H, W]
+            target (Tensor): The target heatmaps in [0, 1] with shape
+                [B, K, H, W]
+            target_weights (Tensor, optional): The target weights of
+                different keypoints, with shape [B, K] (keypoint-wise) or
+                [B, K, H, W] (pixel-wise). Defaults to ``None``
+            mask (Tensor, optional): The masks of valid heatmap pixels in
+                shape [B, K, H, W] or [B, 1, H, W]. Defaults to ``None``
+
+        Returns:
+            Tensor: The calculated loss (float32 for fp16 inputs).
+        """
+        return self.per_sample(output, target, target_weights,
+                               mask).mean() * self.loss_weight

@@ -1,0 +1,117 @@
+"""Weight-Adaptive Heatmap Regression loss (WAHR) of SWAHR (Luo et al.,
+CVPR 2021), as in the official code (greatlog/SWAHR-HumanPose)."""
+from typing import Optional
+
+import torch.nn.functional as F
+from mmpose.models.losses import KeypointMSELoss
+from mmpose.registry import MODELS
+from torch import Tensor
+
+
+@MODELS.register_module()
+class WAHRLoss(KeypointMSELoss):
+    """Weight-adaptive L2 loss for heatmaps (WAHR).
+
+    Per pixel, with prediction ``P`` and ground-truth heatmap ``G``::
+
+        W = |1 - P| * G^gamma + |P| * (1 - G^gamma)
+        loss = W * (P - T)^2
+
+    where ``T`` is the regression target (``target``; the scale-adapted
+    heatmap when :class:`SAHRHead` uses this loss) and ``G`` is the heatmap
+    the weight comes from (``weight_target``, by default ``target``).
+    ``P`` is not detached: the weight is part of the loss, as in the official
+    code. ``G`` enters the weight as a constant (detached, as the data's
+    ground truth is in the official code), so ``G^gamma`` at ``G = 0`` is
+    exactly 0 and its infinite derivative never reaches a gradient: nothing
+    becomes NaN, also in fp16.
+
+    The loss of a sample is the mean over ``K, H, W``; the loss is the batch
+    mean of those, times ``loss_weight`` (= the mean over all elements, like
+    :class:`KeypointMSELoss`).
+
+    Keypoint weights follow :class:`KeypointMSELoss` (whose mask handling
+    this class reuses): ``target_weights`` ([B, K] or [B, K, H, W]) and
+    ``mask`` multiply the per-pixel loss whenever they are given, whatever
+    ``use_target_weight`` says; ``use_target_weight`` is accepted so that
+    configs can switch the loss type of a stock head without other changes.
+
+    Args:
+        gamma (float): Exponent on the ground truth in the weight; must be
+            > 0. Defaults to 0.01 (the paper's and official code's value)
+        use_target_weight (bool): Kept for config compatibility with
+            :class:`KeypointMSELoss` (see above). Defaults to ``False``
+        skip_empty_channel (bool): If ``True``, channels whose target is all
+            zero do not contribute. Defaults to ``False``
+        loss_weight (float): Weight of the loss. Defaults to 1.0
+    """
+
+    def __init__(self,
+                 gamma: float = 0.01,
+                 use_target_weight: bool = False,
+                 skip_empty_channel: bool = False,
+                 loss_weight: float = 1.):
+        super().__init__(
+            use_target_weight=use_target_weight,
+            skip_empty_channel=skip_empty_channel,
+            loss_weight=loss_weight)
+        if not gamma > 0:
+            raise ValueError(
+                f'WAHRLoss: `gamma` must be > 0 (e.g. 0.01), got {gamma}')
+        self.gamma = gamma
+
+    def per_sample(self,
+                   output: Tensor,
+                   target: Tensor,
+                   target_weights: Optional[Tensor] = None,
+                   mask: Optional[Tensor] = None,
+                   weight_target: Optional[Tensor] = None) -> Tensor:
+        """The loss of each sample, without ``loss_weight``: shape [B].
+
+        Arguments as in :meth:`forward`; ``forward`` is the batch mean of
+        this times ``loss_weight``.
+        """
+        source = target if weight_target is None else weight_target
+        gt_pow = source.detach().clamp(min=0).pow(self.gamma)
+        # |P| (1 - G^g) + |1 - P| G^g, in fewer ops
+        abs_output = output.abs()
+        weight = abs_output + gt_pow * ((1 - output).abs() - abs_output)
+        loss = F.mse_loss(output, target, reduction='none') * weight
+        _mask = self._get_mask(target, target_weights, mask)
+        if _mask is not None:
+            loss = loss * _mask
+        return loss.flatten(1).mean(dim=1)
+
+    def forward(self,
+                output: Tensor,
+                target: Tensor,
+                target_weights: Optional[Tensor] = None,
+                mask: Optional[Tensor] = None,
+                weight_target: Optional[Tensor] = None) -> Tensor:
+        """Forward function of loss.
+
+        Note:
+            - batch_size: B
+            - num_keypoints: K
+            - heatmaps height: H
+            - heatmaps weight: W
+
+        Args:
+            output (Tensor): The output heatmaps with shape [B, K, H, W]
+            target (Tensor): The target heatmaps with shape [B, K, H, W]
+            target_weights (Tensor, optional): The target weights of
+                different keypoints, with shape [B, K] (keypoint-wise) or
+                [B, K, H, W] (pixel-wise). Defaults to ``None``
+            mask (Tensor, optional): The masks of valid heatmap pixels in
+                shape [B, K, H, W] or [B, 1, H, W]. Defaults to ``None``
+            weight_target (Tensor, optional): The heatmaps [B, K, H, W] the
+                WAHR weight is computed from; ``None`` means ``target``.
+                :class:`SAHRHead` passes the original Gaussian heatmaps here
+                and the scale-adapted ones as ``target``. Defaults to
+                ``None``
+
+        Returns:
+            Tensor: The calculated loss.
+        """
+        return self.per_sample(output, target, target_weights, mask,
+                               weight_target).mean() * self.loss_weight

@@ -1,0 +1,243 @@
+"""HSMLoss against numpy, its shape in Delta, and SigmoidHeatmapHead (the
+head of the HSM configs) decoding keypoint scores in [0, 1]."""
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.fileio import load
+from mmpose.models.heads import HeatmapHead
+from mmpose.registry import MODELS
+from mmpose.testing import get_packed_inputs
+
+import mmpose_afl  # noqa: F401
+from tests.e2e import (REPO, last_checkpoint, run_test, run_train,
+                       short_schedule)
+
+CONFIGS = sorted(
+    str(p.relative_to(REPO)) for p in REPO.glob('configs/hsm/*.py'))
+DEMO = 'configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py'
+
+
+def numpy_hsm(logits, target, weights, beta, gamma):
+    delta = np.abs(1 / (1 + np.exp(-logits)) - target)
+    return ((np.exp(beta * delta) - 1) * delta**gamma * weights).mean()
+
+
+def random_case(seed=0, shape=(2, 3, 4, 5)):
+    rng = np.random.RandomState(seed)
+    logits = rng.normal(0, 3, shape)
+    target = rng.uniform(0, 1, shape)
+    target[rng.rand(*shape) < 0.4] = 0
+    weights = rng.choice([0., 0.5, 1.], size=shape[:2])
+    return logits, target, weights
+
+
+def build(**kwargs):
+    return MODELS.build(dict(type='HSMLoss', **kwargs))
+
+
+def test_hand_value():
+    # logit 0 -> sigmoid 0.5, target 0: Delta = 0.5, (e^0.5 - 1) * 0.25
+    value = build()(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1))
+    assert value.item() == pytest.approx((np.exp(0.5) - 1) * 0.25)
+
+
+@pytest.mark.parametrize('beta,gamma', [(1., 2.), (2., 0.5), (0.3, 3.)])
+def test_matches_numpy(beta, gamma):
+    logits, target, weights = random_case()
+    loss = build(beta=beta, gamma=gamma, loss_weight=1.5)
+    value = loss(
+        torch.tensor(logits), torch.tensor(target), torch.tensor(weights))
+    expected = numpy_hsm(logits, target, weights[..., None, None], beta,
+                         gamma)
+    assert value.item() == pytest.approx(1.5 * expected, rel=1e-12)
+
+
+def test_per_sample_agrees_with_forward():
+    logits, target, weights = map(torch.tensor, random_case(1))
+    loss = build(loss_weight=2.0)
+    per_sample = loss.per_sample(logits, target, weights)
+    assert per_sample.shape == (2, )
+    assert torch.equal(per_sample.mean() * 2.0, loss(logits, target, weights))
+    for b in range(2):
+        expected = numpy_hsm(logits[b].numpy(), target[b].numpy(),
+                             weights[b].numpy()[:, None, None], 1., 2.)
+        assert per_sample[b].item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize('target_value', [0., 0.3, 1.])
+def test_zero_at_delta_zero_and_increasing_in_delta(target_value):
+    loss = build()
+    # sigmoid(logit) = target +- delta, delta on a grid within [0, 1]
+    side = 1. if target_value < 1 else -1.
+    room = 1 - target_value if side > 0 else target_value
+    deltas = torch.linspace(0, room * 0.999, 50, dtype=torch.float64)
+    probs = target_value + side * deltas
+    logits = torch.logit(probs, eps=1e-12).view(-1, 1, 1, 1)
+    values = loss.per_sample(logits, torch.full_like(logits, target_value))
+    assert values[0].item() == pytest.approx(0, abs=1e-6)
+    assert (values.diff() > 0).all()
+    expected = (np.exp(deltas.numpy()) - 1) * deltas.numpy()**2
+    np.testing.assert_allclose(values.numpy(), expected, rtol=1e-4,
+                               atol=1e-9)
+
+
+@pytest.mark.parametrize('gamma', [2., 0.5])
+def test_gradient_finite_at_delta_zero(gamma):
+    # target 0.5 and logit 0: Delta = 0 where d(Delta^gamma) is infinite
+    # for gamma < 1; the loss's true derivative there is 0
+    logits = torch.zeros(1, 2, 2, 2, requires_grad=True)
+    build(gamma=gamma)(logits, torch.full((1, 2, 2, 2), 0.5)).backward()
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_fp16_inputs():
+    logits, target, weights = random_case(2)
+    p = torch.tensor(logits, dtype=torch.float16, requires_grad=True)
+    value = build()(p, torch.tensor(target, dtype=torch.float16),
+                    torch.tensor(weights, dtype=torch.float16))
+    value.backward()
+    assert value.dtype == torch.float32
+    assert torch.isfinite(value) and torch.isfinite(p.grad).all()
+    # exp(20 * Delta) overflows fp16 (max 65504); the loss is float32
+    value = build(beta=20.)(p, torch.ones_like(p))
+    assert torch.isfinite(value) and value.item() > 65504
+
+
+@pytest.mark.parametrize('field', ['beta', 'gamma'])
+@pytest.mark.parametrize('bad', [0., -1.])
+def test_parameters_must_be_positive(field, bad):
+    with pytest.raises(ValueError, match=f'`{field}` must be > 0'):
+        build(**{field: bad})
+
+
+# SigmoidHeatmapHead -------------------------------------------------------
+
+CODECS = {
+    'msra': dict(type='MSRAHeatmap', input_size=(48, 64),
+                 heatmap_size=(12, 16), sigma=2),
+    'dark': dict(type='MSRAHeatmap', input_size=(48, 64),
+                 heatmap_size=(12, 16), sigma=2, unbiased=True),
+    'udp': dict(type='UDPHeatmap', input_size=(48, 64),
+                heatmap_size=(12, 16), sigma=2),
+}
+
+
+def heads(codec, seed=0):
+    """A SigmoidHeatmapHead and a HeatmapHead with the same weights, whose
+    logits are mostly negative (background-like)."""
+    cfg = dict(in_channels=8, out_channels=4, deconv_out_channels=(8, ),
+               deconv_kernel_sizes=(4, ), decoder=codec)
+    torch.manual_seed(seed)
+    ours = MODELS.build(dict(type='SigmoidHeatmapHead', **cfg))
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.normal_(0, 0.5)
+        ours.final_layer.bias.fill_(-3.)
+    stock = MODELS.build(dict(type='HeatmapHead', **cfg))
+    stock.load_state_dict(ours.state_dict())
+    return ours.eval(), stock.eval()
+
+
+def batch(num_keypoints=4):
+    data = get_packed_inputs(
+        batch_size=3, num_keypoints=num_keypoints, input_size=(48, 64),
+        heatmap_size=(12, 16), with_reg_label=False, with_simcc_label=False)
+    return data['data_samples']
+
+
+@pytest.mark.parametrize('codec', CODECS)
+def test_scores_in_unit_interval_with_flip_test(codec):
+    ours, stock = heads(CODECS[codec])
+    samples = batch()
+    feats = [(torch.rand(3, 8, 8, 6), ), (torch.rand(3, 8, 8, 6), )]
+    test_cfg = dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True,
+                    output_heatmaps=True)
+    with torch.no_grad():
+        preds, fields = ours.predict(feats, samples, test_cfg)
+        stock_preds, stock_fields = stock.predict(feats, samples, test_cfg)
+    stock_scores = np.stack([p.keypoint_scores for p in stock_preds])
+    assert (stock_scores < 0).any()  # raw logits would give such scores
+    scores = np.stack([p.keypoint_scores for p in preds])
+    assert ((scores >= 0) & (scores <= 1)).all()
+    # flip test averages logits, then the sigmoid; decoded as HeatmapHead
+    probs = torch.stack([f.heatmaps for f in stock_fields]).sigmoid()
+    for field, heatmap in zip(fields, probs):
+        assert torch.allclose(field.heatmaps, heatmap)
+    expected = stock.decode(probs)
+    for pred, exp in zip(preds, expected):
+        np.testing.assert_allclose(pred.keypoints, exp.keypoints)
+        np.testing.assert_allclose(pred.keypoint_scores, exp.keypoint_scores)
+    np.testing.assert_allclose(
+        scores.reshape(-1),
+        probs.flatten(2).max(dim=2).values.numpy().reshape(-1), rtol=1e-6)
+
+
+def test_forward_and_loss_use_logits():
+    ours, stock = heads(CODECS['msra'])
+    samples = batch()
+    feats = (torch.rand(3, 8, 8, 6), )
+    assert torch.equal(ours(feats), stock(feats))
+    losses = ours.train().loss(feats, samples)
+    gt = torch.stack([d.gt_fields.heatmaps for d in samples])
+    weights = torch.cat(
+        [d.gt_instance_labels.keypoint_weights for d in samples])
+    assert torch.allclose(losses['loss_kpt'],
+                          build()(ours(feats), gt, weights))
+    assert 0 <= losses['acc_pose'].item() <= 1
+
+
+@pytest.mark.parametrize('codec', [
+    dict(type='MegviiHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
+         kernel_size=11),
+    dict(type='UDPHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
+         heatmap_type='combined'),
+])
+def test_decoder_must_give_gaussian_heatmaps(codec):
+    with pytest.raises(ValueError, match='`decoder.type` must be a codec'):
+        MODELS.build(dict(type='SigmoidHeatmapHead', in_channels=8,
+                          out_channels=4, decoder=codec))
+
+
+# Configs --------------------------------------------------------------------
+
+def test_every_method_config_is_covered():
+    assert len(CONFIGS) == 4 and DEMO in CONFIGS
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_config_builds(config):
+    cfg = Config.fromfile(str(REPO / config))
+    model = MODELS.build(cfg.model)
+    assert type(model.head).__name__ == 'SigmoidHeatmapHead'
+    assert isinstance(model.head, HeatmapHead)
+    assert type(model.head.loss_module).__name__ == 'HSMLoss'
+    assert (model.head.loss_module.beta, model.head.loss_module.gamma) == (
+        1.0, 2.0)
+    assert cfg.model.test_cfg.flip_test
+    num_keypoints = cfg.model.head.out_channels
+    with torch.no_grad():
+        heatmaps = model.eval()(torch.zeros(1, 3, 128, 96), None,
+                                mode='tensor')
+    assert heatmaps.shape == (1, num_keypoints, 32, 24)
+
+
+def test_demo_trains_and_tests_end_to_end(synthetic_coco, tmp_path):
+    work_dir = tmp_path / 'work'
+    log = run_train(DEMO, work_dir, data_root=synthetic_coco,
+                    cfg_options=short_schedule())
+    assert 'loss_kpt' in log and 'coco/AP' in log
+    # mim test with the config's flip test: the COCO results it writes have
+    # every keypoint score (and the rescored instance score) in [0, 1]
+    prefix = tmp_path / 'results'
+    log = run_test(DEMO, last_checkpoint(work_dir), tmp_path / 'test',
+                   data_root=synthetic_coco,
+                   cfg_options=short_schedule() +
+                   [f'test_evaluator.outfile_prefix={prefix}'])
+    assert 'coco/AP' in log
+    results = load(f'{prefix}.keypoints.json')
+    assert results
+    scores = np.array([r['keypoints'][2::3] for r in results])
+    assert scores.shape[1] == 17
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert all(0 <= r['score'] <= 1 for r in results)
