@@ -16,7 +16,10 @@ BASELINE = 'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py'
 BASELINE_WB = ('configs/baseline/'
                'td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py')
 # every name the project registers into MMPose's registries
-REGISTERED = {'HSMLoss', 'SAHRHead', 'SigmoidHeatmapHead', 'WAHRLoss'}
+REGISTERED = {
+    'AFLCritic', 'AFLCriticHook', 'AFLHeatmapLoss',
+    'HSMLoss', 'SAHRHead', 'SigmoidHeatmapHead', 'WAHRLoss'
+}
 
 
 def test_custom_imports_register_the_project_in_a_clean_interpreter():

@@ -22,6 +22,8 @@ BIN = Path(sys.executable).parent
 DEMOS = {
     'baseline': ('configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py',
                  'coco'),
+    'afl': ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py',
+            'coco'),
     'sahr-wahr': ('configs/sahr/td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
                   'coco'),
     'hsm': ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py',

@@ -1,0 +1,172 @@
+"""The hook that trains the AFL critic every iteration (Alg. 2 of the AFL
+paper) and keeps it consistent across DDP ranks and checkpoints."""
+import json
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.dist import broadcast, get_rank
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmpose.registry import HOOKS
+
+from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
+
+
+@HOOKS.register_module()
+class AFLCriticHook(Hook):
+    """Update the critic of every :class:`AFLHeatmapLoss` in the model after
+    each training iteration, and own everything about the critic that is not
+    a forward pass.
+
+    The critic is deliberately not a submodule of the pose model: the pose
+    optimizer must never touch it and DDP (``find_unused_parameters=False``)
+    must not wait for gradients it never gets. This hook therefore
+
+    - ``before_run``: finds the AFL losses, checks the critic's
+      ``num_keypoints`` against the head's ``out_channels`` (an error naming
+      both fields, before any step), and moves the critic to the model's
+      device (before a resumed optimizer state is loaded onto it);
+    - ``before_train``: marks the losses as attached (an AFL loss refuses to
+      train without this hook rather than run with a frozen critic) and
+      broadcasts the critic weights from rank 0;
+    - ``after_train_iter``: runs ``loss.critic_step()`` (``n_critic``
+      WGAN-GP steps with gradients averaged over ranks), logs critic loss,
+      Wasserstein estimate, gradient penalty and the difficulty mean / min /
+      max as ``train/afl_*`` scalars, and records the difficulty of the
+      tracked samples (paper Sec. 5, Fig. 3);
+    - ``before_save_checkpoint`` / ``after_load_checkpoint``: saves and
+      restores the critic weights and its optimizer state under
+      ``checkpoint['afl_critic']``, so ``--resume`` continues exactly. A
+      checkpoint without them (a stock MMPose one given as ``load_from``)
+      leaves the critic freshly initialised.
+
+    Tracked samples are ``num_tracked`` training samples spread evenly over
+    the training set (fixed by the dataset order, so the same on every run),
+    or exactly ``tracked_ids`` (the data samples' ``id``: the annotation id
+    for top-down COCO). Each rank appends the scores of the tracked samples
+    it sees to ``<work_dir>/afl_difficulty_rank<rank>.jsonl``, one JSON
+    object per sample and iteration (``epoch``, ``iter``, ``id``,
+    ``img_id``, ``img_path``, ``difficulty``); ``tools/draw_afl_difficulty.py``
+    draws the paper's figure from them.
+
+    Args:
+        num_tracked (int): How many training samples to track when
+            ``tracked_ids`` is not given; 0 disables tracking.
+            Defaults to 16.
+        tracked_ids (Sequence[int], optional): Sample ids to track.
+            Defaults to ``None``.
+    """
+
+    priority = 'NORMAL'  # before LoggerHook (BELOW_NORMAL) logs the iter
+
+    def __init__(self,
+                 num_tracked: int = 16,
+                 tracked_ids: Optional[Sequence[int]] = None) -> None:
+        if num_tracked < 0:
+            raise ValueError('AFLCriticHook: `num_tracked` must be >= 0, '
+                             f'got {num_tracked}')
+        self.num_tracked = num_tracked
+        self.tracked_ids = set(tracked_ids) if tracked_ids else None
+        self.losses: List[AFLHeatmapLoss] = []
+
+    @staticmethod
+    def _find_losses(runner) -> List[AFLHeatmapLoss]:
+        model = runner.model
+        if is_model_wrapper(model):
+            model = model.module
+        losses = [m for m in model.modules() if isinstance(m, AFLHeatmapLoss)]
+        if not losses:
+            raise ValueError(
+                'AFLCriticHook is in `custom_hooks` but the model has no '
+                "AFLHeatmapLoss (set model.head.loss=dict(type='AFLHeatmapLoss'"
+                ', base_loss=...)) or remove the hook')
+        for head in model.modules():
+            loss = getattr(head, 'loss_module', None)
+            out_channels = getattr(head, 'out_channels', None)
+            if isinstance(loss, AFLHeatmapLoss) and out_channels is not None \
+                    and loss.critic.num_keypoints != out_channels:
+                raise ValueError(
+                    'AFLHeatmapLoss: `critic.num_keypoints` '
+                    f'({loss.critic.num_keypoints}) must equal the head\'s '
+                    f'`out_channels` ({out_channels})')
+        return losses
+
+    def before_run(self, runner) -> None:
+        self.losses = self._find_losses(runner)
+        device = next(runner.model.parameters()).device
+        for loss in self.losses:
+            loss.critic.to(device)
+
+    def before_train(self, runner) -> None:
+        for loss in self.losses:
+            for tensor in loss.critic.state_dict().values():
+                broadcast(tensor, src=0)
+            loss.attached = True
+        if self.tracked_ids is None and self.num_tracked:
+            dataset = runner.train_dataloader.dataset
+            step = max(1, len(dataset) // self.num_tracked)
+            ids = [
+                dataset.get_data_info(i)['id']
+                for i in range(0, len(dataset), step)
+            ]
+            self.tracked_ids = set(ids[:self.num_tracked])
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch: Optional[dict] = None,
+                         outputs: Optional[dict] = None) -> None:
+        for index, loss in enumerate(self.losses):
+            difficulty = loss.last_difficulty
+            if difficulty is None:
+                continue
+            self._record(runner, data_batch, difficulty.float().cpu())
+            stats = loss.critic_step()
+            prefix = 'train/afl_' if index == 0 else f'train/afl{index}_'
+            for name, value in stats.items():
+                runner.message_hub.update_scalar(prefix + name, value)
+
+    def _record(self, runner, data_batch, difficulty) -> None:
+        if not self.tracked_ids or not data_batch:
+            return
+        records = []
+        for sample, score in zip(data_batch['data_samples'], difficulty):
+            meta: Dict = sample.metainfo
+            if meta.get('id') in self.tracked_ids:
+                records.append(
+                    dict(
+                        epoch=runner.epoch + 1,
+                        iter=runner.iter + 1,
+                        id=int(meta['id']),
+                        img_id=int(meta.get('img_id', -1)),
+                        img_path=meta.get('img_path'),
+                        difficulty=float(score)))
+        if records:
+            path = osp.join(runner.work_dir,
+                            f'afl_difficulty_rank{get_rank()}.jsonl')
+            with open(path, 'a') as f:
+                f.writelines(json.dumps(r) + '\n' for r in records)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['afl_critic'] = [
+            dict(
+                critic=loss.critic.state_dict(),
+                optimizer=loss.critic_optimizer.state_dict())
+            for loss in self.losses
+        ]
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        saved = checkpoint.get('afl_critic')
+        if not self.losses:  # load_checkpoint before before_run (mim test)
+            return
+        if saved is None:
+            runner.logger.info('AFLCriticHook: the checkpoint has no critic '
+                               'state; the critic starts fresh')
+            return
+        if len(saved) != len(self.losses):
+            raise ValueError(
+                f'the checkpoint holds {len(saved)} AFL critics, the model '
+                f'has {len(self.losses)} AFLHeatmapLoss')
+        for loss, state in zip(self.losses, saved):
+            loss.critic.load_state_dict(state['critic'])
+            loss.critic_optimizer.load_state_dict(state['optimizer'])

@@ -1,0 +1,163 @@
+"""The critic side of the Adversarial Focal Loss: the topology extractor of
+the AFL paper (Appendix A.2) and the light-weight WGAN-GP critic that scores
+its output."""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+from mmpose.registry import MODELS
+from torch import Tensor, nn
+
+EPS = 1e-12
+
+
+def keypoint_centroids(
+        heatmaps: Tensor,
+        threshold: float = 0.1,
+        keypoint_weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """Intensity-weighted centroid of each heatmap channel.
+
+    The paper does not say how centroids are found; as SPEC.md decides,
+    values below ``threshold`` are zeroed and the centroid is the
+    intensity-weighted mean pixel position of the rest. A channel with no
+    mass left (or whose keypoint weight is 0) is *missing*.
+
+    Args:
+        heatmaps (Tensor): Heatmaps in shape [B, K, H, W].
+        threshold (float): Values below it do not count; must be >= 0.
+            Defaults to 0.1
+        keypoint_weights (Tensor, optional): [B, K]; keypoints with weight
+            0 are missing. Defaults to ``None``
+
+    Returns:
+        tuple:
+        - centroids (Tensor): [B, K, 2] as (x, y) in heatmap pixels, 0 for
+          missing keypoints.
+        - present (Tensor): [B, K] bool.
+    """
+    _, _, height, width = heatmaps.shape
+    values = heatmaps.float()
+    kept = torch.where(values >= threshold, values, values.new_zeros(()))
+    mass = kept.sum(dim=(2, 3))
+    present = mass > EPS
+    if keypoint_weights is not None:
+        present = present & (keypoint_weights.reshape(present.shape) > 0)
+    safe_mass = torch.where(present, mass, mass.new_ones(()))
+    xs = torch.arange(width, dtype=values.dtype, device=values.device)
+    ys = torch.arange(height, dtype=values.dtype, device=values.device)
+    cx = (kept.sum(dim=2) * xs).sum(dim=-1) / safe_mass
+    cy = (kept.sum(dim=3) * ys).sum(dim=-1) / safe_mass
+    centroids = torch.stack([cx, cy], dim=-1) * present.unsqueeze(-1)
+    return centroids, present
+
+
+def heatmap_topology(heatmaps: Tensor,
+                     threshold: float = 0.1,
+                     keypoint_weights: Optional[Tensor] = None) -> Tensor:
+    """Planar and angular affinities of the keypoint centroids (AFL paper,
+    Appendix A.2), all in one vectorised pass over batch and keypoints.
+
+    With centroids ``c_i`` (see :func:`keypoint_centroids`) and ``g`` the
+    mean of the centroids that exist::
+
+        planar(i, j)  = 1 - ||c_i - c_j|| / ||(W, H)||
+        angular(i, j) = 1/2 + 1/2 cos(angle(c_i, g, c_j))
+
+    Rows and columns of missing keypoints are 0. Where the angle is
+    undefined (``c_i`` or ``c_j`` lies on ``g``, e.g. a single keypoint) its
+    cosine is taken as 0, i.e. ``angular = 1/2``: neutral, and never NaN.
+
+    Args:
+        heatmaps (Tensor): [B, K, H, W].
+        threshold (float): See :func:`keypoint_centroids`. Defaults to 0.1
+        keypoint_weights (Tensor, optional): [B, K]. Defaults to ``None``
+
+    Returns:
+        Tensor: [B, 2, K, K] float32, channel 0 planar, channel 1 angular.
+    """
+    _, _, height, width = heatmaps.shape
+    centroids, present = keypoint_centroids(heatmaps, threshold,
+                                            keypoint_weights)
+    pair = (present.unsqueeze(2) & present.unsqueeze(1)).float()
+
+    distance = torch.cdist(centroids, centroids)
+    planar = (1 - distance / math.hypot(width, height)) * pair
+
+    count = present.sum(dim=1, keepdim=True).clamp_min(1)
+    centre = centroids.sum(dim=1) / count  # missing centroids are 0
+    rays = (centroids - centre.unsqueeze(1)) * present.unsqueeze(-1)
+    lengths = rays.norm(dim=-1)
+    dot = rays @ rays.transpose(1, 2)
+    norms = lengths.unsqueeze(2) * lengths.unsqueeze(1)
+    cosine = torch.where(norms > EPS, dot / norms.clamp_min(EPS),
+                         dot.new_zeros(()))
+    angular = (0.5 + 0.5 * cosine.clamp(-1, 1)) * pair
+    return torch.stack([planar, angular], dim=1)
+
+
+@MODELS.register_module()
+class AFLCritic(nn.Module):
+    """Light-weight WGAN-GP critic on the ``[B, 2, K, K]`` topology maps.
+
+    DCGAN-style, as the "off-the-shelf" critic of PyTorch-GAN the paper uses
+    (SPEC.md): one ``Conv3x3/2 + LeakyReLU`` block per entry of
+    ``channels``, then a linear layer to one score per sample. Unlike
+    PyTorch-GAN it has no BatchNorm (the gradient penalty is per sample and
+    WGAN-GP forbids batch-dependent normalisation), no dropout (the score
+    of a sample should not be random), no sigmoid (a Wasserstein critic)
+    and no bias in the last layer (it cancels out of the critic loss and
+    its gradient penalty, so it would never train).
+
+    Size with the default ``channels`` (multiply-accumulates of one sample):
+
+    ======  ===========  ===============
+    K       parameters   MACs
+    ======  ===========  ===============
+    17      97,808       0.60 M (0.0006 G)
+    133     107,664      17.9 M (0.018 G)
+    ======  ===========  ===============
+
+    The paper's Table 2 gives 0.00056 GFLOPs, which matches K = 17; its
+    0.0097 M parameters does not match any PyTorch-GAN critic (SPEC.md).
+
+    Args:
+        num_keypoints (int): K, the size of the topology maps; must equal
+            the heatmap head's ``out_channels``.
+        channels (Sequence[int]): Output channels of the conv blocks.
+            Defaults to ``(16, 32, 64, 128)``
+        negative_slope (float): Slope of the LeakyReLUs. Defaults to 0.2
+    """
+
+    def __init__(self,
+                 num_keypoints: int,
+                 channels: Sequence[int] = (16, 32, 64, 128),
+                 negative_slope: float = 0.2) -> None:
+        super().__init__()
+        if not (isinstance(num_keypoints, int) and num_keypoints >= 1):
+            raise ValueError('AFLCritic: `num_keypoints` must be a positive '
+                             f'int (the heatmaps\' K), got {num_keypoints!r}')
+        if not channels or any(int(c) < 1 for c in channels):
+            raise ValueError('AFLCritic: `channels` must be a non-empty list '
+                             f'of positive ints, got {channels!r}')
+        self.num_keypoints = num_keypoints
+        layers, in_channels, size = [], 2, num_keypoints
+        for out_channels in channels:
+            layers += [
+                nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1),
+                nn.LeakyReLU(negative_slope)
+            ]
+            in_channels, size = out_channels, (size + 1) // 2
+        self.features = nn.Sequential(*layers)
+        self.score = nn.Linear(in_channels * size * size, 1, bias=False)
+
+    def forward(self, topology: Tensor) -> Tensor:
+        """Score topology maps [B, 2, K, K]; returns [B] (higher = more
+        like the ground truth)."""
+        if topology.shape[1:] != (2, self.num_keypoints, self.num_keypoints):
+            raise ValueError(
+                f'AFLCritic: expected topology maps [B, 2, '
+                f'{self.num_keypoints}, {self.num_keypoints}] '
+                f'(critic.num_keypoints={self.num_keypoints}), got '
+                f'{list(topology.shape)}: set `critic.num_keypoints` to the '
+                "heatmaps' K")
+        return self.score(self.features(topology).flatten(1)).squeeze(1)

@@ -1,0 +1,378 @@
+"""AFL's pieces against hand-computed values and plain numpy re-derivations:
+topology extractor, critic size, gradient penalty, the loss (Eq. 4), the
+critic step and build-time errors."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from mmpose.registry import MODELS
+from torch import nn
+
+import mmpose_afl  # noqa: F401
+from mmpose_afl.models.afl_critic import (AFLCritic, heatmap_topology,
+                                          keypoint_centroids)
+from mmpose_afl.models.losses.afl_loss import (AFLHeatmapLoss,
+                                               gradient_penalty)
+
+
+def dots(points, height=6, width=8, k=None):
+    """[1, K, H, W] heatmaps with a single 1 at each (x, y); None = empty."""
+    heatmaps = torch.zeros(1, k or len(points), height, width)
+    for i, point in enumerate(points):
+        if point is not None:
+            heatmaps[0, i, point[1], point[0]] = 1
+    return heatmaps
+
+
+# --------------------------------------------------------------- topology
+def test_topology_of_three_hand_placed_keypoints():
+    # (0,0), (4,0), (0,3) on an 8x6 map: ||(W,H)|| = 10, pair distances
+    # 4, 3, 5; centre g = (4/3, 1)
+    topo = heatmap_topology(dots([(0, 0), (4, 0), (0, 3)]))[0]
+    planar = torch.tensor([[1, .6, .7], [.6, 1, .5], [.7, .5, 1]])
+    torch.testing.assert_close(topo[0], planar)
+    # rays from g: v0 = (-4/3, -1), v1 = (8/3, -1), v2 = (-4/3, 2)
+    # |v0| = 5/3, |v1| = sqrt(73)/3, |v2| = sqrt(52)/3
+    cos01 = (-32 / 9 + 1) / (5 / 3 * math.sqrt(73) / 3)  # -23 / (5 sqrt 73)
+    cos02 = (16 / 9 - 2) / (5 / 3 * math.sqrt(52) / 3)  # -2 / (5 sqrt 52)
+    cos12 = (-32 / 9 - 2) / (math.sqrt(73) / 3 * math.sqrt(52) / 3)
+    angular = 0.5 + 0.5 * torch.tensor([[1, cos01, cos02], [cos01, 1, cos12],
+                                        [cos02, cos12, 1]])
+    torch.testing.assert_close(topo[1], angular)
+    assert cos01 == pytest.approx(-23 / (5 * math.sqrt(73)))
+
+
+def test_missing_keypoints_give_zero_rows_and_columns():
+    heatmaps = dots([(0, 0), None, (4, 0), (0, 3)])
+    topo = heatmap_topology(heatmaps)[0]
+    assert topo[:, 1].abs().sum() == 0 and topo[:, :, 1].abs().sum() == 0
+    # the others are those of the three-keypoint case
+    three = heatmap_topology(dots([(0, 0), (4, 0), (0, 3)]))[0]
+    keep = torch.tensor([0, 2, 3])
+    torch.testing.assert_close(topo[:, keep][:, :, keep], three)
+    # a keypoint weight of 0 makes a visible keypoint missing too
+    weights = torch.tensor([[1., 1., 0., 1.]])
+    topo = heatmap_topology(heatmaps, keypoint_weights=weights)[0]
+    assert topo[:, 2].abs().sum() == 0 and topo[:, :, 2].abs().sum() == 0
+
+
+def test_centroid_is_intensity_weighted_and_thresholded():
+    heatmaps = torch.zeros(1, 1, 4, 6)
+    heatmaps[0, 0, 1, 1] = 1.0
+    heatmaps[0, 0, 1, 4] = 0.5  # x = (1*1 + 0.5*4) / 1.5 = 2
+    heatmaps[0, 0, 3, 5] = 0.05  # below the 0.1 threshold: ignored
+    heatmaps[0, 0, 0, 0] = -3.0  # negative: ignored
+    centroids, present = keypoint_centroids(heatmaps, threshold=0.1)
+    torch.testing.assert_close(centroids[0, 0], torch.tensor([2., 1.]))
+    assert present.tolist() == [[True]]
+    _, present = keypoint_centroids(heatmaps, threshold=2.0)
+    assert present.tolist() == [[False]]
+
+
+@pytest.mark.parametrize('points', [
+    [None, None, None],  # nothing found
+    [(2, 2), None, None],  # a single keypoint: it lies on g
+    [(2, 2), (2, 2), (2, 2)],  # all on top of each other
+    [(1, 1), (3, 3), (2, 2)],  # the middle one lies on g
+])
+def test_degenerate_topologies_are_finite(points):
+    heatmaps = dots(points).requires_grad_(True)
+    topo = heatmap_topology(heatmaps)
+    assert torch.isfinite(topo).all()
+    assert ((topo >= 0) & (topo <= 1)).all()
+
+
+def numpy_topology(heatmaps, threshold, weights=None):
+    """Plain-numpy re-derivation of Appendix A.2, one keypoint at a time."""
+    batch, num, height, width = heatmaps.shape
+    ys, xs = np.mgrid[:height, :width]
+    out = np.zeros((batch, 2, num, num))
+    for b in range(batch):
+        cents, present = [], []
+        for k in range(num):
+            kept = np.where(heatmaps[b, k] >= threshold, heatmaps[b, k], 0)
+            mass = kept.sum()
+            present.append(mass > 1e-12 and (weights is None
+                                             or weights[b, k] > 0))
+            cents.append(
+                np.array([(kept * xs).sum(), (kept * ys).sum()]) /
+                mass if present[-1] else np.zeros(2))
+        centre = np.mean([c for c, p in zip(cents, present) if p] or [0],
+                         axis=0)
+        for i in range(num):
+            for j in range(num):
+                if not (present[i] and present[j]):
+                    continue
+                out[b, 0, i, j] = 1 - np.linalg.norm(
+                    cents[i] - cents[j]) / np.hypot(width, height)
+                vi, vj = cents[i] - centre, cents[j] - centre
+                norms = np.linalg.norm(vi) * np.linalg.norm(vj)
+                cos = vi @ vj / norms if norms > 1e-12 else 0.0
+                out[b, 1, i, j] = 0.5 + 0.5 * cos
+    return out
+
+
+def test_topology_matches_numpy_on_random_heatmaps():
+    rng = np.random.default_rng(0)
+    heatmaps = rng.normal(0, 0.3, (3, 5, 7, 9)).astype(np.float32)
+    heatmaps[1, 2] = -1  # a missing channel
+    weights = np.ones((3, 5), np.float32)
+    weights[2, 4] = 0
+    topo = heatmap_topology(
+        torch.from_numpy(heatmaps), 0.2, torch.from_numpy(weights))
+    np.testing.assert_allclose(
+        topo.numpy(), numpy_topology(heatmaps, 0.2, weights), atol=1e-5)
+
+
+# ----------------------------------------------------------------- critic
+@pytest.mark.parametrize('k,params', [
+    # convs 2->16->32->64->128 (3x3, +bias): 304 + 4640 + 18496 + 73856;
+    # K=17: 17->9->5->3->2, linear (no bias) 128*2*2 = 512;
+    # K=133: 133->67->34->17->9, linear 128*9*9 = 10368
+    (17, 97296 + 512),
+    (133, 97296 + 10368),
+])
+def test_critic_size_matches_the_documented_count(k, params):
+    critic = AFLCritic(num_keypoints=k)
+    assert sum(p.numel() for p in critic.parameters()) == params
+    assert f'{params:,}' in AFLCritic.__doc__
+    scores = critic(torch.rand(3, 2, k, k))
+    assert scores.shape == (3, )
+
+
+def test_critic_scores_do_not_depend_on_the_batch():
+    critic = AFLCritic(num_keypoints=5)
+    topo = torch.rand(4, 2, 5, 5)
+    torch.testing.assert_close(critic(topo)[:1], critic(topo[:1]))
+
+
+def test_critic_rejects_bad_config_and_inputs():
+    with pytest.raises(ValueError, match='num_keypoints'):
+        AFLCritic(num_keypoints=0)
+    with pytest.raises(ValueError, match='channels'):
+        AFLCritic(num_keypoints=5, channels=())
+    with pytest.raises(ValueError, match='critic.num_keypoints'):
+        AFLCritic(num_keypoints=5)(torch.rand(1, 2, 6, 6))
+
+
+# ------------------------------------------------------- gradient penalty
+def test_gradient_penalty_of_a_linear_critic_is_known():
+    # d(x) = w . x has gradient w everywhere: GP = (||w|| - 1)^2
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(8, 1, bias=False))
+    with torch.no_grad():
+        critic[1].weight.copy_(torch.tensor([[3., 0, 0, 0, 0, 0, 4, 0]]))
+    real, fake = torch.rand(5, 2, 2, 2), torch.rand(5, 2, 2, 2)
+    penalty = gradient_penalty(lambda x: critic(x).squeeze(1), real, fake,
+                               torch.rand(5))
+    assert penalty.item() == pytest.approx((5 - 1)**2)
+
+
+def test_gradient_penalty_matches_separate_autograd():
+    torch.manual_seed(0)
+    critic = AFLCritic(num_keypoints=4)
+    real, fake, alpha = torch.rand(3, 2, 4, 4), torch.rand(3, 2, 4, 4), \
+        torch.tensor([0.0, 0.3, 1.0])
+    expected = []
+    for b in range(3):  # one sample at a time, by hand
+        x = (alpha[b] * real[b] + (1 - alpha[b]) * fake[b])[None]
+        x.requires_grad_(True)
+        grad, = torch.autograd.grad(critic(x).sum(), x)
+        expected.append((grad.norm() - 1)**2)
+    penalty = gradient_penalty(critic, real, fake, alpha)
+    torch.testing.assert_close(penalty, torch.stack(expected).mean())
+    penalty.backward()  # differentiable w.r.t. the critic (create_graph)
+    assert all(p.grad is not None for p in critic.parameters())
+
+
+# ------------------------------------------------------------------- loss
+class PlanarSumCritic(nn.Module):
+    """A fixed critic: d = scale * sum of the planar map (plus a constant)."""
+
+    def __init__(self, num_keypoints, scale=0.1, offset=0.0):
+        super().__init__()
+        self.num_keypoints = num_keypoints
+        self.scale, self.offset = scale, offset
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, topology):
+        return self.scale * topology[:, 0].sum(dim=(1, 2)) + self.offset \
+            + 0 * self.dummy
+
+
+def afl(base_loss, critic=None, k=3, **kwargs):
+    loss = AFLHeatmapLoss(
+        base_loss=base_loss,
+        critic=dict(type='AFLCritic', num_keypoints=k),
+        **kwargs)
+    if critic is not None:
+        object.__setattr__(loss, 'critic', critic)
+    return loss
+
+
+def batch(seed=0, b=4, k=3, h=6, w=8):
+    gen = torch.Generator().manual_seed(seed)
+    target = torch.zeros(b, k, h, w)
+    for i in range(b):
+        for j in range(k):
+            target[i, j, torch.randint(h, (1, ), generator=gen),
+                   torch.randint(w, (1, ), generator=gen)] = 1
+    output = target * 0.8 + 0.2 * torch.rand(b, k, h, w, generator=gen)
+    weights = torch.ones(b, k)
+    weights[1, 2] = 0
+    return output, target, weights
+
+
+def test_afl_equals_numpy_recomputation_with_known_difficulties():
+    output, target, weights = batch()
+    loss = afl(
+        dict(type='KeypointMSELoss', use_target_weight=True),
+        PlanarSumCritic(3),
+        loss_weight=2.0)
+    value = loss.eval()(output, target, weights)
+    # numpy: d = 0.1 * sum(planar(t(y'))), difficulty = sigmoid(-d),
+    # per-sample MSE (weights on [B, K, 1, 1]), weighted batch mean
+    out, tgt, wgt = output.numpy(), target.numpy(), weights.numpy()
+    d = 0.1 * numpy_topology(out, 0.1, wgt)[:, 0].sum(axis=(1, 2))
+    difficulty = 1 / (1 + np.exp(d))
+    per_sample = (((out - tgt)**2) * wgt[:, :, None, None]).mean(axis=(1, 2,
+                                                                     3))
+    assert value.item() == pytest.approx(
+        2.0 * (difficulty * per_sample).mean(), rel=1e-5)
+    assert len(set(np.round(difficulty, 6))) > 1  # really per sample
+
+
+@pytest.mark.parametrize('base_loss', [
+    dict(type='KeypointMSELoss', use_target_weight=True, loss_weight=3.),
+    dict(type='KeypointMSELoss', skip_empty_channel=True),
+    dict(type='AdaptiveWingLoss', use_target_weight=True),
+    dict(type='KeypointOHKMMSELoss', use_target_weight=True, topk=2),
+    dict(type='HSMLoss', loss_weight=0.5),
+    dict(type='WAHRLoss'),
+])
+def test_afl_with_difficulty_one_equals_the_base_loss(base_loss):
+    output, target, weights = batch(seed=1)
+    loss = afl(base_loss, PlanarSumCritic(3, scale=0, offset=-1e4))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # no fallback to a Python loop
+        value = loss.eval()(output, target, weights)
+    expected = MODELS.build(base_loss)(output, target, weights)
+    torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-7)
+    assert not loss._use_loop
+
+
+@MODELS.register_module(force=True)
+class DataDependentTestLoss(nn.Module):
+    """MSE that reads a tensor value in Python: vmap cannot trace it."""
+    loss_weight = 1.0
+
+    def forward(self, output, target, target_weights=None, mask=None):
+        scale = 2.0 if target.sum().item() > 2 else 1.0
+        return ((output - target)**2).mean() * scale
+
+
+def test_untraceable_base_loss_falls_back_to_a_loop():
+    output, target, weights = batch(seed=2)
+    target[0] = 0  # sample 0 gets scale 1, the others 2
+    loss = afl(dict(type='DataDependentTestLoss'),
+               PlanarSumCritic(3, scale=0, offset=-1e4))
+    with pytest.warns(UserWarning, match='Python loop'):
+        value = loss.eval()(output, target, weights)
+    base = DataDependentTestLoss()
+    expected = torch.stack(
+        [base(output[b:b + 1], target[b:b + 1]) for b in range(4)]).mean()
+    torch.testing.assert_close(value, expected)
+    assert loss._use_loop
+
+
+def test_difficulty_is_detached_and_critic_is_not_a_submodule():
+    output, target, weights = batch()
+    output.requires_grad_(True)
+    loss = afl(dict(type='KeypointMSELoss', use_target_weight=True))
+    loss.attached = True
+    value = loss.train()(output, target, weights)
+    value.backward()
+    assert output.grad is not None and output.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss.critic.parameters())
+    assert not list(loss.parameters())
+    assert not any('critic' in k for k in loss.state_dict())
+    # the pose gradient is the base loss's, scaled by the difficulties
+    difficulty = loss.last_difficulty
+    reference = output.detach().clone().requires_grad_(True)
+    per_sample = ((reference - target)**2 * weights[..., None, None]).mean(
+        dim=(1, 2, 3))
+    (difficulty * per_sample).mean().backward()
+    torch.testing.assert_close(output.grad, reference.grad)
+
+
+def test_critic_step_trains_only_the_critic():
+    output, target, weights = batch()
+    output.requires_grad_(True)
+    loss = afl(dict(type='KeypointMSELoss', use_target_weight=True))
+    loss.attached = True
+    loss.train()(output, target, weights).backward()
+    pose_grad = output.grad.clone()
+    before = [p.detach().clone() for p in loss.critic.parameters()]
+    stats = loss.critic_step()
+    assert set(stats) == {
+        'critic_loss', 'wasserstein', 'gradient_penalty', 'difficulty_mean',
+        'difficulty_min', 'difficulty_max'
+    }
+    assert 0 < stats['difficulty_min'] <= stats['difficulty_mean'] \
+        <= stats['difficulty_max'] < 1
+    assert stats['critic_loss'] == pytest.approx(
+        -stats['wasserstein'] + 10 * stats['gradient_penalty'], rel=1e-5)
+    changed = [not torch.equal(a, p) for a, p in zip(
+        before, loss.critic.parameters())]
+    assert all(changed)
+    torch.testing.assert_close(output.grad, pose_grad)  # untouched
+    assert loss.last_difficulty is None
+    with pytest.raises(RuntimeError, match='no training forward'):
+        loss.critic_step()
+
+
+def test_critic_learns_to_separate_real_from_fake():
+    torch.manual_seed(0)
+    _, target, weights = batch(b=8)
+    output = torch.zeros_like(target)  # every keypoint on one pixel
+    output[:, :, 2, 2] = 1
+    loss = afl(dict(type='KeypointMSELoss'),
+               critic_optimizer=dict(type='Adam', lr=1e-3, betas=(.5, .9)),
+               n_critic=5)
+    loss.attached = True
+    for _ in range(10):
+        loss.train()(output, target, weights)
+        stats = loss.critic_step()
+    assert stats['wasserstein'] > 0.5
+    assert stats['difficulty_mean'] > 0.5  # fakes now look hard
+
+
+def test_training_without_the_hook_is_refused():
+    output, target, weights = batch()
+    loss = afl(dict(type='KeypointMSELoss'))
+    with pytest.raises(RuntimeError, match='AFLCriticHook'):
+        loss.train()(output, target, weights)
+
+
+@pytest.mark.parametrize('kwargs,field', [
+    (dict(base_loss=dict(type='NoSuchLoss')), 'base_loss'),
+    (dict(base_loss=dict(type='AFLHeatmapLoss')), 'base_loss'),
+    (dict(base_loss='KeypointMSELoss'), 'base_loss'),
+    (dict(gp_weight=0), 'gp_weight'),
+    (dict(gp_weight=-10), 'gp_weight'),
+    (dict(n_critic=0), 'n_critic'),
+    (dict(centroid_threshold=-0.1), 'centroid_threshold'),
+    (dict(critic_optimizer=dict(type='NoSuchOptim')), 'critic_optimizer'),
+    (dict(critic=dict(type='AFLCritic', num_keypoints=0)), 'num_keypoints'),
+])
+def test_bad_config_fails_at_build_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        AFLHeatmapLoss(**kwargs)
+
+
+def test_heatmaps_with_another_k_name_the_critic_field():
+    output, target, weights = batch(k=3)
+    loss = AFLHeatmapLoss(critic=dict(type='AFLCritic', num_keypoints=17))
+    with pytest.raises(ValueError, match='critic.num_keypoints'):
+        loss.eval()(output, target, weights)

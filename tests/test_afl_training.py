@@ -1,0 +1,183 @@
+"""AFL in real training: ``mim train`` of the demo config, the critic's
+state through checkpoint/resume, 2-process DDP, and mixed precision."""
+import json
+import shutil
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from tests.e2e import (REPO, assert_same_tensors, last_checkpoint,
+                       rank_states, run_dist_train, run_train,
+                       short_schedule, with_probe)
+from tests.trained_runs import trained
+
+AFL_DEMO = 'configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py'
+PAPER_CONFIGS = [
+    ('configs/afl/td-hm_res50_afl-8xb64-210e_coco-256x192.py', 17),
+    ('configs/afl/td-hm_hrnet-w32_afl-8xb64-210e_coco-256x192.py', 17),
+    ('configs/afl/td-hm_res152_afl-8xb32-210e_coco-384x288.py', 17),
+    ('configs/afl/td-hm_hrnet-w48_afl-8xb32-210e_coco-384x288.py', 17),
+    ('configs/afl/td-hm_res50_afl-8xb64-210e_mpii-256x256.py', 16),
+    (AFL_DEMO, 17),
+]
+
+
+def _critic_state(checkpoint):
+    return torch.load(checkpoint, map_location='cpu',
+                      weights_only=False)['afl_critic']
+
+
+@pytest.mark.parametrize('config,num_keypoints', PAPER_CONFIGS)
+def test_configs_build_with_afl(config, num_keypoints):
+    import mmpose_afl  # noqa: F401
+    from mmpose.registry import MODELS
+    from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
+    cfg = Config.fromfile(str(REPO / config))
+    cfg.model.backbone.init_cfg = None  # no weights download here
+    model = MODELS.build(cfg.model)
+    loss = model.head.loss_module
+    assert isinstance(loss, AFLHeatmapLoss)
+    assert loss.critic.num_keypoints == num_keypoints == model.head.out_channels
+    assert 'AFLCriticHook' in [h['type'] for h in cfg.custom_hooks]
+    # the critic is not part of the pose model
+    assert not any('critic' in k for k in model.state_dict())
+
+
+def test_demo_trains_logs_critic_and_checkpoints_it(synthetic_coco,
+                                                    tmp_path_factory):
+    work_dir = trained(AFL_DEMO, tmp_path_factory, synthetic_coco)
+    log = (work_dir / 'console_train.log').read_text()
+    for name in ('afl_critic_loss', 'afl_wasserstein',
+                 'afl_gradient_penalty', 'afl_difficulty_mean',
+                 'afl_difficulty_min', 'afl_difficulty_max'):
+        assert name in log, name
+    saved = _critic_state(last_checkpoint(work_dir))
+    assert len(saved) == 1
+    assert saved[0]['optimizer']['state'], 'critic optimizer never stepped'
+    records = [
+        json.loads(line) for line in (
+            work_dir / 'afl_difficulty_rank0.jsonl').read_text().splitlines()
+    ]
+    assert records and all(0 < r['difficulty'] < 1 for r in records)
+    assert {'epoch', 'iter', 'id', 'img_id', 'img_path'} <= records[0].keys()
+
+
+def test_resume_restores_critic_and_its_optimizer(synthetic_coco, tmp_path,
+                                                  tmp_path_factory):
+    work_dir = tmp_path / 'afl'
+    shutil.copytree(trained(AFL_DEMO, tmp_path_factory, synthetic_coco),
+                    work_dir)
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_1.pth'))
+    saved = _critic_state(work_dir / 'epoch_1.pth')
+    # resume at the end of the schedule: nothing trains, and the probe dumps
+    # the critic state the hook restored
+    probe = with_probe(AFL_DEMO, tmp_path)
+    log = run_train(probe, work_dir, synthetic_coco,
+                    cfg_options=short_schedule(max_epochs=1),
+                    extra_args=['--resume'])
+    assert 'resumed epoch: 1' in log
+    restored = rank_states(work_dir, nproc=1)[0]['afl_critic']
+    assert assert_same_tensors(saved, restored) > 8
+
+
+def test_ddp_keeps_critic_and_pose_model_identical(synthetic_coco, tmp_path):
+    probe = with_probe(AFL_DEMO, tmp_path)
+    work_dir = tmp_path / 'ddp'
+    log = run_dist_train(probe, work_dir, nproc=2, data_root=synthetic_coco,
+                         cfg_options=short_schedule(max_epochs=1))
+    assert 'Distributed training: True' in log
+    # DDP's default find_unused_parameters=False: a parameter without a
+    # gradient would fail the second iteration
+    assert 'find_unused_parameters=True' not in log
+    assert 'Epoch(train) [1][2/' in log
+    rank0, rank1 = rank_states(work_dir)
+    assert assert_same_tensors(rank0['state_dict'], rank1['state_dict']) > 50
+    assert assert_same_tensors(rank0['afl_critic'], rank1['afl_critic']) > 8
+    assert rank0['afl_critic'][0]['optimizer']['state']
+
+
+def test_mixed_precision_forward_and_critic_step():
+    """What ``--amp`` runs, on CPU: the model's loss under float16 autocast
+    (the dtype ``--amp`` uses on CUDA) and the critic step after it.
+    ``mim train --amp`` itself needs CUDA (MMEngine's AmpOptimWrapper
+    asserts it); MMPose's own accuracy logging cannot take bfloat16."""
+    import mmpose_afl  # noqa: F401
+    from mmpose.registry import MODELS
+    from mmpose.testing import get_packed_inputs
+    cfg = Config.fromfile(str(REPO / AFL_DEMO))
+    model = MODELS.build(cfg.model)
+    model.train()
+    loss_module = model.head.loss_module
+    loss_module.attached = True
+    batch = get_packed_inputs(
+        2, num_keypoints=17, img_shape=(128, 96), input_size=(96, 128),
+        heatmap_size=(24, 32), with_heatmap=True)
+    data = model.data_preprocessor(batch, training=True)
+    with torch.autocast('cpu', dtype=torch.float16):
+        losses = model(**data, mode='loss')
+    assert torch.isfinite(losses['loss_kpt'])
+    assert loss_module.last_difficulty.dtype == torch.float32
+    losses['loss_kpt'].backward()
+    stats = loss_module.critic_step()
+    assert all(map(lambda v: v == v, stats.values()))  # no NaN
+    assert all(p.dtype == torch.float32 for p in loss_module.critic.parameters())
+
+
+def _demo_model_and_batch():
+    import mmpose_afl  # noqa: F401
+    from mmpose.registry import MODELS
+    from mmpose.testing import get_packed_inputs
+    cfg = Config.fromfile(str(REPO / AFL_DEMO))
+    model = MODELS.build(cfg.model)
+    batch = get_packed_inputs(
+        2, num_keypoints=17, img_shape=(128, 96), input_size=(96, 128),
+        heatmap_size=(24, 32), with_heatmap=True)
+    return cfg, model, batch
+
+
+def test_pose_optimizer_never_touches_the_critic():
+    from mmengine.optim import build_optim_wrapper
+    cfg, model, batch = _demo_model_and_batch()
+    loss_module = model.head.loss_module
+    loss_module.attached = True
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    pose_params = {
+        id(p)
+        for group in optim_wrapper.optimizer.param_groups
+        for p in group['params']
+    }
+    assert not pose_params & {id(p) for p in loss_module.critic.parameters()}
+
+    critic_before = {k: v.clone()
+                     for k, v in loss_module.critic.state_dict().items()}
+    model.train()
+    model.train_step(batch, optim_wrapper)  # the pose step MMEngine runs
+    assert assert_same_tensors(critic_before,
+                               loss_module.critic.state_dict()) == 9
+    loss_module.critic_step()
+
+    data = model.data_preprocessor(batch, training=True)
+    model(**data, mode='loss')['loss_kpt'].backward()
+    pose_grads = [p.grad.clone() for p in model.parameters()
+                  if p.grad is not None]
+    loss_module.critic_step()  # the critic step: pose grads untouched
+    after = [p.grad for p in model.parameters() if p.grad is not None]
+    assert assert_same_tensors(pose_grads, after) == len(pose_grads) > 50
+    assert not torch.equal(critic_before['score.weight'],
+                           loss_module.critic.score.weight)
+
+
+def test_critic_k_differing_from_the_head_fails_before_training(
+        synthetic_coco, tmp_path):
+    from mmengine.runner import Runner
+    from tests.e2e import data_options
+    cfg = Config.fromfile(str(REPO / AFL_DEMO))
+    cfg.merge_from_dict(
+        dict(item.split('=', 1) for item in data_options(synthetic_coco)))
+    cfg.model.head.loss.critic.num_keypoints = 16
+    cfg.work_dir = str(tmp_path)
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r'critic.num_keypoints.*out_channels'):
+        runner.train()
+    assert not list(tmp_path.glob('*.pth'))
