@@ -63,6 +63,23 @@ def test_demo_trains_logs_critic_and_checkpoints_it(synthetic_coco,
     assert {'epoch', 'iter', 'id', 'img_id', 'img_path'} <= records[0].keys()
 
 
+def test_difficulty_figure_is_drawn_from_the_work_dir(synthetic_coco,
+                                                     tmp_path_factory,
+                                                     tmp_path):
+    import subprocess
+    import sys
+    work_dir = trained(AFL_DEMO, tmp_path_factory, synthetic_coco)
+    out = tmp_path / 'fig3.png'
+    proc = subprocess.run(
+        [sys.executable, 'tools/draw_afl_difficulty.py', str(work_dir),
+         '--num', '2', '--out', str(out)],
+        cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from PIL import Image
+    width, height = Image.open(out).size
+    assert width > 1000 and height > 200  # 8 panels per row, 2 rows
+
+
 def test_resume_restores_critic_and_its_optimizer(synthetic_coco, tmp_path,
                                                   tmp_path_factory):
     work_dir = tmp_path / 'afl'

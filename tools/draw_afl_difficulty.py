@@ -126,7 +126,7 @@ def main() -> None:
             iters = np.array([i for _, i, _ in series[sample_id]], float)
             x = epochs if len(set(epochs)) > 1 else iters
             y = np.array([d for _, _, d in series[sample_id]])
-            ax[3].plot(x, y, color='tab:blue', alpha=0.3)
+            ax[3].plot(x, y, '.-', color='tab:blue', alpha=0.3)
             ax[3].plot(x, gaussian_filter1d(y, sigma=2), color='tab:blue')
             ax[3].set_ylim(0, 1)
             ax[3].set_xlabel('epoch' if x is epochs else 'iteration')
