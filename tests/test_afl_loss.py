@@ -250,6 +250,8 @@ def test_afl_equals_numpy_recomputation_with_known_difficulties():
     dict(type='KeypointOHKMMSELoss', use_target_weight=True, topk=2),
     dict(type='HSMLoss', loss_weight=0.5),
     dict(type='WAHRLoss'),
+    dict(type='FoWKALLoss', parts=dict(body=[0], face=[1, 2]),
+         dense_parts=('face', ), num_keypoints=3),  # + its regularizer
 ])
 def test_afl_with_difficulty_one_equals_the_base_loss(base_loss):
     output, target, weights = batch(seed=1)

@@ -54,7 +54,10 @@ class AFLHeatmapLoss(nn.Module):
     is evaluated on each sample as a batch of one through
     ``torch.func.vmap``, i.e. vectorised, with no Python loop. For losses
     that are a mean over the batch of per-sample terms (all of MMPose's
-    heatmap losses) the mean of these values is the batch loss. A loss that
+    heatmap losses) the mean of these values is the batch loss. A base loss
+    with a ``regularization()`` method (:class:`FoWKALLoss`'s ``L_reg`` on
+    its learnable factors) has it added once, not weighted by difficulty,
+    so that with all weights 1 AFL still equals the base loss. A loss that
     ``vmap`` cannot trace (data-dependent control flow) falls back, with a
     warning, to a Python loop over the samples: correct, but slower.
 
@@ -235,7 +238,10 @@ class AFLHeatmapLoss(nn.Module):
             real = heatmap_topology(target.detach(), self.centroid_threshold,
                                     keypoint_weights)
             self._pending = (real, fake, difficulty)
-        return (difficulty.to(losses.dtype) * losses).mean() * self.loss_weight
+        loss = (difficulty.to(losses.dtype) * losses).mean() * self.loss_weight
+        if hasattr(self.base_loss, 'regularization'):
+            loss = loss + self.base_loss.regularization()
+        return loss
 
     @property
     def last_difficulty(self) -> Optional[Tensor]:
