@@ -17,8 +17,8 @@ BASELINE_WB = ('configs/baseline/'
                'td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py')
 # every name the project registers into MMPose's registries
 REGISTERED = {
-    'AFLCritic', 'AFLCriticHook', 'AFLHeatmapLoss',
-    'HSMLoss', 'SAHRHead', 'SigmoidHeatmapHead', 'WAHRLoss'
+    'AFLCritic', 'AFLCriticHook', 'AFLHeatmapLoss', 'CocoWholeBodyPartMetric',
+    'FoWKALLoss', 'HSMLoss', 'SAHRHead', 'SigmoidHeatmapHead', 'WAHRLoss'
 }
 
 

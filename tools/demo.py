@@ -28,6 +28,12 @@ DEMOS = {
                   'coco'),
     'hsm': ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py',
             'coco'),
+    'baseline-wholebody': (
+        'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py',
+        'wholebody'),
+    'fowkal': (
+        'configs/fowkal/td-hm_res18_fowkal-1xb16-20e_synthetic-coco-wholebody-128x96.py',
+        'wholebody'),
 }
 DATA = {
     'coco': ('data/synthetic_coco', 200, 50),

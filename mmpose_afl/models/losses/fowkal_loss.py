@@ -1,0 +1,536 @@
+"""Keypoint-wise Adaptive Loss (KAL) with Foreground-Weight Adaptive Heatmap
+Regression (FWAHR) -- FoWKAL (Seong, Lee and Lee, "Keypoint-wise Adaptive
+Loss for Whole-Body Human Pose Estimation") -- and the pieces of its
+ablation: the heuristic loss, KAL alone, WAHR or FWAHR weighting."""
+import math
+from collections import Counter
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import all_reduce
+from mmengine.logging import MessageHub
+from mmpose.datasets.datasets.utils import parse_pose_metainfo
+from mmpose.models.losses import AdaptiveWingLoss, KeypointMSELoss
+from mmpose.registry import MODELS
+from torch import Tensor, nn
+
+WHOLEBODY_METAINFO = 'configs/_base_/datasets/coco_wholebody.py'
+KAF_MODES = ('learned', 'heuristic')
+WEIGHTINGS = (None, 'wahr', 'fwahr')
+
+
+def parts_from_metainfo(metainfo: str) -> Dict[str, List[int]]:
+    """Body parts of a dataset from the keypoint names in its metainfo.
+
+    Names as in MMPose's ``coco_wholebody.py`` are sorted into ``face``
+    (``face-*``), ``left_hand`` / ``right_hand`` (``left_`` / ``right_``
+    followed by ``hand_root``, ``thumb*`` or ``*finger*``), ``foot``
+    (``*_toe``, ``*_heel``) and ``body`` (all others); parts no keypoint
+    falls into are left out, so COCO's metainfo gives the single part
+    ``body``. For COCO-WholeBody this gives body 0-16, foot 17-22, face
+    23-90, left hand 91-111 and right hand 112-132.
+
+    Args:
+        metainfo (str): A dataset metainfo config file, looked up as MMPose's
+            datasets do (a relative path that does not exist is taken from
+            the MMPose package, e.g.
+            ``'configs/_base_/datasets/coco_wholebody.py'``)
+
+    Returns:
+        Dict[str, List[int]]: part name -> keypoint indices.
+    """
+    names = parse_pose_metainfo(dict(from_file=metainfo))['keypoint_id2name']
+    parts = dict(body=[], foot=[], face=[], left_hand=[], right_hand=[])
+    for index, name in sorted(names.items()):
+        if name.startswith('face-'):
+            part = 'face'
+        elif 'hand_root' in name or 'thumb' in name or 'finger' in name:
+            side = name.split('_')[0]
+            if side not in ('left', 'right'):
+                raise ValueError(
+                    f'FoWKALLoss: cannot tell the side of hand keypoint '
+                    f'{name!r} in `metainfo` {metainfo!r}; give `parts`')
+            part = f'{side}_hand'
+        elif name.endswith(('_toe', '_heel')):
+            part = 'foot'
+        else:
+            part = 'body'
+        parts[part].append(index)
+    return {name: ids for name, ids in parts.items() if ids}
+
+
+def _check_parts(parts: Dict[str, Sequence[int]],
+                 num_keypoints: Optional[int]) -> Dict[str, List[int]]:
+    """``parts`` as lists, after checking they cover every keypoint once."""
+    if not isinstance(parts, dict) or not parts:
+        raise ValueError('FoWKALLoss: `parts` must be a non-empty dict of '
+                         f'part name -> keypoint indices, got {parts!r}')
+    parts = {name: list(ids) for name, ids in parts.items()}
+    flat = [i for ids in parts.values() for i in ids]
+    empty = [name for name, ids in parts.items() if not ids]
+    not_int = [
+        i for i in flat if isinstance(i, bool) or not isinstance(i, int)
+    ]
+    if empty or not_int:
+        raise ValueError(f'FoWKALLoss: every part in `parts` needs integer '
+                         f'keypoint indices; empty parts {empty}, '
+                         f'non-integers {not_int}')
+    if num_keypoints is not None and num_keypoints != len(flat):
+        raise ValueError(
+            f'FoWKALLoss: `parts` hold {len(flat)} keypoint indices but '
+            f'`num_keypoints` is {num_keypoints}; they must cover every '
+            'keypoint of the heatmaps exactly once')
+    repeated = sorted(i for i, n in Counter(flat).items() if n > 1)
+    missing = sorted(set(range(len(flat))) - set(flat))
+    if repeated or missing:
+        raise ValueError(
+            f'FoWKALLoss: `parts` must cover keypoints 0..{len(flat) - 1} '
+            f'exactly once; repeated {repeated}, missing {missing}')
+    return parts
+
+
+@MODELS.register_module()
+class FoWKALLoss(KeypointMSELoss):
+    """FoWKAL: keypoint-wise mix of AWing and MSE, optionally (F)WAHR
+    weighted, averaged per body part.
+
+    With ``P`` the ground-truth heatmap and ``P^`` the prediction (SPEC.md's
+    reading of the paper's notation), per pixel of keypoint ``k`` (the
+    paper's L_WAdaptive)::
+
+        l_k = W * [lambda_k AWing(P^, P) / m_awing
+                   + (1 - lambda_k) (P^ - P)^2 / m_mse]
+
+    and per sample ``L = sum_part 1/N_part sum_{k in part} mean_HW(l_k)``
+    (``part_average=True``, the paper's sum; else ``1/K sum_k``).
+    ``forward`` returns ``mean_batch(L) * loss_weight + L_reg``.
+
+    Ablation rows of the paper (Table 2 / 3) as options:
+
+    - heuristic loss (c): ``kaf='heuristic', weighting=None`` (lambda = 1,
+      i.e. AWing, on ``dense_parts``; lambda = 0, i.e. MSE, elsewhere)
+    - KAL (d): ``kaf='learned', weighting=None``
+    - heuristic + FWAHR (e) / + WAHR: ``kaf='heuristic',
+      weighting='fwahr'`` / ``'wahr'``
+    - FoWKAL (f, the default): ``kaf='learned', weighting='fwahr'``;
+      KAL + WAHR: ``weighting='wahr'``
+
+    **AWing** is MMPose's :class:`AdaptiveWingLoss` (alpha 2.1, omega 14,
+    epsilon 1, theta 0.5, the paper's), its ``criterion`` applied element by
+    element through ``torch.func.vmap`` so that its maths is reused
+    unchanged. Everything is computed in at least float32 (under ``--amp``
+    the head's output is fp16).
+
+    **Pixel weights** ``W`` (1 when ``weighting=None``; ``P`` is a constant,
+    ``P^`` is not detached, as in WAHR's official code)::
+
+        WAHR:  W = P^g |1 - P^| + |P^| (1 - P^g)
+        FWAHR: W = the WAHR weight  where P^ >= 2^(-1/g),  else  tau * P
+
+    ``P^ >= 2^(-1/g)`` is ``P^^g >= 1/2``; with the default ``gamma=0.01``
+    the threshold is 2^-100 ~ 7.9e-31, so in practice FWAHR is WAHR where
+    the prediction is positive and ``tau * P`` where it is <= 0: negative
+    predictions on the background (``P = 0``) are not penalised, and on the
+    Gaussian only in proportion to ``P``. ``tau`` is not given by the paper.
+    Decision: ``tau = 1``. At ``P^ -> 0+`` the WAHR branch gives
+    ``W = P^g``, and ``tau * P <= P^g`` for every ``P`` in [0, 1] exactly
+    when ``tau <= 1``, with equality at the peak ``P = 1`` only for
+    ``tau = 1``. So ``tau = 1`` is the one value for which the weight is
+    continuous at the keypoint's peak and the second branch never weights a
+    pixel more than WAHR would at the switch: it only down-weights the
+    tails, the paper's "focus on the foreground".
+
+    **Keypoint-wise adaptive factors** (KAF) ``lambda_k = sigmoid(theta_k)``
+    with ``theta`` (``kaf_logits``, shape [K]) a parameter of this loss:
+    the loss is a submodule of the head, so the pose optimiser trains it
+    (with the optimiser's lr and weight decay; ``paramwise_cfg`` with
+    ``custom_keys={'kaf_logits': ...}`` changes them), it is in the model's
+    ``state_dict`` (checkpointed, restored on ``--resume``) and DDP averages
+    its gradient like any other parameter, so it stays identical on all
+    ranks. It enters every loss value, so DDP with
+    ``find_unused_parameters=False`` works. Initialised from
+    ``lambda_init`` (default: the heuristic softened, 0.8 on dense parts,
+    0.2 on coarse ones).
+
+    **Normalisation.** AWing is one to two orders of magnitude larger than
+    MSE on the same heatmaps, so raw factors would just drift to the MSE
+    side. With ``normalize=True`` each term is divided by a running mean of
+    its own per-keypoint value (mean over the keypoints with a non-zero
+    weight in the batch, detached, updated in training like BatchNorm's
+    statistics with ``norm_momentum``; buffer ``running_means`` =
+    (AWing, MSE), checkpointed). Both terms then average ~1 and
+    ``lambda_k`` moves towards the term that is relatively smaller *for
+    keypoint k*; the backbone also sees the two terms at comparable scale
+    (for the heuristic this plays the role of the paper's two weights of
+    L_bf and L_fh, which it does not give). Under DDP the batch sums are
+    all-reduced before the update, so the buffer is identical on every rank.
+
+    **L_reg** (paper: "relationships between body parts"; its form is not
+    given). Decision, with ``mean_p`` the mean over the keypoints of part
+    p::
+
+        L_reg = consistency_weight * sum_p mean_p (lambda_k - mean_p lambda)^2
+              + boundary_weight * sum_p mean_p -log(4 lambda_k (1 - lambda_k))
+
+    The first term pulls the factors of a part together; the second is 0 at
+    lambda = 1/2 and grows without bound at 0 and 1, so no factor
+    saturates (its gradient in theta is ``2 lambda - 1``, bounded, while
+    the data term's gradient ``lambda (1 - lambda) (...)`` vanishes at the
+    boundaries; the two balance inside (0, 1)). Both are per-part means, so
+    a weight acts alike on the 6 foot and the 68 face factors, at the same
+    1/N_part scale as the data term's gradient on them. ``L_reg`` does not
+    depend on the samples: it is added once, not multiplied by
+    ``loss_weight`` (0 for the heuristic).
+
+    **Keypoint weights** follow :class:`KeypointMSELoss` (whose mask
+    handling this class reuses): ``target_weights`` ([B, K] or [B, K, H, W])
+    and ``mask`` multiply the per-pixel loss whenever given, whatever
+    ``use_target_weight`` says (kept for config compatibility). For 0/1
+    weights this equals :class:`AdaptiveWingLoss`'s own convention
+    (multiplying prediction and target by the weight). Masked keypoints
+    still count in ``N_part`` (a mean over all elements, like
+    :class:`KeypointMSELoss`).
+
+    **Use inside another loss** (e.g. ``AFLHeatmapLoss``):
+    :meth:`per_sample` returns the per-sample ``L`` [B] *without*
+    ``loss_weight`` and without ``L_reg``; :meth:`regularization` returns
+    ``L_reg``. ``forward`` is exactly
+    ``per_sample(...).mean() * loss_weight + regularization()``; a wrapper
+    that re-weights samples should add ``regularization()`` once per step
+    in the same way. Each training-mode call of :meth:`per_sample` updates
+    the running means once.
+
+    **Logging.** In training, each :meth:`per_sample` call of a loss with
+    learned factors writes the mean factor of every part to MMEngine's
+    message hub as ``train/kaf_<part>``, which the logger hook prints with
+    the losses (``kaf_body: 0.2001 ...``) and writes to the scalar files.
+    The per-keypoint values are ``sigmoid(kaf_logits)`` of a checkpoint;
+    ``tools/draw_kaf.py`` draws them on the skeleton.
+
+    Args:
+        kaf (str): ``'learned'`` (KAL) or ``'heuristic'`` (fixed factors, 1
+            on ``dense_parts``, 0 elsewhere). Defaults to ``'learned'``
+        weighting (str, optional): ``'fwahr'``, ``'wahr'`` or ``None`` (no
+            pixel weights). Defaults to ``'fwahr'``
+        gamma (float): Exponent of the (F)WAHR weight, > 0. Defaults to 0.01
+        tau (float): Slope of FWAHR's second branch, >= 0. Defaults to 1.0
+        parts (dict, optional): Part name -> keypoint indices, covering
+            every keypoint exactly once. ``None`` derives them from
+            ``metainfo`` with :func:`parts_from_metainfo`. Defaults to
+            ``None``
+        metainfo (str): Dataset metainfo file the parts are derived from
+            when ``parts`` is ``None``. Defaults to MMPose's
+            ``'configs/_base_/datasets/coco_wholebody.py'``
+        dense_parts (Sequence[str]): Parts with dense keypoints (AWing in
+            the heuristic, high initial factor). Defaults to
+            ``('face', 'left_hand', 'right_hand')``
+        num_keypoints (int, optional): If given, checked against the parts
+            when the loss is built (set it to the head's ``out_channels``);
+            otherwise the heatmaps' K is checked at the first forward.
+            Defaults to ``None``
+        part_average (bool): Average per part, then sum over parts (the
+            paper) instead of a flat mean over keypoints. Defaults to
+            ``True``
+        lambda_init (float | dict): Initial factors, in (0, 1): one value,
+            or a dict with the keys ``'dense'`` and ``'coarse'``, or with
+            every part name. Defaults to ``dict(dense=0.8, coarse=0.2)``
+        normalize (bool): Divide each term by its running mean. Defaults to
+            ``True``
+        norm_momentum (float): Weight of the batch in the running means, in
+            (0, 1]. Defaults to 0.01
+        consistency_weight (float): Weight of the within-part consistency
+            term of ``L_reg``, >= 0. Defaults to 1.0
+        boundary_weight (float): Weight of the boundary term of ``L_reg``,
+            >= 0. Defaults to 0.1
+        use_target_weight (bool): Kept for config compatibility (see
+            above). Defaults to ``False``
+        skip_empty_channel (bool): If ``True``, channels whose target is all
+            zero do not contribute. Defaults to ``False``
+        loss_weight (float): Weight of the data term. Defaults to 1.0
+    """
+
+    def __init__(self,
+                 kaf: str = 'learned',
+                 weighting: Optional[str] = 'fwahr',
+                 gamma: float = 0.01,
+                 tau: float = 1.0,
+                 parts: Optional[Dict[str, Sequence[int]]] = None,
+                 metainfo: str = WHOLEBODY_METAINFO,
+                 dense_parts: Sequence[str] = ('face', 'left_hand',
+                                               'right_hand'),
+                 num_keypoints: Optional[int] = None,
+                 part_average: bool = True,
+                 lambda_init: Union[float, Dict[str, float]] = dict(
+                     dense=0.8, coarse=0.2),
+                 normalize: bool = True,
+                 norm_momentum: float = 0.01,
+                 consistency_weight: float = 1.0,
+                 boundary_weight: float = 0.1,
+                 use_target_weight: bool = False,
+                 skip_empty_channel: bool = False,
+                 loss_weight: float = 1.):
+        super().__init__(
+            use_target_weight=use_target_weight,
+            skip_empty_channel=skip_empty_channel,
+            loss_weight=loss_weight)
+        if kaf not in KAF_MODES:
+            raise ValueError(
+                f'FoWKALLoss: `kaf` must be one of {KAF_MODES}, got {kaf!r}')
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f'FoWKALLoss: `weighting` must be one of '
+                             f'{WEIGHTINGS}, got {weighting!r}')
+        if not gamma > 0:
+            raise ValueError(
+                f'FoWKALLoss: `gamma` must be > 0 (e.g. 0.01), got {gamma}')
+        if not tau >= 0:
+            raise ValueError(
+                f'FoWKALLoss: `tau` must be >= 0 (e.g. 1.0), got {tau}')
+        if not 0 < norm_momentum <= 1:
+            raise ValueError('FoWKALLoss: `norm_momentum` must be in (0, 1] '
+                             f'(e.g. 0.01), got {norm_momentum}')
+        for field, value in (('consistency_weight', consistency_weight),
+                             ('boundary_weight', boundary_weight)):
+            if not value >= 0:
+                raise ValueError(
+                    f'FoWKALLoss: `{field}` must be >= 0, got {value}')
+        if parts is None:
+            parts = parts_from_metainfo(metainfo)
+        self.parts = _check_parts(parts, num_keypoints)
+        unknown = sorted(set(dense_parts) - set(self.parts))
+        if unknown:
+            raise ValueError(
+                f'FoWKALLoss: `dense_parts` {unknown} are not in `parts` '
+                f'{list(self.parts)}')
+        self.dense_parts = tuple(dense_parts)
+        self.num_keypoints = sum(len(ids) for ids in self.parts.values())
+        self.kaf_mode = kaf
+        self.weighting = weighting
+        self.gamma = gamma
+        self.tau = tau
+        self.fwahr_threshold = 2.0**(-1.0 / gamma)
+        self.part_average = part_average
+        self.normalize = normalize
+        self.norm_momentum = norm_momentum
+        self.consistency_weight = consistency_weight
+        self.boundary_weight = boundary_weight
+        self.awing = AdaptiveWingLoss()
+
+        k = self.num_keypoints
+        onehot = torch.zeros(len(self.parts), k)
+        dense = torch.zeros(k)
+        for p, (name, ids) in enumerate(self.parts.items()):
+            onehot[p, ids] = 1.
+            dense[ids] = float(name in self.dense_parts)
+        part_share = onehot.t() @ (1 / onehot.sum(1))  # 1 / N_part per kpt
+        # constants rebuilt from the config: not part of the state_dict
+        self.register_buffer('part_onehot', onehot, persistent=False)
+        self.register_buffer('part_share', part_share, persistent=False)
+        self.register_buffer(
+            'keypoint_share',
+            part_share if part_average else torch.full((k, ), 1 / k),
+            persistent=False)
+        self.register_buffer('running_means', torch.zeros(2))
+        if kaf == 'learned':
+            init = self._initial_factors(lambda_init, dense)
+            self.kaf_logits = nn.Parameter(torch.log(init / (1 - init)))
+        else:
+            self.register_buffer('fixed_factors', dense, persistent=False)
+
+    def _initial_factors(self, lambda_init: Union[float, Dict[str, float]],
+                         dense: Tensor) -> Tensor:
+        """The initial lambda_k [K] from ``lambda_init``, checked."""
+        if isinstance(lambda_init, dict):
+            keys = set(lambda_init)
+            if keys == {'dense', 'coarse'}:
+                values = {
+                    name: lambda_init['dense' if name in
+                                      self.dense_parts else 'coarse']
+                    for name in self.parts
+                }
+            elif keys == set(self.parts):
+                values = lambda_init
+            else:
+                raise ValueError(
+                    'FoWKALLoss: `lambda_init` as a dict needs the keys '
+                    f"('dense', 'coarse') or every part {list(self.parts)}, "
+                    f'got {sorted(keys)}')
+        else:
+            values = {name: lambda_init for name in self.parts}
+        bad = {
+            n: v
+            for n, v in values.items()
+            if isinstance(v, bool) or not isinstance(v, (int, float))
+            or not 0 < v < 1
+        }
+        if bad:
+            raise ValueError('FoWKALLoss: `lambda_init` values must lie in '
+                             f'(0, 1) (exclusive), got {bad}')
+        init = torch.empty_like(dense)
+        for name, ids in self.parts.items():
+            init[ids] = float(values[name])
+        return init
+
+    def keypoint_factors(self) -> Tensor:
+        """The factors lambda_k, shape [K]: ``sigmoid(kaf_logits)`` when
+        learned, else the heuristic's 0/1."""
+        if self.kaf_mode == 'learned':
+            return torch.sigmoid(self.kaf_logits)
+        return self.fixed_factors
+
+    def pixel_weights(self, output: Tensor,
+                      target: Tensor) -> Optional[Tensor]:
+        """The WAHR / FWAHR weights W [B, K, H, W] (``P^`` not detached,
+        ``P`` constant), or ``None`` when ``weighting`` is ``None``."""
+        if self.weighting is None:
+            return None
+        gt = target.detach().clamp(min=0)
+        gt_pow = gt.pow(self.gamma)
+        abs_output = output.abs()
+        # P^g |1 - P^| + |P^| (1 - P^g), in fewer ops
+        weight = abs_output + gt_pow * ((1 - output).abs() - abs_output)
+        if self.weighting == 'fwahr':
+            weight = torch.where(output >= self.fwahr_threshold, weight,
+                                 self.tau * gt)
+        return weight
+
+    def awing_map(self, output: Tensor, target: Tensor) -> Tensor:
+        """MMPose's AWing, element-wise: same shape as ``output``."""
+        criterion = torch.func.vmap(self.awing.criterion)
+        shape = (-1, 1, 1, 1, 1)  # one [1, 1, 1, 1] heatmap per element
+        return criterion(output.reshape(shape),
+                         target.reshape(shape)).view_as(output)
+
+    def keypoint_terms(
+            self,
+            output: Tensor,
+            target: Tensor,
+            target_weights: Optional[Tensor] = None,
+            mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """Per-keypoint terms before normalisation and mixing.
+
+        Arguments as in :meth:`forward`.
+
+        Returns:
+            tuple: ``(awing, mse, active)``: ``mean_HW(W * mask * AWing)``
+            and ``mean_HW(W * mask * (P^ - P)^2)``, each [B, K] in at least
+            float32, and the [B, K] bool of keypoints with a non-zero mask.
+        """
+        batch, k = output.shape[:2]
+        if k != self.num_keypoints:
+            raise ValueError(
+                f'FoWKALLoss: the heatmaps have K={k} channels but `parts` '
+                f'cover {self.num_keypoints} keypoints; set `parts` (or '
+                '`metainfo`) for this dataset')
+        dtype = torch.promote_types(output.dtype, torch.float32)
+        output, target = output.to(dtype), target.to(dtype)
+        weight = self.pixel_weights(output, target)
+        _mask = self._get_mask(target, target_weights, mask)
+        if _mask is not None:
+            weight = _mask if weight is None else weight * _mask
+            active = (_mask != 0).flatten(2).any(-1).expand(batch, k)
+        else:
+            active = output.new_ones((batch, k), dtype=torch.bool)
+        awing = self.awing_map(output, target)
+        mse = F.mse_loss(output, target, reduction='none')
+        if weight is not None:
+            awing, mse = awing * weight, mse * weight
+        return awing.flatten(2).mean(-1), mse.flatten(2).mean(-1), active
+
+    def _normalisers(self, awing: Tensor, mse: Tensor,
+                     active: Tensor) -> Tensor:
+        """(m_awing, m_mse), detached; updates the running means in
+        training (once per call)."""
+        terms = torch.stack([awing, mse]).detach()
+        stats = torch.cat([  # the two sums and the number of keypoints
+            terms.sum((1, 2)),
+            active.sum().to(terms.dtype).reshape(1)
+        ])
+        if self.training:
+            all_reduce(stats)  # sum over DDP ranks (no-op otherwise)
+        batch = stats[:2] / stats[2].clamp(min=1)
+        running = self.running_means
+        if not self.training:
+            return torch.where(running > 0, running, batch)
+        blended = (1 - self.norm_momentum) * running + \
+            self.norm_momentum * batch
+        updated = torch.where(running > 0, blended, batch)
+        self.running_means.copy_(torch.where(stats[2] > 0, updated, running))
+        return self.running_means.clone()
+
+    def per_sample(self,
+                   output: Tensor,
+                   target: Tensor,
+                   target_weights: Optional[Tensor] = None,
+                   mask: Optional[Tensor] = None) -> Tensor:
+        """The loss ``L`` of each sample, without ``loss_weight`` and
+        ``L_reg``: shape [B], at least float32. Arguments as in
+        :meth:`forward`."""
+        awing, mse, active = self.keypoint_terms(output, target,
+                                                 target_weights, mask)
+        if self.normalize:
+            norm = self._normalisers(awing, mse, active)
+            tiny = torch.finfo(norm.dtype).tiny
+            awing = awing / norm[0].clamp(min=tiny)
+            mse = mse / norm[1].clamp(min=tiny)
+        if self.training and self.kaf_mode == 'learned':
+            self._log_factors()
+        factors = self.keypoint_factors()
+        loss = factors * awing + (1 - factors) * mse
+        return (loss * self.keypoint_share).sum(1)
+
+    def regularization(self) -> Tensor:
+        """``L_reg`` of the learned factors, already weighted (a scalar; 0
+        for the heuristic)."""
+        if self.kaf_mode != 'learned':
+            return self.part_share.new_zeros(())
+        factors = torch.sigmoid(self.kaf_logits)
+        part_mean = (self.part_onehot @ factors) / self.part_onehot.sum(1)
+        deviation = factors - self.part_onehot.t() @ part_mean
+        consistency = (deviation**2 * self.part_share).sum()
+        # -log(4 lambda (1 - lambda)), stable in theta
+        boundary = -(F.logsigmoid(self.kaf_logits) +
+                     F.logsigmoid(-self.kaf_logits) + math.log(4.))
+        boundary = (boundary * self.part_share).sum()
+        return (self.consistency_weight * consistency +
+                self.boundary_weight * boundary)
+
+    def part_factors(self) -> Dict[str, float]:
+        """The mean factor lambda of each part."""
+        means = (self.part_onehot @ self.keypoint_factors().detach()) / \
+            self.part_onehot.sum(1)
+        return dict(zip(self.parts, means.tolist()))
+
+    def _log_factors(self) -> None:
+        hub = MessageHub.get_current_instance()
+        for name, value in self.part_factors().items():
+            hub.update_scalar(f'train/kaf_{name}', value)
+
+    def forward(self,
+                output: Tensor,
+                target: Tensor,
+                target_weights: Optional[Tensor] = None,
+                mask: Optional[Tensor] = None) -> Tensor:
+        """Forward function of loss.
+
+        Note:
+            - batch_size: B
+            - num_keypoints: K
+            - heatmaps height: H
+            - heatmaps weight: W
+
+        Args:
+            output (Tensor): The output heatmaps with shape [B, K, H, W]
+            target (Tensor): The target heatmaps with shape [B, K, H, W]
+            target_weights (Tensor, optional): The target weights of
+                different keypoints, with shape [B, K] (keypoint-wise) or
+                [B, K, H, W] (pixel-wise). Defaults to ``None``
+            mask (Tensor, optional): The masks of valid heatmap pixels in
+                shape [B, K, H, W] or [B, 1, H, W]. Defaults to ``None``
+
+        Returns:
+            Tensor: The calculated loss,
+            ``per_sample(...).mean() * loss_weight + regularization()``.
+        """
+        loss = self.per_sample(output, target, target_weights, mask)
+        return loss.mean() * self.loss_weight + self.regularization()

@@ -1,0 +1,464 @@
+"""FoWKALLoss: each weight and term against a plain numpy re-derivation,
+MMPose's AdaptiveWingLoss and KeypointMSELoss, the learned factors and their
+regulariser, bad configs, and the paper configs."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import MessageHub
+
+import mmpose_afl  # noqa: F401
+from mmpose.registry import MODELS
+from tests.e2e import REPO
+
+# a tiny uneven layout: parts of 3, 1 and 2 keypoints
+PARTS = dict(big=[0, 2, 4], single=[1], pair=[3, 5])
+K = 6
+
+
+def build(**kwargs):
+    cfg = dict(type='FoWKALLoss', parts=PARTS, dense_parts=('single', ))
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def random_case(seed=0, shape=(3, K, 4, 5)):
+    rng = np.random.RandomState(seed)
+    pred = rng.uniform(-0.4, 1.3, shape)
+    target = rng.uniform(0, 1, shape)
+    target[rng.rand(*shape) < 0.4] = 0  # outside the Gaussian support
+    target[0, 1] = 0  # an invisible keypoint: all-zero channel
+    weights = rng.choice([0., 1., 1.], size=shape[:2])
+    return pred, target, weights
+
+
+def t(*arrays):
+    return [torch.tensor(a) for a in arrays]
+
+
+# ------------------------------------------------------ numpy re-derivation
+def numpy_awing(pred, target, alpha=2.1, omega=14., epsilon=1., theta=0.5):
+    """Adaptive Wing loss per element (Wang et al., ICCV 2019, Eq. 6-7)."""
+    delta = np.abs(target - pred)
+    power = alpha - target
+    a = omega / (1 + (theta / epsilon)**power) * power * (theta / epsilon)**(
+        power - 1) / epsilon
+    c = theta * a - omega * np.log(1 + (theta / epsilon)**power)
+    return np.where(delta < theta,
+                    omega * np.log(1 + (delta / epsilon)**power),
+                    a * delta - c)
+
+
+def numpy_weight(pred, target, weighting, gamma=0.01, tau=1.0):
+    if weighting is None:
+        return np.ones_like(pred)
+    g = target**gamma
+    wahr = g * np.abs(1 - pred) + np.abs(pred) * (1 - g)
+    if weighting == 'wahr':
+        return wahr
+    return np.where(pred >= 2**(-1 / gamma), wahr, tau * target)
+
+
+def numpy_terms(pred, target, weights, weighting, gamma=0.01, tau=1.0):
+    """Per-keypoint mean_HW of W * w * AWing and of W * w * MSE: [B, K]."""
+    w = numpy_weight(pred, target, weighting, gamma, tau) * \
+        weights[..., None, None]
+    awing = (numpy_awing(pred, target) * w).mean((2, 3))
+    mse = ((pred - target)**2 * w).mean((2, 3))
+    return awing, mse
+
+
+def numpy_share(part_average):
+    share = np.zeros(K)
+    for ids in PARTS.values():
+        share[ids] = 1 / len(ids) if part_average else 1 / K
+    return share
+
+
+def numpy_reg(factors, consistency, boundary):
+    total = 0.
+    for ids in PARTS.values():
+        lam = factors[ids]
+        total += consistency * np.mean((lam - lam.mean())**2)
+        total += boundary * np.mean(-np.log(4 * lam * (1 - lam)))
+    return total
+
+
+def numpy_loss(pred, target, weights, factors, weighting=None,
+               part_average=True, norm=None, gamma=0.01, tau=1.0):
+    """Per-sample loss [B]: sum_k share_k [lam_k AW_k/m_a + (1-lam_k)
+    MSE_k/m_m]."""
+    awing, mse = numpy_terms(pred, target, weights, weighting, gamma, tau)
+    if norm is not None:
+        awing, mse = awing / norm[0], mse / norm[1]
+    mixed = factors * awing + (1 - factors) * mse
+    return (mixed * numpy_share(part_average)).sum(1)
+
+
+def batch_norm(pred, target, weights, weighting):
+    """What the first training call's normalisers are: the mean of each
+    term over the keypoints with a non-zero weight."""
+    awing, mse = numpy_terms(pred, target, weights, weighting)
+    active = weights != 0
+    return awing.sum() / active.sum(), mse.sum() / active.sum()
+
+
+def set_factors(loss, factors):
+    with torch.no_grad():
+        loss.kaf_logits.copy_(
+            torch.logit(torch.tensor(factors, dtype=torch.float32)))
+    return torch.sigmoid(loss.kaf_logits).detach().double().numpy()
+
+
+# ------------------------------------------------------------------ weights
+@pytest.mark.parametrize('weighting', ['wahr', 'fwahr'])
+def test_pixel_weights_match_numpy(weighting):
+    pred, target, _ = random_case()
+    loss = build(weighting=weighting, gamma=0.5, tau=0.7)
+    weight = loss.pixel_weights(*t(pred, target))
+    np.testing.assert_allclose(
+        weight.numpy(), numpy_weight(pred, target, weighting, 0.5, 0.7),
+        rtol=1e-12)
+
+
+def test_fwahr_switches_branch_at_two_to_the_minus_one_over_gamma():
+    # gamma = 0.5: the switch is at P^ = 2^-2 = 0.25 (P^^gamma = 1/2)
+    target = np.full(5, 0.64)
+    pred = np.array([0.2, 0.2499, 0.25, 0.2501, 0.9])
+    loss = build(weighting='fwahr', gamma=0.5, tau=0.5)
+    weight = loss.pixel_weights(*t(pred.reshape(1, 1, 1, 5),
+                                   target.reshape(1, 1, 1, 5))).flatten()
+    # below: tau * P = 0.32; from 0.25 on: 0.8 |1 - P^| + |P^| 0.2
+    expected = [0.32, 0.32, 0.8 * 0.75 + 0.25 * 0.2,
+                0.8 * 0.7499 + 0.2501 * 0.2, 0.8 * 0.1 + 0.9 * 0.2]
+    np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-12)
+    # the default gamma = 0.01 switches at 2^-100 ~ 7.9e-31
+    pred = np.array([-0.1, 0., 2**-100 * 0.5, 2**-100, 1e-3])
+    weight = build(weighting='fwahr').pixel_weights(
+        *t(pred.reshape(1, 1, 1, 5), target.reshape(1, 1, 1, 5))).flatten()
+    g = 0.64**0.01
+    assert weight[:3].tolist() == [0.64] * 3
+    np.testing.assert_allclose(
+        weight[3:].numpy(),
+        g * np.abs(1 - pred[3:]) + np.abs(pred[3:]) * (1 - g), rtol=1e-12)
+
+
+# -------------------------------------------------------- AWing and MSE
+def test_awing_matches_numpy_and_mmpose_adaptive_wing_loss():
+    pred, target, weights = random_case(1)
+    loss = build()
+    np.testing.assert_allclose(
+        loss.awing_map(*t(pred, target)).numpy(), numpy_awing(pred, target),
+        rtol=1e-10)
+    # lambda = 1 everywhere, flat mean, no pixel weights, no normalisation:
+    # MMPose's AdaptiveWingLoss (0/1 keypoint weights), up to the float32
+    # 1/K of the mean
+    awing_only = build(kaf='heuristic', weighting=None, normalize=False,
+                       part_average=False, dense_parts=tuple(PARTS))
+    mmpose_awing = MODELS.build(
+        dict(type='AdaptiveWingLoss', use_target_weight=True))
+    args = t(pred, target, weights)
+    assert torch.allclose(awing_only(*args), mmpose_awing(*args), rtol=1e-7)
+    # lambda = 0 everywhere: exactly MMPose's KeypointMSELoss
+    mse_only = build(kaf='heuristic', weighting=None, normalize=False,
+                     part_average=False, dense_parts=())
+    mmpose_mse = MODELS.build(
+        dict(type='KeypointMSELoss', use_target_weight=True))
+    assert torch.allclose(mse_only(*args), mmpose_mse(*args), rtol=1e-7)
+
+
+# --------------------------------------------------------------- the loss
+@pytest.mark.parametrize('weighting', [None, 'wahr', 'fwahr'])
+@pytest.mark.parametrize('part_average', [True, False])
+def test_heuristic_matches_numpy(weighting, part_average):
+    # ablation (c) and (e): AWing on the dense part, MSE elsewhere, each
+    # term over its running mean (the batch's on the first training call)
+    pred, target, weights = random_case(2)
+    loss = build(kaf='heuristic', weighting=weighting,
+                 part_average=part_average, loss_weight=2.0)
+    loss.train()
+    value = loss(*t(pred, target, weights))
+    factors = np.array([0., 1., 0., 0., 0., 0.])
+    norm = batch_norm(pred, target, weights, weighting)
+    expected = numpy_loss(pred, target, weights, factors, weighting,
+                          part_average, norm).mean() * 2.0
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    assert loss.running_means.tolist() == pytest.approx(norm, rel=1e-6)
+    assert loss.regularization().item() == 0
+
+
+@pytest.mark.parametrize('weighting', [None, 'wahr', 'fwahr'])
+def test_learned_factors_match_numpy(weighting):
+    # ablation (d), KAL + WAHR and (f): learned lambda_k plus L_reg
+    pred, target, weights = random_case(3)
+    loss = build(weighting=weighting, consistency_weight=0.7,
+                 boundary_weight=0.3, loss_weight=1.5)
+    loss.train()
+    factors = set_factors(loss, [0.1, 0.9, 0.3, 0.6, 0.5, 0.75])
+    value = loss(*t(pred, target, weights))
+    norm = batch_norm(pred, target, weights, weighting)
+    expected = numpy_loss(pred, target, weights, factors, weighting,
+                          True, norm).mean() * 1.5
+    expected += numpy_reg(factors, 0.7, 0.3)
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_running_means_blend_batches_and_are_used_in_eval():
+    first, second = random_case(4), random_case(5)
+    loss = build(norm_momentum=0.25)
+    loss.train()
+    loss(*t(*first))
+    loss(*t(*second))
+    norm = 0.75 * np.array(batch_norm(*first, 'fwahr')) + \
+        0.25 * np.array(batch_norm(*second, 'fwahr'))
+    assert loss.running_means.tolist() == pytest.approx(norm, rel=1e-6)
+    # eval: the running means are used and not updated
+    loss.eval()
+    factors = loss.keypoint_factors().detach().double().numpy()
+    value = loss.per_sample(*t(*first))
+    np.testing.assert_allclose(
+        value.detach().numpy(),
+        numpy_loss(*first, factors, 'fwahr', True, norm), rtol=1e-6)
+    assert loss.running_means.tolist() == pytest.approx(norm, rel=1e-6)
+    assert 'running_means' in loss.state_dict()
+
+
+def test_per_part_mean_differs_from_the_flat_mean():
+    # per-keypoint MSE 1, 1, 1 on 'big', 5 on 'single', 0 on 'pair':
+    # per part 1 + 5 + 0 = 6; flat (1 + 1 + 1 + 5) / 6 = 4/3
+    pred = torch.zeros(1, K, 1, 1)
+    pred[0, [0, 2, 4, 1], 0, 0] = torch.tensor([1., 1., 1., math.sqrt(5)])
+    target = torch.zeros_like(pred)
+    options = dict(kaf='heuristic', weighting=None, normalize=False,
+                   dense_parts=())
+    per_part = build(part_average=True, **options)(pred, target)
+    flat = build(part_average=False, **options)(pred, target)
+    assert per_part.item() == pytest.approx(6.0)
+    assert flat.item() == pytest.approx(8 / 6)
+
+
+def test_per_sample_and_forward():
+    pred, target, weights = map(torch.tensor, random_case(6))
+    loss = build(loss_weight=3.0)
+    loss.train()
+    loss(pred, target, weights)  # sets the running means
+    loss.eval()  # fixed normalisers: samples are independent
+    per_sample = loss.per_sample(pred, target, weights)
+    assert per_sample.shape == (3, )
+    assert torch.equal(
+        loss(pred, target, weights),
+        per_sample.mean() * 3.0 + loss.regularization())
+    for b in range(3):
+        alone = loss.per_sample(pred[b:b + 1], target[b:b + 1],
+                                weights[b:b + 1])
+        assert torch.allclose(alone[0], per_sample[b], rtol=1e-6)
+
+
+def test_masks_follow_keypoint_mse_loss():
+    pred, target, weights = map(torch.tensor, random_case(7))
+    loss = build(normalize=False)
+    pixel = weights[..., None, None].expand_as(target)
+    assert torch.allclose(loss(pred, target, weights),
+                          loss(pred, target, pixel))
+    mask = (torch.arange(5) < 3).double().view(1, 1, 1, 5).expand(3, 1, 4, 5)
+    factors = loss.keypoint_factors().detach().double().numpy()
+    expected = numpy_loss(pred[..., :3].numpy(), target[..., :3].numpy(),
+                          weights.numpy(), factors, 'fwahr') * 3 / 5
+    value = loss.per_sample(pred, target, weights, mask)
+    np.testing.assert_allclose(value.detach().numpy(), expected, rtol=1e-6)
+
+
+def test_mixed_precision_output_is_computed_in_float32():
+    pred, target, weights = random_case(8)
+    p = torch.tensor(pred, dtype=torch.float16, requires_grad=True)
+    loss = build(normalize=False)
+    value = loss(p, torch.tensor(target, dtype=torch.float32),
+                 torch.tensor(weights, dtype=torch.float32))
+    assert value.dtype == torch.float32
+    value.backward()
+    assert torch.isfinite(p.grad).all()
+    factors = loss.keypoint_factors().detach().double().numpy()
+    expected = numpy_loss(p.detach().double().numpy(), target, weights,
+                          factors, 'fwahr').mean() + numpy_reg(
+                              factors, 1.0, 0.1)
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+
+
+# --------------------------------------------------- learned factors, L_reg
+def test_regulariser_matches_numpy_and_pulls_a_part_together():
+    loss = build(consistency_weight=1.0, boundary_weight=0.0)
+    factors = set_factors(loss, [0.1, 0.5, 0.3, 0.2, 0.8, 0.9])
+    assert loss.regularization().item() == pytest.approx(
+        numpy_reg(factors, 1.0, 0.0), rel=1e-6)
+    spread_before = np.ptp(factors[PARTS['big']])
+    optimizer = torch.optim.SGD(loss.parameters(), lr=5.0)
+    for _ in range(50):
+        optimizer.zero_grad()
+        loss.regularization().backward()
+        optimizer.step()
+    after = loss.keypoint_factors().detach().numpy()
+    assert np.ptp(after[PARTS['big']]) < 0.1 * spread_before
+    assert np.ptp(after[PARTS['pair']]) < 0.1 * np.ptp(factors[PARTS['pair']])
+    assert after[1] == pytest.approx(0.5)  # one-keypoint part: no pull
+    # the boundary term keeps factors off 0 and 1: it is 0 at 1/2 and
+    # its gradient pushes towards 1/2
+    boundary = build(consistency_weight=0.0, boundary_weight=1.0)
+    set_factors(boundary, [0.5] * K)
+    assert boundary.regularization().item() == pytest.approx(0, abs=1e-7)
+    factors = set_factors(boundary, [1e-4, 0.99, 0.5, 0.5, 0.5, 0.5])
+    reg = boundary.regularization()
+    assert reg.item() == pytest.approx(numpy_reg(factors, 0, 1), rel=1e-5)
+    reg.backward()
+    grad = boundary.kaf_logits.grad
+    assert grad[0] < 0 < grad[1]  # gradient descent moves both inwards
+
+
+def test_training_moves_the_factors_with_a_gradient_every_step():
+    pred, target, weights = random_case(9)
+    heatmaps = torch.nn.Parameter(torch.tensor(pred, dtype=torch.float32))
+    loss = build()
+    loss.train()
+    initial = loss.keypoint_factors().detach().clone()
+    assert initial.tolist() == pytest.approx([0.2, 0.8, 0.2, 0.2, 0.2, 0.2])
+    optimizer = torch.optim.Adam([heatmaps, *loss.parameters()], lr=0.05)
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss(heatmaps, torch.tensor(target, dtype=torch.float32),
+             torch.tensor(weights, dtype=torch.float32)).backward()
+        assert loss.kaf_logits.grad is not None
+        optimizer.step()
+    moved = (loss.keypoint_factors() - initial).abs()
+    assert (moved > 1e-3).all()
+    # even a batch without any labelled keypoint gives lambda a gradient
+    # (through L_reg), so DDP's find_unused_parameters=False holds
+    optimizer.zero_grad()
+    loss(heatmaps, torch.tensor(target, dtype=torch.float32),
+         torch.zeros(3, K)).backward()
+    assert loss.kaf_logits.grad is not None
+    assert [n for n, _ in loss.named_parameters()] == ['kaf_logits']
+    assert list(build(kaf='heuristic').parameters()) == []
+
+
+def test_factors_are_logged_per_part():
+    hub = MessageHub.get_instance('test_fowkal_logging')
+    loss = build()
+    factors = set_factors(loss, [0.1, 0.9, 0.3, 0.6, 0.5, 0.75])
+    loss.train()
+    loss(*t(*random_case(10)))
+    assert hub.get_scalar('train/kaf_big').current() == pytest.approx(
+        factors[PARTS['big']].mean(), rel=1e-6)
+    assert hub.get_scalar('train/kaf_single').current() == pytest.approx(
+        0.9, rel=1e-6)
+    assert hub.get_scalar('train/kaf_pair').current() == pytest.approx(
+        factors[PARTS['pair']].mean(), rel=1e-6)
+
+
+def test_lambda_init_per_part():
+    loss = build(lambda_init=dict(big=0.3, single=0.6, pair=0.45))
+    assert loss.keypoint_factors().tolist() == pytest.approx(
+        [0.3, 0.6, 0.3, 0.45, 0.3, 0.45])
+    assert build(lambda_init=0.5).keypoint_factors().tolist() == \
+        pytest.approx([0.5] * K)
+
+
+# -------------------------------------------------------------- the parts
+def test_parts_from_dataset_metainfo():
+    loss = MODELS.build(dict(type='FoWKALLoss'))
+    assert {name: (ids[0], ids[-1], len(ids))
+            for name, ids in loss.parts.items()} == {
+                'body': (0, 16, 17),
+                'foot': (17, 22, 6),
+                'face': (23, 90, 68),
+                'left_hand': (91, 111, 21),
+                'right_hand': (112, 132, 21)
+            }
+    assert loss.part_factors() == pytest.approx(
+        dict(body=0.2, foot=0.2, face=0.8, left_hand=0.8, right_hand=0.8))
+    coco = MODELS.build(
+        dict(type='FoWKALLoss', metainfo='configs/_base_/datasets/coco.py',
+             dense_parts=()))
+    assert coco.parts == {'body': list(range(17))}
+
+
+# -------------------------------------------------------------- bad input
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(parts=dict(a=[0, 1], b=[1, 2])),
+     r'exactly once; repeated \[1\], missing \[3\]'),
+    (dict(parts=dict(a=[0, 1], b=[3])), r'missing \[2\]'),
+    (dict(parts=dict(a=[0, 1], b=[])), 'empty parts'),
+    (dict(num_keypoints=7), '`parts` hold 6 .* `num_keypoints` is 7'),
+    (dict(gamma=0.), '`gamma` must be > 0'),
+    (dict(gamma=-0.01), '`gamma` must be > 0'),
+    (dict(tau=-0.1), '`tau` must be >= 0'),
+    (dict(lambda_init=0.), r'`lambda_init` values must lie in \(0, 1\)'),
+    (dict(lambda_init=1.), r'`lambda_init` values must lie in \(0, 1\)'),
+    (dict(lambda_init=dict(dense=0.5, coarse=1.5)), '`lambda_init`'),
+    (dict(lambda_init=dict(big=0.5)), '`lambda_init` as a dict'),
+    (dict(dense_parts=('hands', )), r"`dense_parts` \['hands'\]"),
+    (dict(kaf='fixed'), '`kaf` must be one of'),
+    (dict(weighting='swahr'), '`weighting` must be one of'),
+    (dict(norm_momentum=0.), '`norm_momentum`'),
+    (dict(consistency_weight=-1.), '`consistency_weight` must be >= 0'),
+])
+def test_bad_config_fails_at_build(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build(**kwargs)
+
+
+def test_heatmaps_with_other_keypoints_fail_with_a_clear_message():
+    loss = build()
+    with pytest.raises(ValueError, match='K=7 channels but `parts` cover 6'):
+        loss(torch.zeros(1, 7, 2, 2), torch.zeros(1, 7, 2, 2))
+
+
+# ---------------------------------------------------------------- configs
+WHOLEBODY = 'configs/fowkal/td-hm_hrnet-w32_dark-{}-8xb64-210e_' \
+    'coco-wholebody-256x192.py'
+# ablation row -> (loss type, kaf, weighting)
+ABLATION = {
+    'mse': ('KeypointMSELoss', None, None),  # (a)
+    'awing': ('AdaptiveWingLoss', None, None),  # (b)
+    'heuristic': ('FoWKALLoss', 'heuristic', None),  # (c)
+    'kal': ('FoWKALLoss', 'learned', None),  # (d)
+    'heuristic-fwahr': ('FoWKALLoss', 'heuristic', 'fwahr'),  # (e)
+    'fowkal': ('FoWKALLoss', 'learned', 'fwahr'),  # (f)
+    'heuristic-wahr': ('FoWKALLoss', 'heuristic', 'wahr'),  # Table 3
+    'kal-wahr': ('FoWKALLoss', 'learned', 'wahr'),  # Table 3
+}
+DEMO = ('configs/fowkal/'
+        'td-hm_res18_fowkal-1xb16-20e_synthetic-coco-wholebody-128x96.py')
+BASELINE_WB = ('configs/baseline/'
+               'td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py')
+
+
+@pytest.mark.parametrize('row', list(ABLATION))
+def test_paper_configs_build(row):
+    loss_type, kaf, weighting = ABLATION[row]
+    cfg = Config.fromfile(str(REPO / WHOLEBODY.format(row)))
+    cfg.model.backbone.init_cfg = None  # no weights download here
+    model = MODELS.build(cfg.model)
+    loss = model.head.loss_module
+    assert type(loss).__name__ == loss_type
+    assert model.head.out_channels == 133
+    assert cfg.model.test_cfg.flip_test  # the stock DARK recipe
+    assert cfg.model.head.decoder.unbiased
+    assert cfg.val_evaluator.type == 'CocoWholeBodyPartMetric'
+    if loss_type == 'FoWKALLoss':
+        assert (loss.kaf_mode, loss.weighting) == (kaf, weighting)
+        assert loss.num_keypoints == model.head.out_channels
+        assert ('head.loss_module.kaf_logits' in model.state_dict()) == (
+            kaf == 'learned')
+
+
+def test_demo_config_changes_only_the_loss_of_the_baseline():
+    demo, base = (Config.fromfile(str(REPO / c)) for c in (DEMO, BASELINE_WB))
+    assert base.val_evaluator.type == 'CocoWholeBodyPartMetric'
+    demo_dict, base_dict = demo.to_dict(), base.to_dict()
+    assert demo_dict['model']['head'].pop('loss')['type'] == 'FoWKALLoss'
+    base_dict['model']['head'].pop('loss')
+    assert demo_dict == base_dict
+    model = MODELS.build(demo.model)
+    heatmaps = model(torch.zeros(2, 3, 128, 96), None, mode='tensor')
+    assert heatmaps.shape == (2, 133, 32, 24)
