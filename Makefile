@@ -20,3 +20,19 @@ data: install
 
 clean:
 	rm -rf work_dirs data
+
+# Speed and peak memory of each method against stock MMPose (losses, AFL
+# critic side, HRNet-w32 training step) -> benchmarks/results_cpu.md, and
+# benchmarks/results_cuda.md where a GPU is available.
+.PHONY: bench bench-accuracy
+bench: install
+	$(PY) benchmarks/bench_speed.py --device cpu
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; \
+	then $(PY) benchmarks/bench_speed.py --device cuda; \
+	else echo "bench: no GPU, CPU figures only"; fi
+
+# Every method trained with the same small model and budget on the synthetic
+# COCO and WholeBody sets, 3 seeds each (about an hour on 2 CPU cores) ->
+# benchmarks/results_accuracy.md and .png.
+bench-accuracy: install
+	$(PY) benchmarks/bench_accuracy.py
