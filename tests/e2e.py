@@ -147,7 +147,7 @@ def last_checkpoint(work_dir: Path) -> Path:
 def with_probe(config: str, out_dir: Path) -> str:
     """Write a copy of ``config`` with ``tests.ddp_probe.RankStateDumpHook``
     added, and return its path; after training, each rank's state lies in
-    ``<work_dir>/rank_state_<rank>.pth`` (see :func:`rank_states`)."""
+    ``<work_dir>/rank_state_<rank>_{start,end}.pth`` (see :func:`rank_states`)."""
     from mmengine.config import Config
     cfg = Config.fromfile(str(REPO / config))
     imports = list(cfg.get('custom_imports', {}).get('imports', []))
@@ -161,12 +161,13 @@ def with_probe(config: str, out_dir: Path) -> str:
     return str(path)
 
 
-def rank_states(work_dir: Path, nproc: int = 2) -> list:
-    """The states that ``RankStateDumpHook`` saved, one per rank."""
+def rank_states(work_dir: Path, nproc: int = 2, when: str = 'end') -> list:
+    """The states that ``RankStateDumpHook`` saved, one per rank, at the
+    ``'start'`` or ``'end'`` of training."""
     import torch
     return [
         torch.load(
-            Path(work_dir) / f'rank_state_{rank}.pth',
+            Path(work_dir) / f'rank_state_{rank}_{when}.pth',
             map_location='cpu',
             weights_only=False) for rank in range(nproc)
     ]

@@ -2,6 +2,7 @@
 state through checkpoint/resume, 2-process DDP, and mixed precision."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,14 +14,9 @@ from tests.e2e import (REPO, assert_same_tensors, last_checkpoint,
 from tests.trained_runs import trained
 
 AFL_DEMO = 'configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py'
-PAPER_CONFIGS = [
-    ('configs/afl/td-hm_res50_afl-8xb64-210e_coco-256x192.py', 17),
-    ('configs/afl/td-hm_hrnet-w32_afl-8xb64-210e_coco-256x192.py', 17),
-    ('configs/afl/td-hm_res152_afl-8xb32-210e_coco-384x288.py', 17),
-    ('configs/afl/td-hm_hrnet-w48_afl-8xb32-210e_coco-384x288.py', 17),
-    ('configs/afl/td-hm_res50_afl-8xb64-210e_mpii-256x256.py', 16),
-    (AFL_DEMO, 17),
-]
+# every AFL config: the paper's Table 1/2 models and the synthetic demos
+CONFIGS = sorted(
+    str(p.relative_to(REPO)) for p in REPO.glob('configs/afl/*.py'))
 
 
 def _critic_state(checkpoint):
@@ -28,8 +24,19 @@ def _critic_state(checkpoint):
                       weights_only=False)['afl_critic']
 
 
-@pytest.mark.parametrize('config,num_keypoints', PAPER_CONFIGS)
-def test_configs_build_with_afl(config, num_keypoints):
+def test_every_paper_config_is_covered():
+    names = {Path(c).name for c in CONFIGS}
+    for model in ('res50_afl-8xb64-210e_coco-256x192',
+                  'hrnet-w32_afl-8xb64-210e_coco-256x192',
+                  'res152_afl-8xb32-210e_coco-384x288',
+                  'hrnet-w48_afl-8xb32-210e_coco-384x288',
+                  'res50_afl-8xb64-210e_mpii-256x256'):
+        assert f'td-hm_{model}.py' in names
+    assert Path(AFL_DEMO).name in names
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_configs_build_with_afl(config):
     import mmpose_afl  # noqa: F401
     from mmpose.registry import MODELS
     from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
@@ -38,7 +45,10 @@ def test_configs_build_with_afl(config, num_keypoints):
     model = MODELS.build(cfg.model)
     loss = model.head.loss_module
     assert isinstance(loss, AFLHeatmapLoss)
-    assert loss.critic.num_keypoints == num_keypoints == model.head.out_channels
+    assert loss.critic.num_keypoints == model.head.out_channels == {
+        'mpii': 16, 'wholebody': 133}.get(
+            'mpii' if 'mpii' in config else
+            'wholebody' if 'wholebody' in config else None, 17)
     assert 'AFLCriticHook' in [h['type'] for h in cfg.custom_hooks]
     # the critic is not part of the pose model
     assert not any('critic' in k for k in model.state_dict())
@@ -87,28 +97,40 @@ def test_resume_restores_critic_and_its_optimizer(synthetic_coco, tmp_path,
                     work_dir)
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_1.pth'))
     saved = _critic_state(work_dir / 'epoch_1.pth')
-    # resume at the end of the schedule: nothing trains, and the probe dumps
-    # the critic state the hook restored
+    # resume from epoch 1 and train epoch 2; the probe dumps the critic
+    # state the hook restored (start) and the one after epoch 2 (end)
     probe = with_probe(AFL_DEMO, tmp_path)
     log = run_train(probe, work_dir, synthetic_coco,
-                    cfg_options=short_schedule(max_epochs=1),
+                    cfg_options=short_schedule(max_epochs=2),
                     extra_args=['--resume'])
-    assert 'resumed epoch: 1' in log
-    restored = rank_states(work_dir, nproc=1)[0]['afl_critic']
+    assert 'resumed epoch: 1' in log and 'Epoch(train) [2]' in log
+    restored = rank_states(work_dir, nproc=1, when='start')[0]['afl_critic']
     assert assert_same_tensors(saved, restored) > 8
+    # Adam continued from the restored state: epoch 2 has as many critic
+    # steps as epoch 1, so its step count doubled (a fresh optimizer would
+    # have only epoch 2's)
+    end = rank_states(work_dir, nproc=1, when='end')[0]['afl_critic']
+
+    def steps(state):
+        return {int(v['step']) for v in state[0]['optimizer']['state'].values()}
+
+    assert steps(end) == {2 * s for s in steps(saved)} and steps(saved) != {0}
+    assert not torch.equal(end[0]['critic']['score.weight'],
+                           saved[0]['critic']['score.weight'])
 
 
 def test_ddp_keeps_critic_and_pose_model_identical(synthetic_coco, tmp_path):
     probe = with_probe(AFL_DEMO, tmp_path)
     work_dir = tmp_path / 'ddp'
     log = run_dist_train(probe, work_dir, nproc=2, data_root=synthetic_coco,
-                         cfg_options=short_schedule(max_epochs=1))
+                         cfg_options=short_schedule(max_epochs=1,
+                                                    batch_size=2))
     assert 'Distributed training: True' in log
-    # DDP's default find_unused_parameters=False: a parameter without a
-    # gradient would fail the second iteration
-    assert 'find_unused_parameters=True' not in log
+    # DDP with find_unused_parameters=False: a parameter without a gradient
+    # would fail the second iteration
     assert 'Epoch(train) [1][2/' in log
     rank0, rank1 = rank_states(work_dir)
+    assert rank0['find_unused_parameters'] is False
     assert assert_same_tensors(rank0['state_dict'], rank1['state_dict']) > 50
     assert assert_same_tensors(rank0['afl_critic'], rank1['afl_critic']) > 8
     assert rank0['afl_critic'][0]['optimizer']['state']
