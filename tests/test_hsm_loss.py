@@ -187,6 +187,47 @@ def test_forward_and_loss_use_logits():
     assert 0 <= losses['acc_pose'].item() <= 1
 
 
+def test_gradient_matches_the_closed_form_derivative():
+    # d/dp (e^{bD} - 1) D^g with D = |sigmoid(p) - y|:
+    # [b e^{bD} D^g + (e^{bD} - 1) g D^{g-1}] * sign(sigmoid(p) - y) * s(1-s)
+    beta, gamma = 1.5, 2.5
+    logits, target, _ = random_case(3)
+    p = torch.tensor(logits, requires_grad=True)
+    build(beta=beta, gamma=gamma)(p, torch.tensor(target)).backward()
+    s = 1 / (1 + np.exp(-logits))
+    d = np.abs(s - target)
+    expected = (beta * np.exp(beta * d) * d**gamma +
+                np.expm1(beta * d) * gamma * d**(gamma - 1)) * np.sign(
+                    s - target) * s * (1 - s) / logits.size
+    np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-10,
+                               atol=1e-15)
+
+
+def test_head_starts_at_the_background_prior():
+    # HeatmapHead's zero bias would start every pixel at sigmoid 0.5; the
+    # prior must survive init_weights(), which the runner calls
+    for prior in (0.1, 0.01):
+        head = MODELS.build(dict(
+            type='SigmoidHeatmapHead', in_channels=8, out_channels=4,
+            deconv_out_channels=(8, ), deconv_kernel_sizes=(4, ),
+            prior_prob=prior))
+        head.init_weights()
+        bias = head.final_layer.bias.detach()
+        np.testing.assert_allclose(bias.sigmoid().numpy(), prior, rtol=1e-6)
+        with torch.no_grad():
+            probs = head((torch.rand(2, 8, 8, 6), )).sigmoid()
+        assert abs(probs.mean().item() - prior) < 0.01 * prior
+        # the deconv layers keep HeatmapHead's init
+        assert head.deconv_layers[0].weight.std().item() < 0.002
+
+
+@pytest.mark.parametrize('prior', [0., 1., -0.5, 1.5])
+def test_prior_outside_the_unit_interval_fails_at_build(prior):
+    with pytest.raises(ValueError, match=r'`prior_prob` must lie in \(0, 1\)'):
+        MODELS.build(dict(type='SigmoidHeatmapHead', in_channels=8,
+                          out_channels=4, prior_prob=prior))
+
+
 @pytest.mark.parametrize('codec', [
     dict(type='MegviiHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
          kernel_size=11),
