@@ -64,6 +64,23 @@ def test_import_fails_when_mmcv_is_too_new(monkeypatch):
         version.check_dependencies()
 
 
+def test_readme_config_snippet_builds(tmp_path):
+    # the "Using it from your own MMPose config" block, as a user pastes it
+    import re
+
+    import mmpose_afl  # noqa: F401
+    from mmpose.registry import MODELS
+    readme = (REPO / 'README.md').read_text()
+    snippet = re.search(r'## Using it from your own MMPose config\n+```python\n'
+                        r'(.*?)```', readme, re.S).group(1)
+    path = tmp_path / 'my_config.py'
+    path.write_text(snippet)
+    cfg = Config.fromfile(str(path))
+    model = MODELS.build(cfg.model)
+    assert type(model.head.loss_module).__name__ == 'AFLHeatmapLoss'
+    assert [h['type'] for h in cfg.custom_hooks][-1] == 'AFLCriticHook'
+
+
 @pytest.mark.parametrize('config,num_keypoints', [(BASELINE, 17),
                                                   (BASELINE_WB, 133)])
 def test_baseline_configs_build(config, num_keypoints):
