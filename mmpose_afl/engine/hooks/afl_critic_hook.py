@@ -32,8 +32,10 @@ class AFLCriticHook(Hook):
     - ``after_train_iter``: runs ``loss.critic_step()`` (``n_critic``
       WGAN-GP steps with gradients averaged over ranks), logs critic loss,
       Wasserstein estimate, gradient penalty and the difficulty mean / min /
-      max as ``train/afl_*`` scalars, and records the difficulty of the
-      tracked samples (paper Sec. 5, Fig. 3);
+      max as ``train/afl_*`` scalars (one value per iteration; MMEngine's
+      ``LogProcessor`` prints their mean over the logging window, so the
+      printed min / max are window means of the per-batch min / max), and
+      records the difficulty of the tracked samples (paper Sec. 5, Fig. 3);
     - ``before_save_checkpoint`` / ``after_load_checkpoint``: saves and
       restores the critic weights and its optimizer state under
       ``checkpoint['afl_critic']``, so ``--resume`` continues exactly. A
@@ -157,7 +159,7 @@ class AFLCriticHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         saved = checkpoint.get('afl_critic')
-        if not self.losses:  # load_checkpoint before before_run (mim test)
+        if not self.losses:  # runner.load_checkpoint() before before_run
             return
         if saved is None:
             runner.logger.info('AFLCriticHook: the checkpoint has no critic '

@@ -56,7 +56,8 @@ class AFLHeatmapLoss(nn.Module):
     that are a mean over the batch of per-sample terms (all of MMPose's
     heatmap losses) the mean of these values is the batch loss. A base loss
     with a ``regularization()`` method (:class:`FoWKALLoss`'s ``L_reg`` on
-    its learnable factors) has it added once, not weighted by difficulty,
+    its learnable factors) has it added once, weighted neither by
+    difficulty nor by ``loss_weight`` (as the base loss itself adds it),
     so that with all weights 1 AFL still equals the base loss. A loss that
     ``vmap`` cannot trace (data-dependent control flow) falls back, with a
     warning, to a Python loop over the samples: correct, but slower.
