@@ -126,6 +126,16 @@ def test_topology_matches_numpy_on_random_heatmaps():
         topo.numpy(), numpy_topology(heatmaps, 0.2, weights), atol=1e-5)
 
 
+def test_planar_diagonal_is_exactly_one_for_many_keypoints():
+    # K = 133 (WholeBody): every present keypoint is at distance 0 from
+    # itself, so planar(i, i) = 1 to float precision, not ~1 - 1e-4
+    rng = np.random.default_rng(1)
+    heatmaps = rng.uniform(0, 1, (2, 133, 64, 48)).astype(np.float32)
+    topo = heatmap_topology(torch.from_numpy(heatmaps), 0.5)
+    diagonal = topo[:, 0].diagonal(dim1=1, dim2=2)
+    assert torch.equal(diagonal, torch.ones_like(diagonal))
+
+
 # ----------------------------------------------------------------- critic
 @pytest.mark.parametrize('k,params', [
     # convs 2->16->32->64->128 (3x3, +bias): 304 + 4640 + 18496 + 73856;

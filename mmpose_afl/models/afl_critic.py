@@ -80,7 +80,10 @@ def heatmap_topology(heatmaps: Tensor,
                                             keypoint_weights)
     pair = (present.unsqueeze(2) & present.unsqueeze(1)).float()
 
-    distance = torch.cdist(centroids, centroids)
+    # exact differences: cdist's matrix-product shortcut (used for K > 25)
+    # leaves ~1e-4 on the diagonal, where the planar affinity must be 1
+    distance = torch.cdist(
+        centroids, centroids, compute_mode='donot_use_mm_for_euclid_dist')
     planar = (1 - distance / math.hypot(width, height)) * pair
 
     count = present.sum(dim=1, keepdim=True).clamp_min(1)
