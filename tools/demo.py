@@ -5,8 +5,10 @@ Run through ``make demo`` (which installs the stack first), or directly::
 
     python tools/demo.py [--methods baseline,afl] [--epochs N]
 
-Each run writes to ``work_dirs/demo/<method>``; the table is also written to
-``work_dirs/demo/results.md``.
+Each run writes to ``work_dirs/demo/<method>``; the tables (one per dataset,
+with the columns of MMPose's zoo tables: AP, AP .5, AP .75 and AR for COCO;
+whole-body, body, foot, face and hand AP and whole-body AR for WholeBody) are
+also written to ``work_dirs/demo/results.md``.
 """
 import argparse
 import re
@@ -40,6 +42,17 @@ DATA = {
     'wholebody': ('data/synthetic_coco_wholebody', 200, 50),
 }
 METRIC = re.compile(r'([\w-]+/[\w.() -]+?): (-?\d+\.\d+)')
+# the columns of the zoo tables: dataset kind -> [(metric key, header)]
+COLUMNS = {
+    'coco': [('coco/AP', 'AP'), ('coco/AP .5', 'AP .5'),
+             ('coco/AP .75', 'AP .75'), ('coco/AR', 'AR')],
+    'wholebody': [('coco-wholebody/AP', 'whole AP'),
+                  ('coco-wholebody/body_AP', 'body AP'),
+                  ('coco-wholebody/foot_AP', 'foot AP'),
+                  ('coco-wholebody/face_AP', 'face AP'),
+                  ('coco-wholebody/hand_AP', 'hand AP'),
+                  ('coco-wholebody/AR', 'whole AR')],
+}
 
 
 def run(cmd, log: Path) -> str:
@@ -68,6 +81,26 @@ def test_metrics(text: str) -> dict:
     if not lines:
         sys.exit('mim test printed no Epoch(test) line:\n' + text[-3000:])
     return {k.strip(): float(v) for k, v in METRIC.findall(lines[-1])}
+
+
+def results_table(rows) -> str:
+    """Markdown tables, one per dataset kind, of ``rows`` =
+    ``[(method, kind, train minutes, metrics), ...]``."""
+    tables = []
+    for kind, columns in COLUMNS.items():
+        kind_rows = [row for row in rows if row[1] == kind]
+        if not kind_rows:
+            continue
+        header = ['method', 'data', 'train min'] + [h for _, h in columns]
+        lines = ['| ' + ' | '.join(header) + ' |',
+                 '|---|---|' + '---:|' * (len(header) - 2)]
+        for method, _, minutes, metrics in kind_rows:
+            cells = [method, f'synthetic {kind}', f'{minutes:.1f}'] + [
+                f'{metrics[k]:.3f}' if k in metrics else '-'
+                for k, _ in columns]
+            lines.append('| ' + ' | '.join(cells) + ' |')
+        tables.append('\n'.join(lines))
+    return '\n\n'.join(tables)
 
 
 def main() -> None:
@@ -101,17 +134,7 @@ def main() -> None:
                    work_dir / 'console_test.log')
         rows.append((method, kind, minutes, test_metrics(text)))
 
-    keys = [k for k in rows[0][3]] if rows else []
-    for _, _, _, metrics in rows[1:]:
-        keys += [k for k in metrics if k not in keys]
-    header = ['method', 'data', 'train min'] + keys
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '---|' * len(header)]
-    for method, kind, minutes, metrics in rows:
-        cells = [method, kind, f'{minutes:.1f}'] + [
-            f'{metrics[k]:.3f}' if k in metrics else '-' for k in keys]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    table = '\n'.join(lines)
+    table = results_table(rows)
     (REPO / 'work_dirs' / 'demo' / 'results.md').write_text(table + '\n')
     print('\n' + table)
 
