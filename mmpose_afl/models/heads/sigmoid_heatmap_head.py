@@ -46,9 +46,10 @@ class SigmoidHeatmapHead(HeatmapHead):
     stalls at all-zero heatmaps (seen here: AP 0 after 20 epochs). As for
     the focal loss (Lin et al.) and CenterNet, the last conv's bias starts
     at the background prior ``log(p / (1 - p))`` with ``p = prior_prob``
-    (0.1: the background level where HSM's cubic pull on background pixels
-    and its pull on the peaks balance for a σ = 2 Gaussian, so training
-    starts near equilibrium). It is set through ``init_cfg``, so it
+    (0.1: roughly the background level at which, for a σ = 2 Gaussian on a
+    24×32 heatmap, HSM's cubic pull-down of the background pixels and its
+    pull-up of the peak pixels balance, so training starts near that
+    balance instead of collapsing towards it). It is set through ``init_cfg``, so it
     survives the runner's ``init_weights()``; checkpoints (``load_from``,
     ``--resume``) overwrite it as usual.
 
