@@ -147,7 +147,8 @@ def last_checkpoint(work_dir: Path) -> Path:
 def with_probe(config: str, out_dir: Path) -> str:
     """Write a copy of ``config`` with ``tests.ddp_probe.RankStateDumpHook``
     added, and return its path; after training, each rank's state lies in
-    ``<work_dir>/rank_state_<rank>_{start,end}.pth`` (see :func:`rank_states`)."""
+    ``<work_dir>/rank_state_<rank>_{start,end}.pth`` (see
+    :func:`rank_states`)."""
     from mmengine.config import Config
     cfg = Config.fromfile(str(REPO / config))
     imports = list(cfg.get('custom_imports', {}).get('imports', []))

@@ -45,10 +45,9 @@ def test_configs_build_with_afl(config):
     model = MODELS.build(cfg.model)
     loss = model.head.loss_module
     assert isinstance(loss, AFLHeatmapLoss)
-    assert loss.critic.num_keypoints == model.head.out_channels == {
-        'mpii': 16, 'wholebody': 133}.get(
-            'mpii' if 'mpii' in config else
-            'wholebody' if 'wholebody' in config else None, 17)
+    expected_k = 16 if 'mpii' in config else (
+        133 if 'wholebody' in config else 17)
+    assert loss.critic.num_keypoints == model.head.out_channels == expected_k
     assert 'AFLCriticHook' in [h['type'] for h in cfg.custom_hooks]
     # the critic is not part of the pose model
     assert not any('critic' in k for k in model.state_dict())
@@ -112,7 +111,8 @@ def test_resume_restores_critic_and_its_optimizer(synthetic_coco, tmp_path,
     end = rank_states(work_dir, nproc=1, when='end')[0]['afl_critic']
 
     def steps(state):
-        return {int(v['step']) for v in state[0]['optimizer']['state'].values()}
+        optimizer_state = state[0]['optimizer']['state']
+        return {int(v['step']) for v in optimizer_state.values()}
 
     assert steps(end) == {2 * s for s in steps(saved)} and steps(saved) != {0}
     assert not torch.equal(end[0]['critic']['score.weight'],

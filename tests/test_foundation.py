@@ -71,8 +71,9 @@ def test_readme_config_snippet_builds(tmp_path):
     import mmpose_afl  # noqa: F401
     from mmpose.registry import MODELS
     readme = (REPO / 'README.md').read_text()
-    snippet = re.search(r'## Using it from your own MMPose config\n+```python\n'
-                        r'(.*?)```', readme, re.S).group(1)
+    snippet = re.search(
+        r'## Using it from your own MMPose config\n+```python\n(.*?)```',
+        readme, re.S).group(1)
     path = tmp_path / 'my_config.py'
     path.write_text(snippet)
     cfg = Config.fromfile(str(path))

@@ -49,9 +49,9 @@ class SigmoidHeatmapHead(HeatmapHead):
     (0.1: roughly the background level at which, for a σ = 2 Gaussian on a
     24×32 heatmap, HSM's cubic pull-down of the background pixels and its
     pull-up of the peak pixels balance, so training starts near that
-    balance instead of collapsing towards it). It is set through ``init_cfg``, so it
-    survives the runner's ``init_weights()``; checkpoints (``load_from``,
-    ``--resume``) overwrite it as usual.
+    balance instead of collapsing towards it). It is set through
+    ``init_cfg``, so it survives the runner's ``init_weights()``;
+    checkpoints (``load_from``, ``--resume``) overwrite it as usual.
 
     Args:
         prior_prob (float): Initial ``sigmoid`` of the heatmaps, in (0, 1).
