@@ -1,6 +1,8 @@
 """AFL's pieces against hand-computed values and plain numpy re-derivations:
-topology extractor, critic size, gradient penalty, the loss (Eq. 4), the
-critic step and build-time errors."""
+topology extractor, critic size, gradient penalty, the difficulty (anchored
+and the paper's Eq. 4), weight normalisation, the label-count scaling, the
+critic loss with its drift penalty, the logged statistics (effective sample
+size, score range) and build-time errors."""
 import math
 import warnings
 
@@ -12,9 +14,11 @@ from torch import nn
 
 import mmpose_afl  # noqa: F401
 from mmpose_afl.models.afl_critic import (AFLCritic, heatmap_topology,
-                                          keypoint_centroids)
+                                          keypoint_centroids,
+                                          keypoint_peak_error)
 from mmpose_afl.models.losses.afl_loss import (AFLHeatmapLoss,
-                                               gradient_penalty)
+                                               effective_sample_size,
+                                               gradient_norms)
 
 
 def dots(points, height=6, width=8, k=None):
@@ -174,9 +178,9 @@ def test_gradient_penalty_of_a_linear_critic_is_known():
     with torch.no_grad():
         critic[1].weight.copy_(torch.tensor([[3., 0, 0, 0, 0, 0, 4, 0]]))
     real, fake = torch.rand(5, 2, 2, 2), torch.rand(5, 2, 2, 2)
-    penalty = gradient_penalty(lambda x: critic(x).squeeze(1), real, fake,
-                               torch.rand(5))
-    assert penalty.item() == pytest.approx((5 - 1)**2)
+    norms = gradient_norms(lambda x: critic(x).squeeze(1), real, fake,
+                           torch.rand(5))
+    torch.testing.assert_close(norms, torch.full((5, ), 5.))
 
 
 def test_gradient_penalty_matches_separate_autograd():
@@ -189,10 +193,10 @@ def test_gradient_penalty_matches_separate_autograd():
         x = (alpha[b] * real[b] + (1 - alpha[b]) * fake[b])[None]
         x.requires_grad_(True)
         grad, = torch.autograd.grad(critic(x).sum(), x)
-        expected.append((grad.norm() - 1)**2)
-    penalty = gradient_penalty(critic, real, fake, alpha)
-    torch.testing.assert_close(penalty, torch.stack(expected).mean())
-    penalty.backward()  # differentiable w.r.t. the critic (create_graph)
+        expected.append(grad.norm())
+    norms = gradient_norms(critic, real, fake, alpha)
+    torch.testing.assert_close(norms, torch.stack(expected))
+    norms.sum().backward()  # differentiable w.r.t. the critic (create_graph)
     assert all(p.grad is not None for p in critic.parameters())
 
 
@@ -234,23 +238,137 @@ def batch(seed=0, b=4, k=3, h=6, w=8):
     return output, target, weights
 
 
-def test_afl_equals_numpy_recomputation_with_known_difficulties():
+def numpy_afl(output, target, weights, mode, normalize, label_norm,
+              scale=0.1, offset=0.0):
+    """numpy re-derivation of the loss with ``PlanarSumCritic``: returns the
+    difficulties, the applied weights and the per-sample MSE."""
+    out, tgt, wgt = output.numpy(), target.numpy(), weights.numpy()
+    fake, real = numpy_topology(out, 0.1, wgt), numpy_topology(tgt, 0.1, wgt)
+    if label_norm:  # K / labelled keypoints
+        factor = out.shape[1] / np.maximum(wgt.sum(axis=1), 1)
+        fake, real = (t * factor[:, None, None, None] for t in (fake, real))
+
+    def critic(topology):
+        return scale * topology[:, 0].sum(axis=(1, 2)) + offset
+
+    logit = -critic(fake) + (critic(real) if mode == 'anchored' else 0)
+    difficulty = 1 / (1 + np.exp(-logit))
+    weight = difficulty / difficulty.mean() if normalize else difficulty
+    per_sample = (((out - tgt)**2) * wgt[:, :, None, None]).mean(axis=(1, 2,
+                                                                     3))
+    return difficulty, weight, per_sample
+
+
+@pytest.mark.parametrize('mode', ['anchored', 'paper'])
+@pytest.mark.parametrize('normalize', [True, False])
+@pytest.mark.parametrize('label_norm', [False, True])
+def test_afl_equals_numpy_recomputation(mode, normalize, label_norm):
     output, target, weights = batch()
     loss = afl(
         dict(type='KeypointMSELoss', use_target_weight=True),
-        PlanarSumCritic(3),
-        loss_weight=2.0)
-    value = loss.eval()(output, target, weights)
-    # numpy: d = 0.1 * sum(planar(t(y'))), difficulty = sigmoid(-d),
-    # per-sample MSE (weights on [B, K, 1, 1]), weighted batch mean
-    out, tgt, wgt = output.numpy(), target.numpy(), weights.numpy()
-    d = 0.1 * numpy_topology(out, 0.1, wgt)[:, 0].sum(axis=(1, 2))
-    difficulty = 1 / (1 + np.exp(d))
-    per_sample = (((out - tgt)**2) * wgt[:, :, None, None]).mean(axis=(1, 2,
-                                                                     3))
+        PlanarSumCritic(3, offset=0.3),
+        loss_weight=2.0,
+        difficulty=mode,
+        normalize_weights=normalize,
+        label_count_norm=label_norm)
+    loss.attached = True
+    value = loss.train()(output, target, weights)
+    difficulty, weight, per_sample = numpy_afl(output, target, weights, mode,
+                                               normalize, label_norm,
+                                               offset=0.3)
     assert value.item() == pytest.approx(
-        2.0 * (difficulty * per_sample).mean(), rel=1e-5)
+        2.0 * (weight * per_sample).mean(), rel=1e-5)
+    samples = loss.last_samples
+    np.testing.assert_allclose(samples['difficulty'], difficulty, rtol=1e-5)
+    np.testing.assert_allclose(samples['weight'], weight, rtol=1e-5)
     assert len(set(np.round(difficulty, 6))) > 1  # really per sample
+
+
+def test_anchored_difficulty_by_hand():
+    # K = 2 on an 8x6 map (diagonal 10), d = 0.1 * sum(planar) + 5:
+    # target (0,0), (4,0): planar sum 2 + 2 * 0.6 = 3.2;
+    # prediction (0,0), (0,3): 2 + 2 * 0.7 = 3.4 -> sigmoid(0.1 * (3.2 -
+    # 3.4)) = sigmoid(-0.02); the offset 5 cancels (Eq. 4: sigmoid(-5.34))
+    target = dots([(0, 0), (4, 0)])
+    output = dots([(0, 0), (0, 3)])
+    for mode, expected in (('anchored', -0.02), ('paper', -5.34)):
+        loss = afl(dict(type='KeypointMSELoss'),
+                   PlanarSumCritic(2, offset=5.), k=2, difficulty=mode)
+        loss.attached = True
+        loss.train()(output, target)
+        assert loss.last_samples['difficulty'].item() == pytest.approx(
+            1 / (1 + math.exp(-expected)), rel=1e-5)
+    # a perfect prediction is neither easy nor hard: 1/2 whatever the offset
+    loss = afl(dict(type='KeypointMSELoss'), PlanarSumCritic(2, offset=5.),
+               k=2)
+    loss.attached = True
+    loss.train()(target, target)
+    assert loss.last_samples['difficulty'].item() == 0.5
+
+
+def test_label_count_norm_scales_both_topologies_by_k_over_labels():
+    output, target, weights = batch()  # sample 1 has 2 of 3 labelled
+    loss = afl(dict(type='KeypointMSELoss', use_target_weight=True),
+               label_count_norm=True)
+    loss.attached = True
+    loss.train()(output, target, weights)
+    factor = torch.tensor([1., 1.5, 1., 1.]).view(-1, 1, 1, 1)
+    torch.testing.assert_close(
+        loss._pending['real'], factor * heatmap_topology(target, 0.1, weights))
+    torch.testing.assert_close(
+        loss._pending['fake'], factor * heatmap_topology(output, 0.1, weights))
+
+
+def test_keypoint_peak_error_by_hand():
+    # sample 0: peaks off by (3, 4) and (0, 0) -> mean 2.5; sample 1: its
+    # second keypoint is unlabelled, the first is off by (1, 0) -> 1
+    target = torch.cat([dots([(0, 0), (5, 5)]), dots([(2, 2), (0, 0)])])
+    output = torch.cat([dots([(3, 4), (5, 5)]), dots([(3, 2), (7, 5)])])
+    weights = torch.tensor([[1., 1.], [1., 0.]])
+    error, labels = keypoint_peak_error(output, target, weights)
+    torch.testing.assert_close(error, torch.tensor([2.5, 1.]))
+    assert labels.tolist() == [2, 1]
+    error, labels = keypoint_peak_error(output, target, torch.zeros(2, 2))
+    assert error.tolist() == [0., 0.] and labels.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize('weights,expected', [
+    ([1., 1., 1., 1.], 1.),
+    ([1., 0., 0., 0.], 1 / 4),
+    ([1., 2., 3.], 36 / (3 * 14)),  # (1+2+3)^2 / (3 (1+4+9))
+    ([0.2, 0.6], 0.64 / (2 * 0.4)),
+    ([1e-30, 1e-30], 1.),  # no underflow
+    ([0., 0., 0.], 0.),
+    ([], 0.),
+])
+def test_effective_sample_size_by_hand(weights, expected):
+    ess = effective_sample_size(torch.tensor(weights))
+    assert ess.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_zero_weights_and_an_empty_batch_give_no_nan():
+    output, target, weights = batch()
+    base = dict(type='KeypointMSELoss', use_target_weight=True)
+    # Eq. 4 with d = +1e4: every difficulty underflows to exactly 0
+    normalized = afl(base, PlanarSumCritic(3, scale=0, offset=1e4),
+                     difficulty='paper')
+    normalized.attached = True
+    value = normalized.train()(output, target, weights)
+    assert normalized.last_samples['difficulty'].eq(0).all()
+    # all weights 0 count as equal weights: the base loss
+    torch.testing.assert_close(value, MODELS.build(base)(output, target,
+                                                         weights))
+    assert normalized.critic_step()['ess'] == 1.0
+    plain = afl(base, PlanarSumCritic(3, scale=0, offset=1e4),
+                difficulty='paper', normalize_weights=False)
+    plain.attached = True
+    assert plain.train()(output, target, weights).item() == 0.0
+    assert plain.critic_step()['ess'] == 0.0
+    # an empty batch: a zero loss that still back-propagates, no critic step
+    empty = output[:0].clone().requires_grad_(True)
+    value = normalized.train()(empty, target[:0], weights[:0])
+    value.backward()
+    assert value.item() == 0.0 and normalized.last_samples is None
 
 
 @pytest.mark.parametrize('base_loss', [
@@ -309,12 +427,12 @@ def test_difficulty_is_detached_and_critic_is_not_a_submodule():
     assert all(p.grad is None for p in loss.critic.parameters())
     assert not list(loss.parameters())
     assert not any('critic' in k for k in loss.state_dict())
-    # the pose gradient is the base loss's, scaled by the difficulties
-    difficulty = loss.last_difficulty
+    # the pose gradient is the base loss's, scaled by the weights
+    weight = loss.last_samples['weight']
     reference = output.detach().clone().requires_grad_(True)
     per_sample = ((reference - target)**2 * weights[..., None, None]).mean(
         dim=(1, 2, 3))
-    (difficulty * per_sample).mean().backward()
+    (weight * per_sample).mean().backward()
     torch.testing.assert_close(output.grad, reference.grad)
 
 
@@ -328,20 +446,116 @@ def test_critic_step_trains_only_the_critic():
     before = [p.detach().clone() for p in loss.critic.parameters()]
     stats = loss.critic_step()
     assert set(stats) == {
-        'critic_loss', 'wasserstein', 'gradient_penalty', 'difficulty_mean',
-        'difficulty_min', 'difficulty_max'
+        'critic_loss', 'wasserstein', 'gradient_penalty', 'gp_grad_norm',
+        'drift', 'score_real_mean', 'score_real_min', 'score_real_max',
+        'score_fake_mean', 'score_fake_min', 'score_fake_max', 'score_offset',
+        'difficulty_mean', 'difficulty_min', 'difficulty_max', 'ess',
+        'nonfinite_steps'
     }
     assert 0 < stats['difficulty_min'] <= stats['difficulty_mean'] \
         <= stats['difficulty_max'] < 1
     assert stats['critic_loss'] == pytest.approx(
-        -stats['wasserstein'] + 10 * stats['gradient_penalty'], rel=1e-5)
+        -stats['wasserstein'] + 10 * stats['gradient_penalty'] +
+        stats['drift'], rel=1e-5)
+    assert stats['nonfinite_steps'] == 0
     changed = [not torch.equal(a, p) for a, p in zip(
         before, loss.critic.parameters())]
     assert all(changed)
     torch.testing.assert_close(output.grad, pose_grad)  # untouched
-    assert loss.last_difficulty is None
+    assert loss.last_samples is None
     with pytest.raises(RuntimeError, match='no training forward'):
         loss.critic_step()
+
+
+@pytest.mark.parametrize('drift_weight', [0., 1., 2.5])
+def test_critic_loss_and_logged_scores_match_numpy(drift_weight):
+    # d = 0.1 * sum(planar) + 0.7: grad_x d = 0.1 on the K*K planar entries,
+    # so the gradient norm is 0.1 * K = 0.3 and GP = (0.3 - 1)^2 = 0.49
+    output, target, weights = batch()
+    loss = afl(dict(type='KeypointMSELoss', use_target_weight=True),
+               PlanarSumCritic(3, offset=0.7), drift_weight=drift_weight)
+    loss.attached = True
+    loss.train()(output, target, weights)
+    stats = loss.critic_step()
+    wgt = weights.numpy()
+    d_real = 0.1 * numpy_topology(target.numpy(), 0.1, wgt)[:, 0].sum(
+        axis=(1, 2)) + 0.7
+    d_fake = 0.1 * numpy_topology(output.numpy(), 0.1, wgt)[:, 0].sum(
+        axis=(1, 2)) + 0.7
+    drift = 0.5 * ((d_real**2).mean() + (d_fake**2).mean())
+    wasserstein = d_real.mean() - d_fake.mean()
+    expected = dict(
+        wasserstein=wasserstein,
+        gradient_penalty=0.49,
+        gp_grad_norm=0.3,
+        drift=drift,
+        critic_loss=-wasserstein + 10 * 0.49 + drift_weight * drift,
+        score_real_mean=d_real.mean(),
+        score_real_min=d_real.min(),
+        score_real_max=d_real.max(),
+        score_fake_mean=d_fake.mean(),
+        score_fake_min=d_fake.min(),
+        score_fake_max=d_fake.max(),
+        score_offset=(d_real.mean() + d_fake.mean()) / 2)
+    difficulty = 1 / (1 + np.exp(d_fake - d_real))
+    weight = difficulty / difficulty.mean()
+    expected.update(
+        difficulty_mean=difficulty.mean(),
+        difficulty_min=difficulty.min(),
+        difficulty_max=difficulty.max(),
+        ess=weight.sum()**2 / (4 * (weight**2).sum()))
+    for name, value in expected.items():
+        assert stats[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+
+
+class LinearCritic(nn.Module):
+    """d(x) = w . x + b, with a bias that only the drift penalty moves."""
+
+    def __init__(self, num_keypoints):
+        super().__init__()
+        self.num_keypoints = num_keypoints
+        self.linear = nn.Linear(2 * num_keypoints**2, 1)
+
+    def forward(self, topology):
+        return self.linear(topology.flatten(1)).squeeze(1)
+
+
+@pytest.mark.parametrize('drift_weight', [0., 1., 3.])
+def test_drift_penalty_pulls_the_score_offset_to_zero(drift_weight):
+    # W and GP do not depend on b, so one SGD step moves it by
+    # -lr * eps * (mean d(real) + mean d(fake))
+    torch.manual_seed(0)
+    output, target, weights = batch()
+    critic = LinearCritic(3)
+    with torch.no_grad():
+        critic.linear.bias.fill_(2.)
+    loss = afl(dict(type='KeypointMSELoss', use_target_weight=True),
+               critic, drift_weight=drift_weight)
+    object.__setattr__(loss, 'critic_optimizer',
+                       torch.optim.SGD(critic.parameters(), lr=0.1))
+    loss.attached = True
+    loss.train()(output, target, weights)
+    w = critic.linear.weight.detach().numpy()[0]
+    wgt = weights.numpy()
+    d_real = numpy_topology(target.numpy(), 0.1, wgt).reshape(4, -1) @ w + 2
+    d_fake = numpy_topology(output.numpy(), 0.1, wgt).reshape(4, -1) @ w + 2
+    loss.critic_step()
+    assert critic.linear.bias.item() == pytest.approx(
+        2 - 0.1 * drift_weight * (d_real.mean() + d_fake.mean()), rel=1e-5)
+
+
+def test_a_nonfinite_critic_step_is_skipped_and_counted():
+    output, target, weights = batch()
+    output[0, 0, 0, 0] = float('inf')  # its centroid, topology, score: NaN
+    loss = afl(dict(type='KeypointMSELoss', use_target_weight=True))
+    loss.attached = True
+    loss.train()(output, target, weights)
+    before = [p.detach().clone() for p in loss.critic.parameters()]
+    stats = loss.critic_step()
+    assert stats['nonfinite_steps'] == 1
+    assert all(torch.equal(a, p) for a, p in zip(
+        before, loss.critic.parameters()))
+    assert all(torch.isfinite(p).all() for p in loss.critic.parameters())
 
 
 def test_critic_learns_to_separate_real_from_fake():
@@ -373,6 +587,14 @@ def test_training_without_the_hook_is_refused():
     (dict(base_loss='KeypointMSELoss'), 'base_loss'),
     (dict(gp_weight=0), 'gp_weight'),
     (dict(gp_weight=-10), 'gp_weight'),
+    (dict(gp_weight=float('inf')), 'gp_weight'),
+    (dict(drift_weight=-1.), 'drift_weight'),
+    (dict(drift_weight=float('nan')), 'drift_weight'),
+    (dict(drift_weight=float('inf')), 'drift_weight'),
+    (dict(drift_weight='1'), 'drift_weight'),
+    (dict(difficulty='focal'), 'difficulty'),
+    (dict(normalize_weights='yes'), 'normalize_weights'),
+    (dict(label_count_norm=1), 'label_count_norm'),
     (dict(n_critic=0), 'n_critic'),
     (dict(centroid_threshold=-0.1), 'centroid_threshold'),
     (dict(critic_optimizer=dict(type='NoSuchOptim')), 'critic_optimizer'),

@@ -1,5 +1,6 @@
 """AFL in real training: ``mim train`` of the demo config, the critic's
-state through checkpoint/resume, 2-process DDP, and mixed precision."""
+state through checkpoint/resume, 2-process DDP, mixed precision, and the
+difficulty figure and report on the trained work dir."""
 import json
 import shutil
 from pathlib import Path
@@ -58,8 +59,13 @@ def test_demo_trains_logs_critic_and_checkpoints_it(synthetic_coco,
     work_dir = trained(AFL_DEMO, tmp_path_factory, synthetic_coco)
     log = (work_dir / 'console_train.log').read_text()
     for name in ('afl_critic_loss', 'afl_wasserstein',
-                 'afl_gradient_penalty', 'afl_difficulty_mean',
-                 'afl_difficulty_min', 'afl_difficulty_max'):
+                 'afl_gradient_penalty', 'afl_gp_grad_norm', 'afl_drift',
+                 'afl_score_real_mean', 'afl_score_real_min',
+                 'afl_score_real_max', 'afl_score_fake_mean',
+                 'afl_score_fake_min', 'afl_score_fake_max',
+                 'afl_score_offset', 'afl_difficulty_mean',
+                 'afl_difficulty_min', 'afl_difficulty_max', 'afl_ess',
+                 'afl_nonfinite_steps'):
         assert name in log, name
     saved = _critic_state(last_checkpoint(work_dir))
     assert len(saved) == 1
@@ -69,7 +75,9 @@ def test_demo_trains_logs_critic_and_checkpoints_it(synthetic_coco,
             work_dir / 'afl_difficulty_rank0.jsonl').read_text().splitlines()
     ]
     assert records and all(0 < r['difficulty'] < 1 for r in records)
-    assert {'epoch', 'iter', 'id', 'img_id', 'img_path'} <= records[0].keys()
+    assert {'epoch', 'iter', 'id', 'img_id', 'img_path', 'weight', 'labels',
+            'error'} <= records[0].keys()
+    assert all(0 < r['labels'] <= 17 and r['error'] >= 0 for r in records)
 
 
 def test_difficulty_figure_is_drawn_from_the_work_dir(synthetic_coco,
@@ -86,7 +94,42 @@ def test_difficulty_figure_is_drawn_from_the_work_dir(synthetic_coco,
     assert proc.returncode == 0, proc.stderr[-3000:]
     from PIL import Image
     width, height = Image.open(out).size
-    assert width > 1000 and height > 200  # 8 panels per row, 2 rows
+    assert width > 1000 and height > 200  # 8 panels per row, 2 rows + all
+
+
+def test_difficulty_report_runs_on_the_work_dir(synthetic_coco,
+                                                tmp_path_factory, tmp_path):
+    import subprocess
+    import sys
+    work_dir = trained(AFL_DEMO, tmp_path_factory, synthetic_coco)
+    out = tmp_path / 'report.json'
+    proc = subprocess.run(
+        [sys.executable, 'tools/afl_difficulty_report.py', str(work_dir),
+         '--out', str(out)],
+        cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'rho(difficulty, error | labels)' in proc.stdout
+    result = json.loads(out.read_text())
+    records = (work_dir / 'afl_difficulty_rank0.jsonl').read_text()
+    assert result['samples'] == len({
+        json.loads(line)['id'] for line in records.splitlines()})
+    # the synthetic annotations carry the generator's flags
+    assert set(result['auc']) == {'any', 'occluded', 'truncated',
+                                  'unusual_pose', 'small'}
+
+
+def test_resume_without_critic_state_warns():
+    from unittest.mock import Mock
+
+    from mmpose_afl.engine.hooks.afl_critic_hook import AFLCriticHook
+    from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
+    hook = AFLCriticHook()
+    hook.losses = [AFLHeatmapLoss()]
+    runner = Mock()
+    hook.after_load_checkpoint(runner, dict(state_dict={}))
+    runner.logger.warning.assert_called_once()
+    assert 'no critic state' in runner.logger.warning.call_args[0][0]
+    runner.logger.info.assert_not_called()
 
 
 def test_resume_restores_critic_and_its_optimizer(synthetic_coco, tmp_path,
@@ -156,7 +199,7 @@ def test_mixed_precision_forward_and_critic_step():
     with torch.autocast('cpu', dtype=torch.float16):
         losses = model(**data, mode='loss')
     assert torch.isfinite(losses['loss_kpt'])
-    assert loss_module.last_difficulty.dtype == torch.float32
+    assert loss_module.last_samples['difficulty'].dtype == torch.float32
     losses['loss_kpt'].backward()
     stats = loss_module.critic_step()
     assert all(map(lambda v: v == v, stats.values()))  # no NaN

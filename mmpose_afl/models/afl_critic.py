@@ -98,6 +98,42 @@ def heatmap_topology(heatmaps: Tensor,
     return torch.stack([planar, angular], dim=1)
 
 
+def keypoint_peak_error(
+        output: Tensor,
+        target: Tensor,
+        keypoint_weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """How wrong each sample's prediction is, independently of the critic:
+    the mean distance between the predicted and the ground-truth heatmap
+    peaks (argmax) over the sample's labelled keypoints.
+
+    Args:
+        output (Tensor): Predicted heatmaps [B, K, H, W].
+        target (Tensor): Target heatmaps, same shape.
+        keypoint_weights (Tensor, optional): [B, K]; keypoints with weight
+            0 are unlabelled and do not count. Defaults to ``None`` (all
+            labelled)
+
+    Returns:
+        tuple:
+        - error (Tensor): [B] mean peak distance in heatmap pixels; 0 for a
+          sample without labelled keypoints.
+        - labels (Tensor): [B] number of labelled keypoints (int64).
+    """
+    batch, num, _, width = output.shape
+
+    def peaks(heatmaps: Tensor) -> Tensor:
+        index = heatmaps.detach().flatten(2).argmax(dim=2)
+        return torch.stack([index % width, index // width], dim=-1).float()
+
+    distance = (peaks(output) - peaks(target)).norm(dim=-1)
+    labelled = torch.ones(batch, num, dtype=torch.bool,
+                          device=output.device) if keypoint_weights is None \
+        else keypoint_weights.reshape(batch, num) > 0
+    labels = labelled.sum(dim=1)
+    error = (distance * labelled).sum(dim=1) / labels.clamp_min(1)
+    return error, labels
+
+
 @MODELS.register_module()
 class AFLCritic(nn.Module):
     """Light-weight WGAN-GP critic on the ``[B, 2, K, K]`` topology maps.

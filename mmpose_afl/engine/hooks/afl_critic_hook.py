@@ -30,17 +30,25 @@ class AFLCriticHook(Hook):
       train without this hook rather than run with a frozen critic) and
       broadcasts the critic weights from rank 0;
     - ``after_train_iter``: runs ``loss.critic_step()`` (``n_critic``
-      WGAN-GP steps with gradients averaged over ranks), logs critic loss,
-      Wasserstein estimate, gradient penalty and the difficulty mean / min /
-      max as ``train/afl_*`` scalars (one value per iteration; MMEngine's
+      WGAN-GP steps with gradients averaged over ranks), logs everything it
+      returns as ``train/afl_*`` scalars (see
+      :meth:`AFLHeatmapLoss.critic_step`): critic loss, Wasserstein
+      estimate, gradient penalty and the mean gradient norm it penalises
+      (``afl_gp_grad_norm``), drift penalty, the range and offset of the
+      real and fake scores (``afl_score_{real,fake}_{mean,min,max}``,
+      ``afl_score_offset``), the difficulty mean / min / max, the effective
+      sample size of the applied weights as a fraction of the batch
+      (``afl_ess``) and skipped non-finite critic steps
+      (``afl_nonfinite_steps``). One value per iteration; MMEngine's
       ``LogProcessor`` prints their mean over the logging window, so the
-      printed min / max are window means of the per-batch min / max), and
-      records the difficulty of the tracked samples (paper Sec. 5, Fig. 3);
+      printed min / max are window means of the per-batch min / max. It
+      also records the tracked samples (paper Sec. 5, Fig. 3);
     - ``before_save_checkpoint`` / ``after_load_checkpoint``: saves and
       restores the critic weights and its optimizer state under
       ``checkpoint['afl_critic']``, so ``--resume`` continues exactly. A
-      checkpoint without them (a stock MMPose one given as ``load_from``)
-      leaves the critic freshly initialised.
+      checkpoint without them (a stock MMPose one given as ``load_from``,
+      or one saved without this hook) leaves the critic freshly initialised,
+      with a warning: its first difficulties are uninformative.
 
     Tracked samples are ``num_tracked`` training samples spread evenly over
     the training set (fixed by the dataset order, so the same on every run),
@@ -48,8 +56,12 @@ class AFLCriticHook(Hook):
     for top-down COCO). Each rank appends the scores of the tracked samples
     it sees to ``<work_dir>/afl_difficulty_rank<rank>.jsonl``, one JSON
     object per sample and iteration (``epoch``, ``iter``, ``id``,
-    ``img_id``, ``img_path``, ``difficulty``); ``tools/draw_afl_difficulty.py``
-    draws the paper's figure from them.
+    ``img_id``, ``img_path``, ``difficulty``, the applied ``weight``,
+    ``labels``, the number of labelled keypoints, and ``error``, the mean
+    heatmap-peak distance of the prediction over them, ``null`` without
+    labels); ``tools/draw_afl_difficulty.py`` draws the paper's figure from
+    them and ``tools/afl_difficulty_report.py`` says what the difficulty
+    follows.
 
     Args:
         num_tracked (int): How many training samples to track when
@@ -119,20 +131,23 @@ class AFLCriticHook(Hook):
                          data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
         for index, loss in enumerate(self.losses):
-            difficulty = loss.last_difficulty
-            if difficulty is None:
+            samples = loss.last_samples
+            if samples is None:
                 continue
-            self._record(runner, data_batch, difficulty.float().cpu())
+            self._record(runner, data_batch, samples)
             stats = loss.critic_step()
             prefix = 'train/afl_' if index == 0 else f'train/afl{index}_'
             for name, value in stats.items():
                 runner.message_hub.update_scalar(prefix + name, value)
 
-    def _record(self, runner, data_batch, difficulty) -> None:
+    def _record(self, runner, data_batch, samples: Dict) -> None:
         if not self.tracked_ids or not data_batch:
             return
+        values = zip(*(samples[k].tolist()
+                       for k in ('difficulty', 'weight', 'error', 'labels')))
         records = []
-        for sample, score in zip(data_batch['data_samples'], difficulty):
+        for sample, (difficulty, weight, error, labels) in zip(
+                data_batch['data_samples'], values):
             meta: Dict = sample.metainfo
             if meta.get('id') in self.tracked_ids:
                 records.append(
@@ -142,7 +157,10 @@ class AFLCriticHook(Hook):
                         id=int(meta['id']),
                         img_id=int(meta.get('img_id', -1)),
                         img_path=meta.get('img_path'),
-                        difficulty=float(score)))
+                        difficulty=difficulty,
+                        weight=weight,
+                        labels=labels,
+                        error=error if labels else None))
         if records:
             path = osp.join(runner.work_dir,
                             f'afl_difficulty_rank{get_rank()}.jsonl')
@@ -162,8 +180,10 @@ class AFLCriticHook(Hook):
         if not self.losses:  # runner.load_checkpoint() before before_run
             return
         if saved is None:
-            runner.logger.info('AFLCriticHook: the checkpoint has no critic '
-                               'state; the critic starts fresh')
+            runner.logger.warning(
+                'AFLCriticHook: the checkpoint has no critic state '
+                "(`afl_critic`); the critic starts fresh, so AFL's first "
+                'difficulties are uninformative')
             return
         if len(saved) != len(self.losses):
             raise ValueError(
