@@ -79,7 +79,10 @@ def _hand_made_work_dir(root):
     flags = {1: [], 2: ['occluded'], 3: ['small'], 4: [],
              5: ['occluded', 'truncated'], 6: []}
     (root / 'annotations' / 'train.json').write_text(json.dumps(dict(
-        annotations=[dict(id=i, difficulty=f) for i, f in flags.items()])))
+        annotations=[  # as the generator stores them
+            dict(id=i, difficulty={name: name in f for name in (
+                'occluded', 'truncated', 'unusual_pose', 'small')})
+            for i, f in flags.items()])))
     (work_dir / 'config.py').write_text(
         f"train_dataloader = dict(dataset=dict(data_root='{root}/', "
         "ann_file='annotations/train.json'))\n")

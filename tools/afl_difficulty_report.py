@@ -116,15 +116,19 @@ def roc_auc(scores, positive) -> Optional[float]:
 
 
 def load_flags(config) -> Optional[Dict[int, List[str]]]:
-    """``{annotation id: difficulty flags}`` from the training annotation
-    file of ``config`` (an MMEngine ``Config``); ``None`` when the
-    annotations carry no ``difficulty`` field."""
+    """``{annotation id: names of its true difficulty flags}`` from the
+    training annotation file of ``config`` (an MMEngine ``Config``), where
+    the generator stores ``difficulty=dict(occluded=True, small=False,
+    ...)``; ``None`` when the annotations carry no ``difficulty`` field."""
     dataset = config.train_dataloader.dataset
     ann_file = Path(dataset.get('data_root', '')) / dataset.ann_file
     annotations = json.loads(ann_file.read_text())['annotations']
     if not any('difficulty' in a for a in annotations):
         return None
-    return {a['id']: list(a.get('difficulty', [])) for a in annotations}
+    return {
+        a['id']: [name for name, on in a.get('difficulty', {}).items() if on]
+        for a in annotations
+    }
 
 
 def report(work_dir: Path, config=None, last_epochs: int = 1) -> dict:

@@ -191,7 +191,7 @@ def main() -> None:
     drawn = set()
     for sample_id in series:
         x, y, by_epoch, group = curve(sample_id)
-        overview.plot(x, gaussian_filter1d(y, sigma=2),
+        overview.plot(x, gaussian_filter1d(y, sigma=2), '.-', markersize=2,
                       color=FLAG_COLORS.get(group, 'tab:blue'), alpha=0.6,
                       label=None if group in drawn else group)
         drawn.add(group)
