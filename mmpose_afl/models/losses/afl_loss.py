@@ -122,9 +122,14 @@ class AFLHeatmapLoss(nn.Module):
       labelled keypoints): the L2 norm of a topology difference, which
       bounds a 1-Lipschitz critic's score difference, is then ``K`` times
       the RMS per-pair difference whatever ``n_b``. A departure from the
-      paper; off because no measurement has shown it to help yet.
-      ``tools/afl_difficulty_report.py`` measures what the difficulty
-      follows in a training work dir.
+      paper, off by default: in a short run (synthetic WholeBody, 200
+      images, 6 epochs, seed 0, all 388 samples tracked, with the other
+      defaults) it halved the label-count correlation (+0.46 -> +0.22) but
+      the difficulty still did not follow the error (partial rank
+      correlation -0.06 -> +0.02; AUC for the generator's flags, any vs
+      clean, 0.26 -> 0.39, i.e. flagged samples still look *easier*), and
+      body AP was lower (0.104 vs 0.137). ``tools/afl_difficulty_report.py``
+      measures what the difficulty follows in a training work dir.
 
     **Per-sample base loss.** A base loss with a ``per_sample(output,
     target, target_weights, mask)`` method (this project's losses) is asked
