@@ -28,6 +28,16 @@ Measured metrics come from what MMEngine writes in a work dir (see
 The newest evaluation in a work dir wins (timestamps sort in time order), so
 a ``mim test`` run after training is the one compared; within a training
 log the last validation (the final model, as papers report) is used.
+
+Published numbers only mean something for the data they were measured on.
+:func:`data_mismatches` compares what the run was evaluated on (from the
+config MMEngine dumped into its work dir, which holds any
+``--cfg-options``) with what the entry's config evaluates on: the dataset
+type, the annotation file's name, ground-truth vs detected person boxes,
+and whether the run's annotation file says it is synthetic
+(``info.description`` of ``tools/make_synthetic_data.py``'s files) while
+the entry is not. Data roots are not compared: the same COCO may live
+anywhere.
 """
 import ast
 import importlib.util
@@ -68,6 +78,20 @@ class ZooEntry:
     dataset: str
     metrics: Dict[str, float]
     source: str  # the metafile it was read from
+    config_file: Optional[str] = None  # the entry's config, if found
+
+
+@dataclass
+class EvalData:
+    """What a config is evaluated on, as far as comparability goes."""
+    dataset: str  # the test dataset's type
+    ann_file: str  # the name of the test evaluator's annotation file
+    boxes: str  # 'ground-truth boxes' or 'detected boxes (<file name>)'
+    description: str = ''  # the annotation file's ``info.description``
+
+    def __str__(self) -> str:
+        text = f'{self.dataset} {self.ann_file}, {self.boxes}'
+        return f'{text} ("{self.description}")' if self.description else text
 
 
 @dataclass
@@ -155,6 +179,17 @@ def default_metafiles() -> List[Path]:
     return sorted(mmpose_config_root().glob('**/*.yml'))
 
 
+def _entry_config_file(config: str, metafile: Path) -> Optional[str]:
+    """The config file a model-index ``Config`` field names: absolute, in
+    MMPose's ``configs/``, next to the metafile, or under the cwd."""
+    candidates = [Path(config)] if Path(config).is_absolute() else [
+        mmpose_config_root().parent / config_key(config),
+        Path(metafile).parent / config,
+        Path.cwd() / config,
+    ]
+    return next((str(c) for c in candidates if c.is_file()), None)
+
+
 def load_entries(metafiles: Iterable[Path]) -> Dict[str, ZooEntry]:
     """Model-index entries by config key; an earlier metafile wins over a
     later one for the same config, and for an entry with several results the
@@ -183,7 +218,8 @@ def load_entries(metafiles: Iterable[Path]) -> Dict[str, ZooEntry]:
                     str(k): float(v)
                     for k, v in (first.get('Metrics') or {}).items()
                 },
-                source=str(metafile))
+                source=str(metafile),
+                config_file=_entry_config_file(model['Config'], metafile))
     return entries
 
 
@@ -288,6 +324,60 @@ def read_measured(path: str) -> Measured:
                    '<timestamp>/<timestamp>.json (mim test) or '
                    '<timestamp>/vis_data/<timestamp>.json with validation '
                    'records (mim train with val_interval)')
+
+
+def eval_data(config_file: str) -> EvalData:
+    """What ``config_file`` is evaluated on (its ``test_dataloader`` and
+    ``test_evaluator``); the annotation file's ``info.description`` is read
+    when the file exists."""
+    from mmengine.config import Config
+    try:
+        cfg = Config.fromfile(config_file)
+        dataset = cfg.test_dataloader.dataset
+        evaluator = cfg.test_evaluator
+    except Exception as err:  # any config error: say which file, and why
+        raise ZooError(f'cannot read the test data of {config_file}: '
+                       f'{type(err).__name__}: {err}') from None
+    if isinstance(evaluator, (list, tuple)):
+        evaluator = evaluator[0]
+    ann_file = evaluator.get('ann_file') or str(
+        Path(dataset.get('data_root', '')) / dataset.get('ann_file', ''))
+    bbox_file = dataset.get('bbox_file')
+    boxes = ('ground-truth boxes' if not bbox_file else
+             f'detected boxes ({Path(bbox_file).name})')
+    description = ''
+    if Path(ann_file).is_file():
+        info = json.loads(Path(ann_file).read_text()).get('info') or {}
+        description = str(info.get('description', ''))
+    return EvalData(str(dataset.get('type')), Path(ann_file).name, boxes,
+                    description)
+
+
+def run_config(config: str, results: str) -> str:
+    """The config a run really used: the one MMEngine dumped into its work
+    dir (``--cfg-options`` included) when ``results`` is a work dir that
+    has it, else ``config``."""
+    dumped = Path(results) / Path(config).name
+    return str(dumped) if dumped.is_file() else str(config)
+
+
+def data_mismatches(run: EvalData, entry: ZooEntry) -> List[str]:
+    """How the run's evaluation data differ from the entry's (empty when
+    they agree as far as can be told, or the entry has no config here)."""
+    found = []
+    if 'synthetic' in run.description.lower() and (
+            'synthetic' not in entry.dataset.lower()):
+        found.append(f'the run was evaluated on synthetic data '
+                     f'("{run.description}"), the published numbers on '
+                     f'{entry.dataset or "other data"}')
+    if entry.config_file is None:
+        return found
+    published = eval_data(entry.config_file)
+    for field in ('dataset', 'ann_file', 'boxes'):
+        if getattr(run, field) != getattr(published, field):
+            found.append(f'{field}: the run has {getattr(run, field)}, '
+                         f'{entry.name} has {getattr(published, field)}')
+    return found
 
 
 def _split(name: str) -> Tuple[str, str]:

@@ -137,6 +137,8 @@ def test_method_run_against_stand_in_and_zoo(tmp_path, tmp_path_factory,
                                '--baseline-metafile', _stand_in(tmp_path),
                                '--png', png, '--md', tmp_path / 'cmp.md')
     assert code == 0, err
+    # same data as the stand-in's config: no warning
+    assert 'WARNING' not in err and 'Not like-for-like' not in out
     rows = _table_rows(out)
     names = list(STAND_IN)
     assert rows['model'][0] == names
@@ -156,6 +158,15 @@ def test_method_run_against_stand_in_and_zoo(tmp_path, tmp_path_factory,
     # the chain (ResNet-50 256x192) with its published numbers
     code, out, err = _run_tool(capsys, REPO / METHOD, work_dir, '--png', '')
     assert code == 0, err
+    # synthetic data and ground-truth boxes vs COCO with detected boxes: the
+    # comparison is made, and said not to be like-for-like
+    assert ('WARNING: td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96 '
+            'is not comparable with its baseline') in err
+    assert 'synthetic data ("mmpose-afl synthetic coco")' in err
+    assert ('boxes: the run has ground-truth boxes, '
+            'td-hm_res50_8xb64-210e_coco-256x192 has detected boxes '
+            '(COCO_val2017_detections_AP_H_56_person.json)') in err
+    assert out.count('**Not like-for-like**') == 2
     rows = _table_rows(out)
     assert rows['td-hm_res50_8xb64-210e_coco-256x192 (zoo)'][0] == [
         '0.718', '0.898', '0.796', '0.774', '0.934']

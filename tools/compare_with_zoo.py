@@ -10,6 +10,11 @@ during training). The baseline of each CONFIG is the nearest config in its
 ``_base_`` chain that has published numbers, up to its first ``mmpose::`` base
 (see ``mmpose_afl/zoo.py``). Prints a markdown table (baseline row, each
 method row, and its difference per metric) and draws a bar chart.
+
+A run evaluated on other data than the published numbers (synthetic data,
+another annotation file, ground-truth instead of detected person boxes) is
+not comparable with them: the tool then warns, on stderr and under the
+table, and says what differs.
 Exit status 2, with the reason, when a baseline or a metric is not found.
 """
 import argparse
@@ -19,9 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmpose_afl.zoo import (ZooError, default_metafiles,  # noqa: E402
-                            find_baseline, load_entries, match_metrics,
-                            read_measured)
+from mmpose_afl.zoo import (ZooError, data_mismatches,  # noqa: E402
+                            default_metafiles, eval_data, find_baseline,
+                            load_entries, match_metrics, read_measured,
+                            run_config)
 
 
 def parse_args(argv=None):
@@ -62,15 +68,17 @@ def parse_args(argv=None):
 
 def compare(runs, metafiles, baseline=None, metrics=None):
     """Groups of comparisons by baseline:
-    ``{entry name: (entry, [(label, source, rows)])}``."""
+    ``{entry name: (entry, [(label, source, rows, mismatches)])}``."""
     entries = load_entries(list(metafiles) + default_metafiles())
     groups = OrderedDict()
     for config, results in zip(runs[::2], runs[1::2]):
         entry = find_baseline(config, entries, baseline)
         measured = read_measured(results)
         rows = match_metrics(entry, measured, metrics)
+        mismatches = data_mismatches(
+            eval_data(run_config(config, results)), entry)
         groups.setdefault(entry.name, (entry, []))[1].append(
-            (Path(config).stem, measured.source, rows))
+            (Path(config).stem, measured.source, rows, mismatches))
     return groups
 
 
@@ -86,13 +94,17 @@ def markdown(groups) -> str:
             f'| {entry.name} (zoo) | ' +
             ' | '.join(f'{entry.metrics[n]:.3f}' for n in names) + ' |'
         ]
-        for label, _, rows in methods:
+        for label, _, rows, _ in methods:
             lines.append(f'| {label} | ' +
                          ' | '.join(f'{m:.3f}' for _, _, m in rows) + ' |')
             lines.append('| Δ | ' +
                          ' | '.join(f'{m - p:+.3f}' for _, p, m in rows) +
                          ' |')
-        lines += [''] + [f'{label}: {source}' for label, source, _ in methods]
+        lines += [''] + [
+            f'{label}: {source}' for label, source, _, _ in methods]
+        lines += [f'**Not like-for-like** ({label}): {mismatch}'
+                  for label, _, _, mismatches in methods
+                  for mismatch in mismatches]
         lines.append('')
     return '\n'.join(lines)
 
@@ -109,7 +121,7 @@ def bar_chart(groups, path: str) -> None:
         names = [name for name, _, _ in methods[0][2]]
         bars = [(f'{entry.name} (zoo)', [entry.metrics[n] for n in names])]
         bars += [(label, [m for _, _, m in rows])
-                 for label, _, rows in methods]
+                 for label, _, rows, _ in methods]
         x = np.arange(len(names))
         width = 0.8 / len(bars)
         for i, (label, values) in enumerate(bars):
@@ -135,6 +147,11 @@ def main(argv=None) -> int:
     except ZooError as err:
         print(f'compare_with_zoo: {err}', file=sys.stderr)
         return 2
+    for _, methods in groups.values():
+        for label, _, _, mismatches in methods:
+            for mismatch in mismatches:
+                print(f'compare_with_zoo: WARNING: {label} is not comparable '
+                      f'with its baseline: {mismatch}', file=sys.stderr)
     table = markdown(groups)
     print(table)
     if args.md:
