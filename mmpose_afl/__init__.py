@@ -1,12 +1,17 @@
 """mmpose-afl: hard-example-aware training for MMPose 1.x.
 
 ``import mmpose_afl`` (or ``custom_imports = dict(imports=['mmpose_afl'])`` in
-a config) checks the OpenMMLab versions and registers every module of the
-project into MMPose's registries.
+a config) checks the OpenMMLab versions, registers every module of the
+project into MMPose's registries and lets checkpoints load with
+``weights_only=True`` (see :mod:`mmpose_afl.checkpoint_globals`).
 """
 from .version import __version__, check_dependencies
 
 check_dependencies()
+
+from .checkpoint_globals import allow_numpy_dtypes  # noqa: E402
+
+allow_numpy_dtypes()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registers)
 

@@ -64,22 +64,33 @@ def test_import_fails_when_mmcv_is_too_new(monkeypatch):
         version.check_dependencies()
 
 
-def test_readme_config_snippet_builds(tmp_path):
-    # the "Using it from your own MMPose config" block, as a user pastes it
-    import re
-
-    import mmpose_afl  # noqa: F401
-    from mmpose.registry import MODELS
-    readme = (REPO / 'README.md').read_text()
-    snippet = re.search(
-        r'## Using it from your own MMPose config\n+```python\n(.*?)```',
-        readme, re.S).group(1)
-    path = tmp_path / 'my_config.py'
-    path.write_text(snippet)
-    cfg = Config.fromfile(str(path))
-    model = MODELS.build(cfg.model)
-    assert type(model.head.loss_module).__name__ == 'AFLHeatmapLoss'
-    assert [h['type'] for h in cfg.custom_hooks][-1] == 'AFLCriticHook'
+def test_checkpoint_metadata_loads_weights_only(tmp_path):
+    # what every MMPose checkpoint's meta['dataset_meta'] holds (uint8
+    # colours, float32 sigmas), saved and loaded as MMEngine does
+    import numpy as np
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'meta': {'dataset_meta': {
+        'keypoint_colors': np.zeros((17, 3), np.uint8),
+        'sigmas': np.ones(17, np.float32)}},
+        'state_dict': {'w': torch.ones(2)}}, path)
+    code = f"""
+import torch
+from mmengine.runner.checkpoint import get_torch_safe_globals
+IMPORT
+with torch.serialization.safe_globals(get_torch_safe_globals()):
+    ckpt = torch.load({str(path)!r}, weights_only=True)
+print(ckpt['meta']['dataset_meta']['sigmas'].dtype)
+"""
+    plain = subprocess.run(
+        [sys.executable, '-c', code.replace('IMPORT', '')],
+        capture_output=True, text=True)
+    assert plain.returncode != 0  # MMEngine's list alone rejects it
+    assert 'numpy.dtypes' in plain.stderr
+    ours = subprocess.run(
+        [sys.executable, '-c', code.replace('IMPORT', 'import mmpose_afl')],
+        capture_output=True, text=True)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.strip() == 'float32'
 
 
 @pytest.mark.parametrize('config,num_keypoints', [(BASELINE, 17),
@@ -111,12 +122,16 @@ def test_train_test_resume_end_to_end(synthetic_coco, tmp_path):
         BASELINE, checkpoint, tmp_path / 'test', synthetic_coco,
         cfg_options=short_schedule())
     assert 'Epoch(test)' in log and 'coco/AP' in log
+    # loaded with weights_only=True, without PyTorch's fallback text
+    assert 'Weights only load failed' not in log
+    assert 'Loads checkpoint by local backend' in log
 
     log = run_train(
         BASELINE, work_dir, synthetic_coco,
         cfg_options=short_schedule(max_epochs=2),
         extra_args=['--resume'])
     assert 'resumed epoch: 1' in log
+    assert 'Weights only load failed' not in log
     assert 'Epoch(train) [1]' not in log
     assert 'Epoch(train) [2]' in log
     assert last_checkpoint(work_dir).name == 'epoch_2.pth'
