@@ -407,6 +407,20 @@ def test_bad_config_fails_at_build(kwargs, message):
         build(**kwargs)
 
 
+@pytest.mark.parametrize('out_channels', [17, 134])
+def test_head_with_other_keypoints_fails_at_build(out_channels):
+    # no `num_keypoints`: the head's out_channels is what is checked
+    with pytest.raises(ValueError, match=(
+            "`parts` hold 133 keypoint indices but the head's "
+            f'`out_channels` is {out_channels}')):
+        MODELS.build(dict(type='HeatmapHead', in_channels=8,
+                          out_channels=out_channels,
+                          loss=dict(type='FoWKALLoss')))
+    head = MODELS.build(dict(type='HeatmapHead', in_channels=8,
+                             out_channels=133, loss=dict(type='FoWKALLoss')))
+    assert head.loss_module.num_keypoints == 133
+
+
 def test_heatmaps_with_other_keypoints_fail_with_a_clear_message():
     loss = build()
     with pytest.raises(ValueError, match='K=7 channels but `parts` cover 6'):

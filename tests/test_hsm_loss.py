@@ -228,6 +228,29 @@ def test_prior_outside_the_unit_interval_fails_at_build(prior):
                           out_channels=4, prior_prob=prior))
 
 
+@pytest.mark.parametrize('loss', [
+    dict(type='HSMLoss'),
+    dict(type='AFLHeatmapLoss', base_loss=dict(type='HSMLoss'),
+         critic=dict(type='AFLCritic', num_keypoints=4)),
+])
+def test_hsm_under_a_head_without_the_sigmoid_fails_at_build(loss):
+    with pytest.raises(ValueError, match=(
+            "HSMLoss takes logits, but model.head is HeatmapHead.*"
+            "model.head.type='SigmoidHeatmapHead'")):
+        MODELS.build(dict(type='HeatmapHead', in_channels=8, out_channels=4,
+                          loss=loss))
+    # the same loss under SigmoidHeatmapHead, or built on its own, is fine
+    MODELS.build(dict(type='SigmoidHeatmapHead', in_channels=8,
+                      out_channels=4, loss=loss))
+    MODELS.build(loss)
+
+    class MySigmoidHead(HeatmapHead):  # a user's head that declares it
+        applies_sigmoid = True
+
+    assert type(MySigmoidHead(in_channels=8, out_channels=4,
+                              loss=loss).loss_module).__name__ == loss['type']
+
+
 @pytest.mark.parametrize('codec', [
     dict(type='MegviiHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
          kernel_size=11),

@@ -59,6 +59,8 @@ class SigmoidHeatmapHead(HeatmapHead):
         All others as :class:`HeatmapHead`; the default ``loss`` is
         ``dict(type='HSMLoss', use_target_weight=True)``.
     """
+    # what HSMLoss checks for when it is built (see HSMLoss)
+    applies_sigmoid = True
 
     def __init__(self,
                  *args,

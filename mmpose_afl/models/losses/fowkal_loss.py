@@ -15,6 +15,8 @@ from mmpose.models.losses import AdaptiveWingLoss, KeypointMSELoss
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
+from .building_head import building_head
+
 WHOLEBODY_METAINFO = 'configs/_base_/datasets/coco_wholebody.py'
 KAF_MODES = ('learned', 'heuristic')
 WEIGHTINGS = (None, 'wahr', 'fwahr')
@@ -61,8 +63,12 @@ def parts_from_metainfo(metainfo: str) -> Dict[str, List[int]]:
 
 
 def _check_parts(parts: Dict[str, Sequence[int]],
-                 num_keypoints: Optional[int]) -> Dict[str, List[int]]:
-    """``parts`` as lists, after checking they cover every keypoint once."""
+                 num_keypoints: Optional[int],
+                 num_keypoints_field: str = '`num_keypoints`'
+                 ) -> Dict[str, List[int]]:
+    """``parts`` as lists, after checking they cover every keypoint once
+    (``num_keypoints`` of them, when given, named ``num_keypoints_field``
+    in the error)."""
     if not isinstance(parts, dict) or not parts:
         raise ValueError('FoWKALLoss: `parts` must be a non-empty dict of '
                          f'part name -> keypoint indices, got {parts!r}')
@@ -79,8 +85,9 @@ def _check_parts(parts: Dict[str, Sequence[int]],
     if num_keypoints is not None and num_keypoints != len(flat):
         raise ValueError(
             f'FoWKALLoss: `parts` hold {len(flat)} keypoint indices but '
-            f'`num_keypoints` is {num_keypoints}; they must cover every '
-            'keypoint of the heatmaps exactly once')
+            f'{num_keypoints_field} is {num_keypoints}; they must cover '
+            'every keypoint of the heatmaps exactly once (set `parts` or '
+            '`metainfo` for this dataset)')
     repeated = sorted(i for i, n in Counter(flat).items() if n > 1)
     missing = sorted(set(range(len(flat))) - set(flat))
     if repeated or missing:
@@ -225,10 +232,11 @@ class FoWKALLoss(KeypointMSELoss):
         dense_parts (Sequence[str]): Parts with dense keypoints (AWing in
             the heuristic, high initial factor). Defaults to
             ``('face', 'left_hand', 'right_hand')``
-        num_keypoints (int, optional): If given, checked against the parts
-            when the loss is built (set it to the head's ``out_channels``);
-            otherwise the heatmaps' K is checked at the first forward.
-            Defaults to ``None``
+        num_keypoints (int, optional): Checked against the parts when the
+            loss is built. When ``None``, the ``out_channels`` of the head
+            that builds the loss is checked instead (the usual case in a
+            config); a loss built on its own checks the heatmaps' K at the
+            first forward. Defaults to ``None``
         part_average (bool): Average per part, then sum over parts (the
             paper) instead of a flat mean over keypoints. Defaults to
             ``True``
@@ -296,7 +304,11 @@ class FoWKALLoss(KeypointMSELoss):
                     f'FoWKALLoss: `{field}` must be >= 0, got {value}')
         if parts is None:
             parts = parts_from_metainfo(metainfo)
-        self.parts = _check_parts(parts, num_keypoints)
+        field = '`num_keypoints`'
+        if num_keypoints is None:
+            num_keypoints = getattr(building_head(), 'out_channels', None)
+            field = "the head's `out_channels`"
+        self.parts = _check_parts(parts, num_keypoints, field)
         unknown = sorted(set(dense_parts) - set(self.parts))
         if unknown:
             raise ValueError(

@@ -7,6 +7,8 @@ from mmpose.models.losses import KeypointMSELoss
 from mmpose.registry import MODELS
 from torch import Tensor
 
+from .building_head import building_head
+
 TINY = 1e-12
 
 
@@ -28,7 +30,13 @@ class HSMLoss(KeypointMSELoss):
 
     The model's heatmaps become logits: pair this loss with
     :class:`SigmoidHeatmapHead`, which applies the sigmoid before decoding so
-    that keypoint scores lie in [0, 1].
+    that keypoint scores lie in [0, 1] and starts its logits at a background
+    prior. Built inside any other head, the loss raises a ``ValueError``
+    that names ``SigmoidHeatmapHead``: under the stock ``HeatmapHead``
+    training stalls at all-zero heatmaps (AP 0.000 on the synthetic data)
+    and decoding would score keypoints with raw logits. A head of your own
+    that applies the sigmoid before decoding declares it with the class
+    attribute ``applies_sigmoid = True``.
 
     Reduction and keypoint weights follow :class:`KeypointMSELoss` (whose
     mask handling this class reuses): ``target_weights`` ([B, K] or
@@ -69,6 +77,16 @@ class HSMLoss(KeypointMSELoss):
                 f'HSMLoss: `gamma` must be > 0 (e.g. 2.0), got {gamma}')
         self.beta = beta
         self.gamma = gamma
+        head = building_head()
+        if head is not None and not getattr(head, 'applies_sigmoid', False):
+            raise ValueError(
+                f'HSMLoss takes logits, but model.head is '
+                f'{type(head).__name__}, which decodes its raw output: set '
+                "model.head.type='SigmoidHeatmapHead' (it applies the "
+                'sigmoid before decoding and starts at a background prior; '
+                f'under {type(head).__name__} HSM stalls at all-zero '
+                'heatmaps), or declare applies_sigmoid = True on a head of '
+                'your own that does the same')
 
     def per_sample(self,
                    output: Tensor,
