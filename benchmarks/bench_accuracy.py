@@ -235,20 +235,28 @@ def plot(results, path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--epochs', type=int, default=6)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--epochs', type=int, default=6,
+                        help='training epochs of every run '
+                        '(default: %(default)s)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='random seeds, one run each per method and '
+                        'dataset (default: %(default)s)')
     parser.add_argument('--methods', nargs='+', default=list(METHODS),
                         choices=list(METHODS), metavar='METHOD',
-                        help=f'default: all of {list(METHODS)}')
+                        help=f'methods to train (default: all of '
+                        f'{list(METHODS)})')
     parser.add_argument('--datasets', nargs='+', default=[COCO, WHOLEBODY],
-                        choices=[COCO, WHOLEBODY])
+                        choices=[COCO, WHOLEBODY],
+                        help='synthetic sets to train on (default: both)')
     parser.add_argument('--jobs', type=int, default=2,
                         help='runs in parallel, one CPU thread each '
                         '(default: %(default)s)')
     parser.add_argument('--resume', action='store_true',
                         help='reuse runs whose work dir holds an evaluation')
     parser.add_argument('--out-dir', type=Path,
-                        default=REPO / 'work_dirs' / 'bench_accuracy')
+                        default=REPO / 'work_dirs' / 'bench_accuracy',
+                        help='work dirs of the runs and their data '
+                        '(default: work_dirs/bench_accuracy)')
     parser.add_argument('--out', type=Path,
                         default=REPO / 'benchmarks' / 'results_accuracy.md',
                         help='table to write; the plot goes next to it '

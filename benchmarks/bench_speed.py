@@ -378,17 +378,22 @@ def machine() -> List[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'],
+                        help='where to measure (default: %(default)s)')
     parser.add_argument('--batch', type=int, default=64,
                         help='batch of tables 1 and 2 (default: %(default)s)')
     parser.add_argument(
         '--step-batch', type=int,
         help='batch of table 3 (default: 32 on a GPU, 2 on a CPU)')
-    parser.add_argument('--repeats', type=int, default=7)
+    parser.add_argument('--repeats', type=int, default=7,
+                        help='timed repetitions, in rotating order; the '
+                        'median ratio is reported (default: %(default)s)')
     parser.add_argument('--threads', type=int, default=1,
                         help='CPU intra-op threads (default: %(default)s)')
     parser.add_argument('--tables', nargs='+', default=['1', '2', '3'],
-                        choices=['1', '2', '3'])
+                        choices=['1', '2', '3'],
+                        help='which tables to measure: 1 losses, 2 AFL '
+                        'critic side, 3 training steps (default: all)')
     parser.add_argument('--out', help='markdown file to write (default: '
                         'benchmarks/results_<device>.md)')
     args = parser.parse_args(argv)

@@ -12,18 +12,36 @@ Usage::
     python -m torch.distributed.run --nproc_per_node 2 \\
         tools/dist_train_cpu.py CONFIG --work-dir DIR [train.py options]
 """
+import argparse
 import os
 import os.path as osp
 import runpy
 import sys
 
-import torch.distributed as dist
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Checks the command line (and answers ``--help``); everything after
+    CONFIG goes to MMPose's ``tools/train.py`` unchanged."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        epilog=__doc__.split('\n\n', 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='the MMPose config to train')
+    parser.add_argument(
+        'train_args',
+        nargs=argparse.REMAINDER,
+        help="options of MMPose's tools/train.py, passed on as given "
+        '(--work-dir DIR, --resume, --amp, --cfg-options KEY=VALUE ...); '
+        '--launcher pytorch and the gloo/DDP settings are added')
+    return parser.parse_args(argv)
 
 
 def main() -> None:
+    parse_args()
     if 'RANK' not in os.environ:
         sys.exit('dist_train_cpu.py must be started by torch.distributed.run '
                  '(python -m torch.distributed.run --nproc_per_node N ...)')
+    import torch.distributed as dist
     dist.init_process_group('gloo')
 
     import mmpose

@@ -119,9 +119,15 @@ def draw_kaf(factors: np.ndarray, links: Sequence[Sequence[int]],
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('checkpoint')
-    parser.add_argument('--out', type=Path, default=Path('kaf.png'))
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint of a FoWKAL (or AFL(FoWKAL)) run with learned '
+        'factors (kaf_logits in its state dict)')
+    parser.add_argument('--out', type=Path, default=Path('kaf.png'),
+                        help='figure to write (default: %(default)s)')
     parser.add_argument('--metainfo', help='dataset metainfo file (default: '
                         "MMPose's coco_wholebody.py / coco.py by K)")
     args = parser.parse_args(argv)

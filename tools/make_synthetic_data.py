@@ -17,14 +17,22 @@ DEFAULT_OUT = dict(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--kind', choices=['coco', 'wholebody'],
-                        default='coco')
+                        default='coco',
+                        help='COCO (17 keypoints) or COCO-WholeBody (133) '
+                        '(default: %(default)s)')
     parser.add_argument('--out', help='output root (default: '
                         'data/synthetic_coco or data/synthetic_coco_wholebody)')
-    parser.add_argument('--num-train', type=int, default=200)
-    parser.add_argument('--num-val', type=int, default=50)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--num-train', type=int, default=200,
+                        help='training images (default: %(default)s)')
+    parser.add_argument('--num-val', type=int, default=50,
+                        help='validation images (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='random seed; the same seed writes the same '
+                        'bytes (default: %(default)s)')
     args = parser.parse_args()
     out = args.out or DEFAULT_OUT[args.kind]
     start = time.time()

@@ -34,13 +34,18 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--num-images', type=int, default=32)
+    parser.add_argument('config', help='config of the SAHR run')
+    parser.add_argument('checkpoint', help='its trained checkpoint')
+    parser.add_argument('--num-images', type=int, default=32,
+                        help='val images to measure sigma_eff on '
+                        '(default: %(default)s)')
     parser.add_argument('--draw', type=int, default=4,
-                        help='how many images to draw (default 4)')
-    parser.add_argument('--out', default='work_dirs/sahr_scales')
-    parser.add_argument('--device', default='cpu')
+                        help='how many images to draw (default: %(default)s)')
+    parser.add_argument('--out', default='work_dirs/sahr_scales',
+                        help='output folder (default: %(default)s)')
+    parser.add_argument('--device', default='cpu',
+                        help='torch device to run the model on, e.g. cuda:0 '
+                        '(default: %(default)s)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={}, help='override config settings')
     return parser.parse_args(argv)
