@@ -133,9 +133,10 @@ def bar_chart(groups, path: str) -> None:
         ax.set_xticks(x, names)
         ax.set_ylim(0, 1.3 * max(max(v) for _, v in bars))
         ax.set_title(f'{entry.dataset}: baseline {entry.name}', fontsize=9)
-        ax.legend(fontsize=7, loc='upper center', ncol=len(bars))
+        # beside the axes: run names are long, a row of them overflows
+        ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches='tight')
     plt.close(fig)
 
 
