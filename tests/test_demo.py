@@ -74,7 +74,8 @@ def test_demo_runs_from_a_fresh_clone(tmp_path):
     for method in ('baseline', 'afl'):
         log = work_dir / method / 'console_train.log'
         assert f'full log (with the whole command): {log}' in text
-        assert log.read_text().startswith('$ ') and 'Epoch(train)' in log.read_text()
+        text_of_log = log.read_text()
+        assert text_of_log.startswith('$ ') and 'Epoch(train)' in text_of_log
     assert '[2/2] afl train' in text and 'epoch=1/1' in text
 
     # the results table with a row of real metrics per method
