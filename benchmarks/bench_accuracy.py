@@ -47,6 +47,15 @@ FOWKAL = ('configs/fowkal/'
           'td-hm_res18_fowkal-1xb16-20e_synthetic-coco-wholebody-128x96.py')
 BASELINE_WB = ('configs/baseline/'
                'td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py')
+AFL_COCO = 'configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py'
+AFL_WHOLEBODY = ('configs/afl/'
+                 'td-hm_res18_afl-1xb16-20e_synthetic-coco-wholebody-128x96.py')
+# every training sample tracked, so that tools/afl_difficulty_report.py can
+# say what the difficulty follows over the whole training set
+AFL_TRACK_ALL = ['custom_hooks.1.num_tracked=100000']
+AFL_PAPER = AFL_TRACK_ALL + ['model.head.loss.difficulty=paper',
+                             'model.head.loss.drift_weight=0.',
+                             'model.head.loss.normalize_weights=False']
 # method -> dataset -> (config, extra --cfg-options)
 METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
     'MSE': {
@@ -55,10 +64,14 @@ METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
         WHOLEBODY: (BASELINE_WB, []),
     },
     'AFL (MSE)': {
-        COCO: ('configs/afl/'
-               'td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py', []),
-        WHOLEBODY: ('configs/afl/td-hm_res18_afl-1xb16-20e_'
-                    'synthetic-coco-wholebody-128x96.py', []),
+        COCO: (AFL_COCO, AFL_TRACK_ALL),
+        WHOLEBODY: (AFL_WHOLEBODY, AFL_TRACK_ALL),
+    },
+    # AFL exactly as the paper's Eq. 4 and critic loss (no drift penalty,
+    # absolute score, unnormalised weights): the collapse of issue 12
+    'AFL (MSE, paper)': {
+        COCO: (AFL_COCO, AFL_PAPER),
+        WHOLEBODY: (AFL_WHOLEBODY, AFL_PAPER),
     },
     'heuristic': {
         WHOLEBODY: (FOWKAL, ['model.head.loss.kaf=heuristic',
