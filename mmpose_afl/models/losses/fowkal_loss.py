@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from mmengine.dist import all_reduce
 from mmengine.logging import MessageHub
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
-from mmpose.models.losses import AdaptiveWingLoss, KeypointMSELoss
+from mmpose.models.losses import AdaptiveWingLoss
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from .building_head import building_head
+from .per_sample_loss import PerSampleHeatmapLoss
 
 WHOLEBODY_METAINFO = 'configs/_base_/datasets/coco_wholebody.py'
 KAF_MODES = ('learned', 'heuristic')
@@ -98,7 +99,7 @@ def _check_parts(parts: Dict[str, Sequence[int]],
 
 
 @MODELS.register_module()
-class FoWKALLoss(KeypointMSELoss):
+class FoWKALLoss(PerSampleHeatmapLoss):
     """FoWKAL: keypoint-wise mix of AWing and MSE, optionally (F)WAHR
     weighted, averaged per body part.
 
@@ -206,7 +207,10 @@ class FoWKALLoss(KeypointMSELoss):
     ``per_sample(...).mean() * loss_weight + regularization()``; a wrapper
     that re-weights samples should add ``regularization()`` once per step
     in the same way. Each training-mode call of :meth:`per_sample` updates
-    the running means once.
+    the running means once. For an empty batch the data term is 0 and
+    ``L_reg`` is still added (it does not depend on the samples, and DDP
+    ranks then agree on its gradient); inputs of the wrong shape raise a
+    ``ValueError`` naming the shapes (see :class:`PerSampleHeatmapLoss`).
 
     **Logging.** In training, each :meth:`per_sample` call of a loss with
     learned factors writes the mean factor of every part to MMEngine's
@@ -470,14 +474,13 @@ class FoWKALLoss(KeypointMSELoss):
         self.running_means.copy_(torch.where(stats[2] > 0, updated, running))
         return self.running_means.clone()
 
-    def per_sample(self,
-                   output: Tensor,
-                   target: Tensor,
-                   target_weights: Optional[Tensor] = None,
-                   mask: Optional[Tensor] = None) -> Tensor:
+    def sample_losses(self,
+                      output: Tensor,
+                      target: Tensor,
+                      target_weights: Optional[Tensor] = None,
+                      mask: Optional[Tensor] = None) -> Tensor:
         """The loss ``L`` of each sample, without ``loss_weight`` and
-        ``L_reg``: shape [B], at least float32. Arguments as in
-        :meth:`forward`."""
+        ``L_reg``: shape [B], at least float32 (see :meth:`per_sample`)."""
         awing, mse, active = self.keypoint_terms(output, target,
                                                  target_weights, mask)
         if self.normalize:
@@ -542,7 +545,8 @@ class FoWKALLoss(KeypointMSELoss):
 
         Returns:
             Tensor: The calculated loss,
-            ``per_sample(...).mean() * loss_weight + regularization()``.
+            ``per_sample(...).mean() * loss_weight + regularization()``
+            (the data term is 0 for an empty batch).
         """
-        loss = self.per_sample(output, target, target_weights, mask)
-        return loss.mean() * self.loss_weight + self.regularization()
+        return super().forward(output, target, target_weights,
+                               mask) + self.regularization()

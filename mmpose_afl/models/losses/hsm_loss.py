@@ -3,17 +3,17 @@ Human Pose Estimation"."""
 from typing import Optional
 
 import torch
-from mmpose.models.losses import KeypointMSELoss
 from mmpose.registry import MODELS
 from torch import Tensor
 
 from .building_head import building_head
+from .per_sample_loss import PerSampleHeatmapLoss
 
 TINY = 1e-12
 
 
 @MODELS.register_module()
-class HSMLoss(KeypointMSELoss):
+class HSMLoss(PerSampleHeatmapLoss):
     """Hard Sample Mining loss for heatmaps on logits.
 
     Per pixel, with the raw head output (logit) ``p`` and the ground-truth
@@ -43,11 +43,14 @@ class HSMLoss(KeypointMSELoss):
     [B, K, H, W]) and ``mask`` multiply the per-pixel loss whenever they are
     given, whatever ``use_target_weight`` says; the loss is the mean over all
     elements, i.e. the batch mean of the per-sample means over ``K, H, W``,
-    times ``loss_weight``. It is computed in at least float32
-    (``exp(beta * Delta)`` overflows fp16 for beta > 11), and ``Delta`` is
-    clamped to >= 1e-12 inside ``Delta^gamma`` only, so its derivative stays
-    finite at ``Delta = 0`` for any gamma > 0 (the loss there is still
-    exactly 0): nothing becomes NaN.
+    times ``loss_weight`` (0 for an empty batch; inputs of the wrong shape,
+    e.g. a [B, K, 1, W] target, raise a ``ValueError`` naming the shapes
+    instead of broadcasting, see :class:`PerSampleHeatmapLoss`). The
+    output is a logit. The loss is computed in at least float32 (float32
+    for fp16 inputs: ``exp(beta * Delta)`` overflows fp16 for beta > 11),
+    and ``Delta`` is clamped to >= 1e-12 inside ``Delta^gamma`` only, so
+    its derivative stays finite at ``Delta = 0`` for any gamma > 0 (the
+    loss there is still exactly 0): nothing becomes NaN.
 
     Args:
         beta (float): Exponent factor; must be > 0. Defaults to 1.0
@@ -88,16 +91,12 @@ class HSMLoss(KeypointMSELoss):
                 'heatmaps), or declare applies_sigmoid = True on a head of '
                 'your own that does the same')
 
-    def per_sample(self,
-                   output: Tensor,
-                   target: Tensor,
-                   target_weights: Optional[Tensor] = None,
-                   mask: Optional[Tensor] = None) -> Tensor:
-        """The loss of each sample, without ``loss_weight``: shape [B].
-
-        Arguments as in :meth:`forward`; ``forward`` is the batch mean of
-        this times ``loss_weight``.
-        """
+    def sample_losses(self,
+                      output: Tensor,
+                      target: Tensor,
+                      target_weights: Optional[Tensor] = None,
+                      mask: Optional[Tensor] = None) -> Tensor:
+        """The loss of each sample [B] (see :meth:`per_sample`)."""
         # at least float32: exp(beta * Delta) overflows fp16 for beta > 11
         dtype = torch.promote_types(output.dtype, torch.float32)
         delta = (output.to(dtype).sigmoid() - target.to(dtype)).abs()
@@ -109,32 +108,3 @@ class HSMLoss(KeypointMSELoss):
         if _mask is not None:
             loss = loss * _mask
         return loss.flatten(1).mean(dim=1)
-
-    def forward(self,
-                output: Tensor,
-                target: Tensor,
-                target_weights: Optional[Tensor] = None,
-                mask: Optional[Tensor] = None) -> Tensor:
-        """Forward function of loss.
-
-        Note:
-            - batch_size: B
-            - num_keypoints: K
-            - heatmaps height: H
-            - heatmaps weight: W
-
-        Args:
-            output (Tensor): The output logits with shape [B, K, H, W]
-            target (Tensor): The target heatmaps in [0, 1] with shape
-                [B, K, H, W]
-            target_weights (Tensor, optional): The target weights of
-                different keypoints, with shape [B, K] (keypoint-wise) or
-                [B, K, H, W] (pixel-wise). Defaults to ``None``
-            mask (Tensor, optional): The masks of valid heatmap pixels in
-                shape [B, K, H, W] or [B, 1, H, W]. Defaults to ``None``
-
-        Returns:
-            Tensor: The calculated loss (float32 for fp16 inputs).
-        """
-        return self.per_sample(output, target, target_weights,
-                               mask).mean() * self.loss_weight

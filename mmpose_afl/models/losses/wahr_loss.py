@@ -3,13 +3,14 @@ CVPR 2021), as in the official code (greatlog/SWAHR-HumanPose)."""
 from typing import Optional
 
 import torch.nn.functional as F
-from mmpose.models.losses import KeypointMSELoss
 from mmpose.registry import MODELS
 from torch import Tensor
 
+from .per_sample_loss import PerSampleHeatmapLoss
+
 
 @MODELS.register_module()
-class WAHRLoss(KeypointMSELoss):
+class WAHRLoss(PerSampleHeatmapLoss):
     """Weight-adaptive L2 loss for heatmaps (WAHR).
 
     Per pixel, with prediction ``P`` and ground-truth heatmap ``G``::
@@ -28,7 +29,9 @@ class WAHRLoss(KeypointMSELoss):
 
     The loss of a sample is the mean over ``K, H, W``; the loss is the batch
     mean of those, times ``loss_weight`` (= the mean over all elements, like
-    :class:`KeypointMSELoss`).
+    :class:`KeypointMSELoss`), and 0 for an empty batch. Inputs of the wrong
+    shape raise a ``ValueError`` naming the shapes (see
+    :class:`PerSampleHeatmapLoss`).
 
     Keypoint weights follow :class:`KeypointMSELoss` (whose mask handling
     this class reuses): ``target_weights`` ([B, K] or [B, K, H, W]) and
@@ -60,17 +63,17 @@ class WAHRLoss(KeypointMSELoss):
                 f'WAHRLoss: `gamma` must be > 0 (e.g. 0.01), got {gamma}')
         self.gamma = gamma
 
-    def per_sample(self,
-                   output: Tensor,
-                   target: Tensor,
-                   target_weights: Optional[Tensor] = None,
-                   mask: Optional[Tensor] = None,
-                   weight_target: Optional[Tensor] = None) -> Tensor:
-        """The loss of each sample, without ``loss_weight``: shape [B].
-
-        Arguments as in :meth:`forward`; ``forward`` is the batch mean of
-        this times ``loss_weight``.
-        """
+    def sample_losses(self,
+                      output: Tensor,
+                      target: Tensor,
+                      target_weights: Optional[Tensor] = None,
+                      mask: Optional[Tensor] = None,
+                      weight_target: Optional[Tensor] = None) -> Tensor:
+        """The loss of each sample [B] (see :meth:`per_sample`)."""
+        if weight_target is not None and weight_target.shape != target.shape:
+            raise ValueError(
+                f'WAHRLoss: `weight_target` {list(weight_target.shape)} must '
+                f'have the shape of `target` {list(target.shape)}')
         source = target if weight_target is None else weight_target
         gt_pow = source.detach().clamp(min=0).pow(self.gamma)
         # |P| (1 - G^g) + |1 - P| G^g, in fewer ops
@@ -111,7 +114,7 @@ class WAHRLoss(KeypointMSELoss):
                 ``None``
 
         Returns:
-            Tensor: The calculated loss.
+            Tensor: The calculated loss (0 for an empty batch).
         """
-        return self.per_sample(output, target, target_weights, mask,
-                               weight_target).mean() * self.loss_weight
+        return super().forward(
+            output, target, target_weights, mask, weight_target=weight_target)

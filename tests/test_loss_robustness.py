@@ -1,0 +1,102 @@
+"""Bad inputs to the per-sample heatmap losses (WAHRLoss, HSMLoss,
+FoWKALLoss, and AFLHeatmapLoss around them): wrong shapes name the loss and
+both shapes, an empty batch gives a zero loss that back-propagates, and a
+bad pixel never leaves training state (FoWKAL's running means, AFL's critic)
+non-finite."""
+import pytest
+import torch
+
+import mmpose_afl  # noqa: F401
+from mmpose.registry import MODELS
+
+PARTS = dict(coarse=[0], dense=[1])
+
+
+def build(loss_type, **kwargs):
+    if loss_type == 'FoWKALLoss':
+        kwargs = dict(parts=PARTS, dense_parts=('dense', ), **kwargs)
+    return MODELS.build(dict(type=loss_type, **kwargs))
+
+
+LOSSES = ['WAHRLoss', 'HSMLoss', 'FoWKALLoss']
+
+
+# ------------------------------------------------------------------ shapes
+@pytest.mark.parametrize('loss_type', LOSSES)
+@pytest.mark.parametrize('field, target, weights, mask, expected', [
+    # a target broadcast along H (HSMLoss used to accept it silently)
+    ('`target`', (2, 2, 1, 4), None, None, '[2, 2, 1, 4]'),
+    ('`target`', (1, 2, 3, 4), None, None, '[1, 2, 3, 4]'),  # batch 1 vs 2
+    ('`target_weights`', (2, 2, 3, 4), (2, 3), None, '[2, 3]'),
+    ('`target_weights`', (2, 2, 3, 4), (2, 2, 3), None, '[2, 2, 3]'),
+    ('`mask`', (2, 2, 3, 4), None, (2, 2, 3, 1), '[2, 2, 3, 1]'),
+    ('`mask`', (2, 2, 3, 4), None, (2, 2, 3), '[2, 2, 3]'),
+])
+def test_wrong_shapes_name_the_loss_field_and_shapes(loss_type, field,
+                                                     target, weights, mask,
+                                                     expected):
+    loss = build(loss_type)
+    ones = [None if s is None else torch.ones(s) for s in (weights, mask)]
+    with pytest.raises(ValueError) as error:
+        loss(torch.zeros(2, 2, 3, 4), torch.zeros(target), *ones)
+    message = str(error.value)
+    assert message.startswith(f'{loss_type}: ')
+    assert field in message and expected in message
+    assert '[2, 2, 3, 4]' in message  # the output's shape
+
+
+@pytest.mark.parametrize('loss_type', LOSSES)
+def test_accepted_weight_and_mask_shapes_give_the_same_loss(loss_type):
+    """[B, K] weights = the same weights per pixel; a [B, 1, H, W] mask =
+    the same mask on every channel."""
+    torch.manual_seed(0)
+    output, target = torch.rand(2, 2, 3, 4), torch.rand(2, 2, 3, 4)
+    weights = torch.tensor([[1., 0.], [0.5, 1.]])
+    mask = (torch.rand(2, 1, 3, 4) > 0.5).float()
+    loss = build(loss_type).eval()
+    expected = loss(output, target, weights[:, :, None, None].expand(
+        2, 2, 3, 4), mask.expand(2, 2, 3, 4))
+    torch.testing.assert_close(loss(output, target, weights, mask), expected)
+
+
+def test_wahr_weight_target_of_another_shape_is_an_error():
+    with pytest.raises(ValueError, match=r'`weight_target` \[2, 2, 1, 4\]'):
+        build('WAHRLoss')(
+            torch.zeros(2, 2, 3, 4),
+            torch.zeros(2, 2, 3, 4),
+            weight_target=torch.zeros(2, 2, 1, 4))
+
+
+# ------------------------------------------------------------ empty batch
+@pytest.mark.parametrize('loss_type, kwargs', [
+    ('WAHRLoss', {}),
+    ('HSMLoss', {}),
+    ('FoWKALLoss', dict(kaf='heuristic')),
+    ('FoWKALLoss', dict(weighting=None)),
+    ('FoWKALLoss', {}),
+])
+def test_an_empty_batch_gives_a_zero_data_term_that_back_propagates(
+        loss_type, kwargs):
+    loss = build(loss_type, loss_weight=3., **kwargs).train()
+    output = torch.zeros(0, 2, 3, 4, requires_grad=True)
+    value = loss(output, torch.zeros(0, 2, 3, 4), torch.ones(0, 2))
+    # the data term is 0; FoWKAL's learned factors still add L_reg, which
+    # does not depend on the samples
+    expected = loss.regularization() if hasattr(
+        loss, 'regularization') else torch.zeros(())
+    assert value.item() == expected.item()
+    assert value.grad_fn is not None
+    value.backward()
+    assert output.grad is not None and output.grad.shape == output.shape
+    if loss_type == 'FoWKALLoss':  # nothing to learn the scale from
+        assert loss.running_means.eq(0).all()
+
+
+def test_a_one_sample_batch_is_its_per_sample_loss():
+    """B = 1 by hand: WAHR with P = 0.5 everywhere, one pixel of G = 1, so
+    W = |P| = 0.5 on the background (G^g = 0) and |1 - P| = 0.5 on the peak;
+    loss = mean(0.5 * (P - G)^2) = 0.5 * 0.25 = 0.125 at every pixel."""
+    target = torch.zeros(1, 1, 2, 2)
+    target[0, 0, 0, 0] = 1
+    value = build('WAHRLoss')(torch.full((1, 1, 2, 2), 0.5), target)
+    assert value.item() == pytest.approx(0.125)
