@@ -416,6 +416,54 @@ def test_untraceable_base_loss_falls_back_to_a_loop():
     assert loss._use_loop
 
 
+@pytest.mark.parametrize('target_shape, weights_shape, expected', [
+    ((4, 3, 1, 8), (4, 3), '`target` [4, 3, 1, 8]'),  # broadcast along H
+    ((2, 3, 6, 8), (4, 3), '`target` [2, 3, 6, 8]'),  # another batch
+    ((4, 3, 6, 8), (2, 3), '`target_weights` [2, 3]'),
+])
+@pytest.mark.parametrize('base_loss', [
+    dict(type='KeypointMSELoss', use_target_weight=True),  # through vmap
+    dict(type='HSMLoss'),  # through its per_sample
+])
+def test_wrong_shapes_are_a_clear_error_not_a_vmap_one(
+        base_loss, target_shape, weights_shape, expected):
+    output, _, _ = batch()
+    loss = afl(base_loss, PlanarSumCritic(3))
+    for call in (loss.eval(), loss.per_sample_base_loss):
+        with pytest.raises(ValueError) as error:
+            call(output, torch.zeros(target_shape), torch.ones(weights_shape))
+        message = str(error.value)
+        assert message.startswith('AFLHeatmapLoss: ') and expected in message
+        assert '`output` [4, 3, 6, 8]' in message and 'vmap' not in message
+    assert not loss._use_loop
+
+
+@MODELS.register_module(force=True)
+class FailingTestLoss(nn.Module):
+    """A loss whose own computation raises (as a bug in it would), or runs
+    out of memory."""
+    loss_weight = 1.0
+    error = RuntimeError
+
+    def forward(self, output, target, target_weights=None):
+        raise self.error('FailingTestLoss: broken')
+
+
+@pytest.mark.parametrize('error', [RuntimeError, torch.OutOfMemoryError])
+def test_errors_of_the_loss_itself_are_raised_without_a_loop(error):
+    """Only vmap's own limitations fall back to the loop: an error that the
+    loop raises too, or out-of-memory, is raised and the loss stays
+    vectorised."""
+    output, target, weights = batch()
+    loss = afl(dict(type='FailingTestLoss'), PlanarSumCritic(3))
+    loss.base_loss.error = error
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # no fallback warning either
+        with pytest.raises(error, match='FailingTestLoss: broken'):
+            loss.per_sample_base_loss(output, target, weights)
+    assert not loss._use_loop
+
+
 def test_difficulty_is_detached_and_critic_is_not_a_submodule():
     output, target, weights = batch()
     output.requires_grad_(True)

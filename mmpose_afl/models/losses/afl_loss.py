@@ -12,6 +12,7 @@ from mmpose.registry import MODELS, OPTIMIZERS
 from torch import Tensor, nn
 
 from mmpose_afl.models.afl_critic import heatmap_topology, keypoint_peak_error
+from .per_sample_loss import check_heatmap_shapes
 
 DIFFICULTIES = ('anchored', 'paper')
 
@@ -144,7 +145,11 @@ class AFLHeatmapLoss(nn.Module):
     difficulty nor by ``loss_weight`` (as the base loss itself adds it),
     so that with equal weights AFL still equals the base loss. A loss that
     ``vmap`` cannot trace (data-dependent control flow) falls back, with a
-    warning, to a Python loop over the samples: correct, but slower.
+    warning, to a Python loop over the samples: correct, but slower. Only
+    ``vmap``'s own limitations fall back: inputs of the wrong shape are a
+    ``ValueError`` naming the shapes before ``vmap`` runs, and an error of
+    the loss itself or out-of-memory is raised (see
+    :meth:`per_sample_base_loss`).
 
     **Topology inputs.** ``t`` is applied to the detached prediction and to
     the target, both with the target's keypoint weights (``[B, K]``), so
@@ -278,7 +283,19 @@ class AFLHeatmapLoss(nn.Module):
                              target: Tensor,
                              target_weights: Optional[Tensor] = None,
                              mask: Optional[Tensor] = None) -> Tensor:
-        """The base loss of each sample, with its ``loss_weight``: [B]."""
+        """The base loss of each sample, with its ``loss_weight``: [B].
+
+        Input shapes are checked first (:func:`check_heatmap_shapes`), so a
+        wrong shape is a ``ValueError`` naming them, never a ``vmap`` error.
+        A ``RuntimeError`` under ``vmap`` switches to the Python loop only
+        when the loop then computes the loss, i.e. when the failure is
+        ``vmap``'s own (data-dependent control flow, ``.item()``, an op
+        without a batching rule); an error of the loss itself is raised
+        from the loop, and out-of-memory is raised as it is, in both cases
+        without switching.
+        """
+        check_heatmap_shapes('AFLHeatmapLoss', output, target,
+                             target_weights, mask)
         base = self.base_loss
         if hasattr(base, 'per_sample'):
             return base.per_sample(output, target, target_weights,
@@ -292,20 +309,27 @@ class AFLHeatmapLoss(nn.Module):
                             for a in sample]
             return base(*batch_of_one)
 
-        if not self._use_loop:
-            try:
-                in_dims = tuple(None if a is None else 0 for a in args)
-                return torch.func.vmap(one_sample, in_dims=in_dims)(*args)
-            except RuntimeError as error:
-                warnings.warn(
-                    f'AFLHeatmapLoss: {type(base).__name__} cannot be '
-                    f'vectorised with torch.func.vmap ({error}); computing '
-                    'it sample by sample in a Python loop')
-                self._use_loop = True
-        return torch.stack([
-            one_sample(*[None if a is None else a[b] for a in args])
-            for b in range(output.shape[0])
-        ])
+        def loop() -> Tensor:
+            return torch.stack([
+                one_sample(*[None if a is None else a[b] for a in args])
+                for b in range(output.shape[0])
+            ])
+
+        if self._use_loop:
+            return loop()
+        try:
+            in_dims = tuple(None if a is None else 0 for a in args)
+            return torch.func.vmap(one_sample, in_dims=in_dims)(*args)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as error:
+            losses = loop()  # an error of the loss itself is raised here
+            warnings.warn(
+                f'AFLHeatmapLoss: {type(base).__name__} cannot be '
+                f'vectorised with torch.func.vmap ({error}); computing '
+                'it sample by sample in a Python loop')
+            self._use_loop = True
+            return losses
 
     def forward(self,
                 output: Tensor,
@@ -334,6 +358,8 @@ class AFLHeatmapLoss(nn.Module):
         Returns:
             Tensor: The calculated loss.
         """
+        check_heatmap_shapes('AFLHeatmapLoss', output, target,
+                             target_weights, mask)
         num_keypoints = self.critic.num_keypoints
         if output.shape[1] != num_keypoints:
             raise ValueError(
