@@ -100,3 +100,78 @@ def test_a_one_sample_batch_is_its_per_sample_loss():
     target[0, 0, 0, 0] = 1
     value = build('WAHRLoss')(torch.full((1, 1, 2, 2), 0.5), target)
     assert value.item() == pytest.approx(0.125)
+
+
+# ------------------------------------------------- FoWKAL's running means
+def clean_batch(seed):
+    gen = torch.Generator().manual_seed(seed)
+    target = torch.rand(2, 2, 3, 4, generator=gen)
+    output = target + 0.3 * torch.randn(2, 2, 3, 4, generator=gen)
+    return output, target, torch.ones(2, 2)
+
+
+def with_pixel(value, seed=1):
+    output, target, weights = clean_batch(seed)
+    output[1, 0, 2, 3] = value
+    return output, target, weights
+
+
+@pytest.mark.parametrize('weighting', [None, 'fwahr'])
+def test_bad_pixels_never_leave_the_running_means_non_finite(weighting):
+    """An inf, a -inf and a 1e30 pixel, between two clean batches, against
+    a twin loss that sees only the clean ones. Every non-finite batch
+    statistic is skipped: with FWAHR all of them are (the 1e30 pixel's
+    weight ~1e30 times its square overflows), so the twin's loss and
+    gradient are met exactly. Without weights the 1e30 pixel's AWing term
+    is finite (AWing is linear in a large error), ~1e28 times the running
+    mean, and is clipped to norm_clip = 4 times it: the AWing running mean
+    grows by exactly 1 + m (4 - 1) = 1.3 (m = 0.1), and so the next clean
+    loss and each pixel's gradient lie between the twin's / 1.3 and the
+    twin's (both terms' gradients have the sign of P^ - P)."""
+    kwargs = dict(weighting=weighting, norm_momentum=0.1)
+    loss, twin = build('FoWKALLoss', **kwargs), build('FoWKALLoss',
+                                                      **kwargs)
+    for module in (loss, twin):
+        module.train()(*clean_batch(0))
+    start = twin.running_means.clone()
+    assert start.gt(0).all()
+    for value in (float('inf'), float('-inf'), 1e30):
+        loss(*with_pixel(value))
+        assert loss.running_means.isfinite().all()
+    factor = torch.tensor([1.3 if weighting is None else 1., 1.])
+    torch.testing.assert_close(loss.running_means, start * factor)
+
+    values, grads = [], []
+    for module in (loss, twin):
+        output, target, weights = clean_batch(2)
+        output.requires_grad_(True)
+        value = module(output, target, weights) - module.regularization()
+        value.backward()
+        values.append(value.detach())
+        grads.append(output.grad)
+    assert loss.running_means.isfinite().all()
+    if weighting is None:
+        assert twin.running_means[0] < loss.running_means[0] <= \
+            1.3 * twin.running_means[0]
+        assert values[1] / 1.3 <= values[0] < values[1]
+        ratio = grads[0][grads[1] != 0] / grads[1][grads[1] != 0]
+        assert ratio.min() >= 1 / 1.3 - 1e-6 and ratio.max() <= 1 + 1e-6
+    else:
+        torch.testing.assert_close(values[0], values[1], rtol=0, atol=0)
+        torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+
+
+def test_an_outlier_pixel_lifts_the_running_mean_by_a_bounded_factor():
+    """One pixel of 100 used to lift the MSE running mean ~60000x; now at
+    most 1 + m (norm_clip - 1) = 1 + 0.01 * 3 = 1.03."""
+    loss = build('FoWKALLoss').train()
+    loss(*clean_batch(0))
+    start = loss.running_means.clone()
+    loss(*with_pixel(100.))
+    assert (loss.running_means <= 1.03 * start * (1 + 1e-6)).all()
+    assert (loss.running_means > start).all()  # the clip did bind
+
+
+def test_norm_clip_below_one_is_rejected():
+    with pytest.raises(ValueError, match='`norm_clip`'):
+        build('FoWKALLoss', norm_clip=0.5)

@@ -174,6 +174,22 @@ class FoWKALLoss(PerSampleHeatmapLoss):
     L_bf and L_fh, which it does not give). Under DDP the batch sums are
     all-reduced before the update, so the buffer is identical on every rank.
 
+    The running means are updated only from finite, bounded batch
+    statistics: a term whose batch statistic is not finite leaves its
+    running mean as it is, and a batch statistic above ``norm_clip`` times
+    the running mean counts as ``norm_clip`` times it. Reason: one ±inf
+    pixel (what an fp16 overflow under ``--amp`` produces), or one pixel
+    above ~1e13 whose square overflows float32, made the running means inf;
+    every later term was then divided by inf, the heatmap gradient was
+    exactly 0 for the rest of training and the loss on screen (``L_reg``)
+    looked finite. A single outlier pixel of 100 lifted the MSE running
+    mean ~60000x, cutting the gradient to 0.14 % for ~1,000 iterations.
+    With the clip, one bad batch moves a running mean by at most a factor
+    ``1 + norm_momentum * (norm_clip - 1)`` (1.03 at the defaults), while
+    a loss that falls is followed as before (a statistic below the running
+    mean is never clipped). The first batch sets the scale unclipped (there
+    is nothing to compare it with), if it is finite.
+
     **L_reg** (paper: "relationships between body parts"; its form is not
     given). Decision, with ``mean_p`` the mean over the keypoints of part
     p::
@@ -251,6 +267,8 @@ class FoWKALLoss(PerSampleHeatmapLoss):
             ``True``
         norm_momentum (float): Weight of the batch in the running means, in
             (0, 1]. Defaults to 0.01
+        norm_clip (float): A batch statistic counts as at most this many
+            times the running mean in its update, >= 1. Defaults to 4.0
         consistency_weight (float): Weight of the within-part consistency
             term of ``L_reg``, >= 0. Defaults to 1.0
         boundary_weight (float): Weight of the boundary term of ``L_reg``,
@@ -277,6 +295,7 @@ class FoWKALLoss(PerSampleHeatmapLoss):
                      dense=0.8, coarse=0.2),
                  normalize: bool = True,
                  norm_momentum: float = 0.01,
+                 norm_clip: float = 4.0,
                  consistency_weight: float = 1.0,
                  boundary_weight: float = 0.1,
                  use_target_weight: bool = False,
@@ -301,6 +320,9 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         if not 0 < norm_momentum <= 1:
             raise ValueError('FoWKALLoss: `norm_momentum` must be in (0, 1] '
                              f'(e.g. 0.01), got {norm_momentum}')
+        if not (math.isfinite(norm_clip) and norm_clip >= 1):
+            raise ValueError('FoWKALLoss: `norm_clip` must be a finite '
+                             f'number >= 1 (e.g. 4.0), got {norm_clip}')
         for field, value in (('consistency_weight', consistency_weight),
                              ('boundary_weight', boundary_weight)):
             if not value >= 0:
@@ -328,6 +350,7 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         self.part_average = part_average
         self.normalize = normalize
         self.norm_momentum = norm_momentum
+        self.norm_clip = norm_clip
         self.consistency_weight = consistency_weight
         self.boundary_weight = boundary_weight
         self.awing = AdaptiveWingLoss()
@@ -456,7 +479,8 @@ class FoWKALLoss(PerSampleHeatmapLoss):
     def _normalisers(self, awing: Tensor, mse: Tensor,
                      active: Tensor) -> Tensor:
         """(m_awing, m_mse), detached; updates the running means in
-        training (once per call)."""
+        training (once per call) from finite batch statistics clipped to
+        ``norm_clip`` times the running means."""
         terms = torch.stack([awing, mse]).detach()
         stats = torch.cat([  # the two sums and the number of keypoints
             terms.sum((1, 2)),
@@ -468,10 +492,13 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         running = self.running_means
         if not self.training:
             return torch.where(running > 0, running, batch)
+        # finite, bounded statistics only (see the class docstring)
+        usable = batch.isfinite() & (stats[2] > 0)
+        clipped = torch.minimum(batch, self.norm_clip * running)
         blended = (1 - self.norm_momentum) * running + \
-            self.norm_momentum * batch
+            self.norm_momentum * clipped
         updated = torch.where(running > 0, blended, batch)
-        self.running_means.copy_(torch.where(stats[2] > 0, updated, running))
+        self.running_means.copy_(torch.where(usable, updated, running))
         return self.running_means.clone()
 
     def sample_losses(self,
