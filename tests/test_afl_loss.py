@@ -18,6 +18,7 @@ from mmpose_afl.models.afl_critic import (AFLCritic, heatmap_topology,
                                           keypoint_peak_error)
 from mmpose_afl.models.losses.afl_loss import (AFLHeatmapLoss,
                                                effective_sample_size,
+                                               finite_difficulty,
                                                gradient_norms)
 
 
@@ -498,7 +499,7 @@ def test_critic_step_trains_only_the_critic():
         'drift', 'score_real_mean', 'score_real_min', 'score_real_max',
         'score_fake_mean', 'score_fake_min', 'score_fake_max', 'score_offset',
         'difficulty_mean', 'difficulty_min', 'difficulty_max', 'ess',
-        'nonfinite_steps'
+        'nonfinite_samples', 'skipped_critic_steps', 'nonfinite_steps'
     }
     assert 0 < stats['difficulty_min'] <= stats['difficulty_mean'] \
         <= stats['difficulty_max'] < 1
@@ -593,17 +594,77 @@ def test_drift_penalty_pulls_the_score_offset_to_zero(drift_weight):
 
 
 def test_a_nonfinite_critic_step_is_skipped_and_counted():
+    """Finite topologies but non-finite gradients (forced by a hook): the
+    step is skipped and counted."""
     output, target, weights = batch()
-    output[0, 0, 0, 0] = float('inf')  # its centroid, topology, score: NaN
     loss = afl(dict(type='KeypointMSELoss', use_target_weight=True))
     loss.attached = True
     loss.train()(output, target, weights)
+    first = next(loss.critic.parameters())
+    first.register_hook(lambda grad: grad * float('inf'))
     before = [p.detach().clone() for p in loss.critic.parameters()]
     stats = loss.critic_step()
-    assert stats['nonfinite_steps'] == 1
+    assert stats['nonfinite_steps'] == stats['skipped_critic_steps'] == 1
+    assert stats['nonfinite_samples'] == 0
     assert all(torch.equal(a, p) for a, p in zip(
         before, loss.critic.parameters()))
-    assert all(torch.isfinite(p).all() for p in loss.critic.parameters())
+
+
+def test_difficulty_of_a_nonfinite_sample_is_the_batch_mean():
+    """By hand: the NaN of sample 1 becomes the mean (0.2 + 0.6) / 2 = 0.4
+    of the finite ones; with none finite, every difficulty is 1."""
+    torch.testing.assert_close(
+        finite_difficulty(torch.tensor([0.2, float('nan'), 0.6])),
+        torch.tensor([0.2, 0.4, 0.6]))
+    torch.testing.assert_close(
+        finite_difficulty(torch.tensor([float('nan'), float('inf')])),
+        torch.ones(2))
+
+
+@pytest.mark.parametrize('where', ['output', 'target'])
+def test_a_nonfinite_topology_never_reaches_the_critic(where):
+    """An inf pixel (an fp16 overflow under --amp) makes sample 0's
+    predicted (or target) topology NaN. That batch: finite difficulties
+    (sample 0 gets the mean of the others), no critic step, counted, warned
+    once. The next clean batch: the loss, the critic step's statistics and
+    the critic weights equal those of a twin loss that never saw the bad
+    batch. (A NaN or -inf pixel falls below the centroid threshold and
+    leaves the topology finite.)"""
+    clean, (output, target, weights) = batch(seed=3), batch()
+    (output if where == 'output' else target)[0, 0, 2, 2] = float('inf')
+    torch.manual_seed(0)
+    loss = afl(dict(type='KeypointMSELoss', use_target_weight=True))
+    torch.manual_seed(0)
+    twin = afl(dict(type='KeypointMSELoss', use_target_weight=True))
+    for module in (loss, twin):
+        module.attached = True
+        module.train()
+    loss(output, target, weights)
+    difficulty = loss.last_samples['difficulty']
+    assert difficulty.isfinite().all()
+    torch.testing.assert_close(difficulty[0], difficulty[1:].mean())
+    assert loss.last_samples['weight'].isfinite().all()
+    with pytest.warns(UserWarning, match='non-finite keypoint topology'):
+        stats = loss.critic_step()
+    assert stats['skipped_critic_steps'] == 1
+    assert stats['nonfinite_samples'] == 1 and stats['nonfinite_steps'] == 0
+    assert 'critic_loss' not in stats  # no step, nothing to report
+    assert all(math.isfinite(v) for v in stats.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # warned once only
+        loss(output, target, weights)
+        loss.critic_step()
+
+    results = []
+    for module in (loss, twin):
+        torch.manual_seed(1)  # the gradient penalty's random mix
+        value = module(*clean)
+        results.append((value, module.critic_step()))
+    assert torch.equal(results[0][0], results[1][0])
+    assert results[0][1] == results[1][1]
+    assert results[0][1]['skipped_critic_steps'] == 0
+    for a, b in zip(loss.critic.parameters(), twin.critic.parameters()):
+        assert a.isfinite().all() and torch.equal(a, b)
 
 
 def test_critic_learns_to_separate_real_from_fake():

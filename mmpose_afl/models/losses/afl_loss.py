@@ -4,7 +4,7 @@ ground truth's (Eq. 4 and Alg. 2 of the AFL paper), with a range-controlled
 critic and an anchored difficulty by default (see :class:`AFLHeatmapLoss`)."""
 import math
 import warnings
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
@@ -37,6 +37,25 @@ def gradient_norms(critic: nn.Module, real: Tensor, fake: Tensor,
     grad, = torch.autograd.grad(
         critic(mixed).sum(), mixed, create_graph=True)
     return grad.flatten(1).norm(dim=1)
+
+
+def finite_difficulty(difficulty: Tensor) -> Tensor:
+    """``difficulty`` [B] with each non-finite value (a sample whose
+    topology or score is not finite) replaced by the mean of the finite
+    ones, or by 1 when none is finite: such a sample counts as of average
+    difficulty, neither up- nor down-weighted, and never makes the weights
+    of the batch NaN.
+
+    Args:
+        difficulty (Tensor): Per-sample difficulties [B].
+
+    Returns:
+        Tensor: Finite difficulties [B].
+    """
+    finite = difficulty.isfinite()
+    mean = torch.where(finite, difficulty, 0).sum() / finite.sum()
+    fill = torch.where(finite.any(), mean, torch.ones_like(mean))
+    return torch.where(finite, difficulty, fill)
 
 
 def effective_sample_size(weights: Tensor) -> Tensor:
@@ -167,7 +186,13 @@ class AFLHeatmapLoss(nn.Module):
     the hook raises instead of silently running with a frozen critic. The
     critic runs in float32 outside autocast, so the gradient penalty is
     computed in fp32 under ``--amp``. A critic step whose (DDP-averaged)
-    gradients are not finite is skipped on every rank and counted.
+    gradients are not finite is skipped on every rank and counted. A batch
+    with a non-finite topology (an inf pixel, what an fp16 overflow under
+    ``--amp`` produces) never reaches the critic: the iteration's critic
+    steps are skipped, counted (``skipped_critic_steps``) and warned about
+    once (see :meth:`critic_step`), and the difficulty of such a sample,
+    which would be NaN and make every weight of the batch NaN, is the mean
+    of the batch's finite ones (:func:`finite_difficulty`).
 
     Args:
         base_loss (dict): Config of the wrapped registered loss. Defaults to
@@ -277,6 +302,7 @@ class AFLHeatmapLoss(nn.Module):
         self.attached = False  # set by AFLCriticHook
         self._pending: Optional[Dict[str, Tensor]] = None
         self._use_loop = False
+        self._warned_nonfinite = False
 
     def per_sample_base_loss(self,
                              output: Tensor,
@@ -391,7 +417,7 @@ class AFLHeatmapLoss(nn.Module):
             score = -self._score(fake)
             if self.difficulty == 'anchored':
                 score = score + self._score(real)
-            difficulty = torch.sigmoid(score)
+            difficulty = finite_difficulty(torch.sigmoid(score))
             weight = difficulty
             if self.normalize_weights:
                 mean = difficulty.mean()
@@ -401,6 +427,8 @@ class AFLHeatmapLoss(nn.Module):
             self._pending = dict(
                 real=real,
                 fake=fake,
+                nonfinite=(~(real.flatten(1).isfinite().all(1)
+                             & fake.flatten(1).isfinite().all(1))).sum(),
                 difficulty=difficulty,
                 weight=weight,
                 error=error,
@@ -439,23 +467,75 @@ class AFLHeatmapLoss(nn.Module):
         all. A step whose averaged gradients are not finite is skipped (the
         same decision on every rank).
 
+        A batch in which any sample (on any rank) has a non-finite
+        predicted or target topology (an inf / NaN pixel, or one whose
+        weighted centroid overflows, e.g. an fp16 overflow under ``--amp``)
+        never reaches the critic: all ``n_critic`` steps of the iteration
+        are skipped on every rank, before anything is drawn from the random
+        generator, with a warning the first time. Decision: the whole batch
+        rather than its bad samples, because the AMP scaler skips the pose
+        model's step for that batch too, and so the critic, its optimizer
+        state and the random stream continue exactly as if the batch had
+        never been seen (such batches are rare; their count is logged).
+
         Returns:
-            dict: Of the last step, before its update: ``critic_loss``,
-            ``wasserstein`` (``E[d(t(y))] - E[d(t(y'))]``),
-            ``gradient_penalty``, ``gp_grad_norm`` (the mean gradient norm
-            it penalises), ``drift`` (``1/2 (E[d(t(y))^2] +
-            E[d(t(y'))^2])``), ``score_{real,fake}_{mean,min,max}``,
-            ``score_offset`` (the mean of the real and fake mean scores);
-            of the batch: ``difficulty_{mean,min,max}``, ``ess`` (the
-            applied weights' :func:`effective_sample_size`); and
-            ``nonfinite_steps``, how many of the ``n_critic`` steps were
-            skipped.
+            dict: Of the last step, before its update (left out when the
+            iteration's steps were all skipped for a non-finite topology):
+            ``critic_loss``, ``wasserstein`` (``E[d(t(y))] -
+            E[d(t(y'))]``), ``gradient_penalty``, ``gp_grad_norm`` (the
+            mean gradient norm it penalises), ``drift`` (``1/2
+            (E[d(t(y))^2] + E[d(t(y'))^2])``),
+            ``score_{real,fake}_{mean,min,max}``, ``score_offset`` (the
+            mean of the real and fake mean scores); of the batch:
+            ``difficulty_{mean,min,max}``, ``ess`` (the applied weights'
+            :func:`effective_sample_size`), ``nonfinite_samples`` (samples,
+            summed over ranks, with a non-finite topology); and of the
+            ``n_critic`` steps: ``skipped_critic_steps``, how many were not
+            applied for either reason, and ``nonfinite_steps``, how many of
+            those for non-finite gradients.
         """
         if self._pending is None:
             raise RuntimeError('AFLHeatmapLoss.critic_step: no training '
                                'forward pass since the last critic step')
         pending, self._pending = self._pending, None
-        real, fake = pending['real'], pending['fake']
+        difficulty = pending['difficulty']
+        stats = dict(
+            difficulty_mean=difficulty.mean(),
+            difficulty_min=difficulty.min(),
+            difficulty_max=difficulty.max(),
+            ess=effective_sample_size(pending['weight']))
+        nonfinite = pending['nonfinite'].clone()
+        if get_world_size() > 1:
+            all_reduce(nonfinite)  # the same decision on every rank
+        nonfinite_steps = 0
+        if nonfinite > 0:
+            skipped = self.n_critic
+            if not self._warned_nonfinite:
+                warnings.warn(
+                    f'AFLHeatmapLoss: {int(nonfinite)} sample(s) of this '
+                    'batch have a non-finite keypoint topology (an inf / NaN '
+                    'or overflowing heatmap pixel, e.g. an fp16 overflow '
+                    'under --amp); the critic is not trained on this batch '
+                    '(counted in afl_skipped_critic_steps) and their '
+                    'difficulty is the mean of the finite ones. Warned once.')
+                self._warned_nonfinite = True
+        else:
+            critic_stats, nonfinite_steps = self._train_critic(
+                pending['real'], pending['fake'])
+            stats = dict(critic_stats, **stats)
+            skipped = nonfinite_steps
+        values = torch.stack([v.detach().double() for v in stats.values()])
+        return dict(
+            zip(stats, values.tolist()),
+            nonfinite_samples=int(nonfinite),
+            skipped_critic_steps=skipped,
+            nonfinite_steps=nonfinite_steps)
+
+    def _train_critic(self, real: Tensor,
+                      fake: Tensor) -> Tuple[Dict[str, Tensor], int]:
+        """``n_critic`` critic steps on finite topologies: the statistics
+        of the last step (see :meth:`critic_step`) and the number of steps
+        skipped for non-finite (DDP-averaged) gradients."""
         batch = real.shape[0]
         world_size = get_world_size()
         skipped = 0
@@ -480,7 +560,6 @@ class AFLHeatmapLoss(nn.Module):
                 self.critic_optimizer.step()
             else:
                 skipped += 1
-        difficulty = pending['difficulty']
         stats = dict(
             critic_loss=critic_loss,
             wasserstein=wasserstein,
@@ -493,10 +572,5 @@ class AFLHeatmapLoss(nn.Module):
             score_fake_mean=d_fake.mean(),
             score_fake_min=d_fake.min(),
             score_fake_max=d_fake.max(),
-            score_offset=(d_real.mean() + d_fake.mean()) / 2,
-            difficulty_mean=difficulty.mean(),
-            difficulty_min=difficulty.min(),
-            difficulty_max=difficulty.max(),
-            ess=effective_sample_size(pending['weight']))
-        values = torch.stack([v.detach().double() for v in stats.values()])
-        return dict(zip(stats, values.tolist()), nonfinite_steps=skipped)
+            score_offset=(d_real.mean() + d_fake.mean()) / 2)
+        return stats, skipped
