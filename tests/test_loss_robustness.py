@@ -175,3 +175,31 @@ def test_an_outlier_pixel_lifts_the_running_mean_by_a_bounded_factor():
 def test_norm_clip_below_one_is_rejected():
     with pytest.raises(ValueError, match='`norm_clip`'):
         build('FoWKALLoss', norm_clip=0.5)
+
+
+# ----------------------------------------------------- AFL around them
+@pytest.mark.parametrize('base_loss', [
+    dict(type='KeypointMSELoss', use_target_weight=True),
+    dict(type='WAHRLoss'),
+    dict(type='HSMLoss'),
+    dict(type='FoWKALLoss', parts=PARTS, dense_parts=('dense', )),
+])
+def test_afl_on_an_empty_batch_gives_a_zero_data_term(base_loss):
+    """AFL's data term of an empty batch is 0 (plus FoWKAL's L_reg, as the
+    base loss itself adds it), back-propagates, and queues no critic
+    step."""
+    loss = MODELS.build(
+        dict(
+            type='AFLHeatmapLoss',
+            base_loss=base_loss,
+            critic=dict(type='AFLCritic', num_keypoints=2)))
+    loss.attached = True
+    output = torch.zeros(0, 2, 3, 4, requires_grad=True)
+    value = loss.train()(output, torch.zeros(0, 2, 3, 4), torch.ones(0, 2))
+    base = loss.base_loss
+    expected = base.regularization() if hasattr(
+        base, 'regularization') else torch.zeros(())
+    assert value.item() == expected.item()
+    value.backward()
+    assert output.grad.shape == output.shape
+    assert loss.last_samples is None
