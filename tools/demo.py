@@ -173,10 +173,10 @@ def ensure_data(kind: str, num_train: int, num_val: int) -> Path:
 
 def run_options(data_root: Path, kind: str, epochs: Optional[int],
                 warmup_iters: Optional[int] = None) -> List:
-    """``--cfg-options`` for one demo run: its data, and with ``epochs`` a
-    schedule of that many epochs that validates only through ``mim test``
-    (its linear warm-up ``warmup_iters`` long instead of the configs' 50
-    iterations, which would otherwise fill a short run)."""
+    """``--cfg-options`` for one demo run: its data, seed 0, and with
+    ``epochs`` a schedule of that many epochs that validates only through
+    ``mim test`` (its linear warm-up ``warmup_iters`` long instead of the
+    configs' 50 iterations, which would otherwise fill a short run)."""
     root = f'{data_root}/'
     ann = f'{root}annotations/{VAL_ANN[kind]}'
     options = [
@@ -184,7 +184,9 @@ def run_options(data_root: Path, kind: str, epochs: Optional[int],
         f'val_dataloader.dataset.data_root={root}',
         f'test_dataloader.dataset.data_root={root}',
         f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
-        'default_hooks.logger.interval=1'
+        'default_hooks.logger.interval=1',
+        # one seed for every run: the same initialisation and data order
+        'randomness.seed=0',
     ]
     if epochs:
         options += [
