@@ -553,27 +553,8 @@ class FoWKALLoss(PerSampleHeatmapLoss):
                 target: Tensor,
                 target_weights: Optional[Tensor] = None,
                 mask: Optional[Tensor] = None) -> Tensor:
-        """Forward function of loss.
-
-        Note:
-            - batch_size: B
-            - num_keypoints: K
-            - heatmaps height: H
-            - heatmaps weight: W
-
-        Args:
-            output (Tensor): The output heatmaps with shape [B, K, H, W]
-            target (Tensor): The target heatmaps with shape [B, K, H, W]
-            target_weights (Tensor, optional): The target weights of
-                different keypoints, with shape [B, K] (keypoint-wise) or
-                [B, K, H, W] (pixel-wise). Defaults to ``None``
-            mask (Tensor, optional): The masks of valid heatmap pixels in
-                shape [B, K, H, W] or [B, 1, H, W]. Defaults to ``None``
-
-        Returns:
-            Tensor: The calculated loss,
-            ``per_sample(...).mean() * loss_weight + regularization()``
-            (the data term is 0 for an empty batch).
-        """
+        """:meth:`PerSampleHeatmapLoss.forward` (shapes and arguments as
+        there; the data term is 0 for an empty batch) plus
+        :meth:`regularization`, ``L_reg``."""
         return super().forward(output, target, target_weights,
                                mask) + self.regularization()

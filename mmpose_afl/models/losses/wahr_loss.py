@@ -91,30 +91,15 @@ class WAHRLoss(PerSampleHeatmapLoss):
                 target_weights: Optional[Tensor] = None,
                 mask: Optional[Tensor] = None,
                 weight_target: Optional[Tensor] = None) -> Tensor:
-        """Forward function of loss.
-
-        Note:
-            - batch_size: B
-            - num_keypoints: K
-            - heatmaps height: H
-            - heatmaps weight: W
+        """:meth:`PerSampleHeatmapLoss.forward` (shapes and arguments as
+        there; 0 for an empty batch) with one more input.
 
         Args:
-            output (Tensor): The output heatmaps with shape [B, K, H, W]
-            target (Tensor): The target heatmaps with shape [B, K, H, W]
-            target_weights (Tensor, optional): The target weights of
-                different keypoints, with shape [B, K] (keypoint-wise) or
-                [B, K, H, W] (pixel-wise). Defaults to ``None``
-            mask (Tensor, optional): The masks of valid heatmap pixels in
-                shape [B, K, H, W] or [B, 1, H, W]. Defaults to ``None``
             weight_target (Tensor, optional): The heatmaps [B, K, H, W] the
                 WAHR weight is computed from; ``None`` means ``target``.
                 :class:`SAHRHead` passes the original Gaussian heatmaps here
                 and the scale-adapted ones as ``target``. Defaults to
                 ``None``
-
-        Returns:
-            Tensor: The calculated loss (0 for an empty batch).
         """
         return super().forward(
             output, target, target_weights, mask, weight_target=weight_target)
