@@ -18,7 +18,6 @@ easy ones fall.
         [--device cpu]
 """
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,17 +29,12 @@ import numpy as np  # noqa: E402
 from scipy.ndimage import gaussian_filter1d  # noqa: E402
 
 
-def load_records(work_dir: Path) -> dict:
-    """``{sample id: [(epoch, iter, difficulty), ...]}`` from all ranks."""
-    files = sorted(work_dir.glob('afl_difficulty_rank*.jsonl'))
-    if not files:
-        raise SystemExit(f'no afl_difficulty_rank*.jsonl in {work_dir}: was '
-                         'it trained with AFLCriticHook (num_tracked > 0)?')
+def difficulty_series(records: list) -> dict:
+    """``{sample id: [(epoch, iter, difficulty), ...]}``, in time order,
+    from the hook's records (``afl_difficulty_report.load_records``)."""
     series = defaultdict(list)
-    for path in files:
-        for line in path.read_text().splitlines():
-            r = json.loads(line)
-            series[r['id']].append((r['epoch'], r['iter'], r['difficulty']))
+    for r in records:
+        series[r['id']].append((r['epoch'], r['iter'], r['difficulty']))
     return {k: sorted(v) for k, v in series.items()}
 
 
@@ -115,11 +109,12 @@ def main() -> None:
     from mmpose.registry import DATASETS
     from mmpose.utils import register_all_modules
 
-    from afl_difficulty_report import load_flags  # next to this script
+    # next to this script
+    from afl_difficulty_report import load_flags, load_records
     register_all_modules()
 
     work_dir = args.work_dir
-    series = load_records(work_dir)
+    series = difficulty_series(load_records(work_dir))
     config = args.config or next(iter(sorted(work_dir.glob('*.py'))), None)
     if config is None:
         raise SystemExit(f'no config in {work_dir}; pass --config')
