@@ -5,3 +5,5 @@ from .hsm_loss import HSMLoss  # noqa: F401
 from .per_sample_loss import (PerSampleHeatmapLoss,  # noqa: F401
                               check_heatmap_shapes)
 from .wahr_loss import WAHRLoss  # noqa: F401
+from .gaussian_support import (GAUSSIAN_SUPPORT_FLOOR,  # noqa: F401
+                               check_support_floor, gaussian_support)
