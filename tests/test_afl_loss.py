@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from mmpose.registry import MODELS
+from mmpose.testing import get_packed_inputs
 from torch import nn
 
 import mmpose_afl  # noqa: F401
@@ -719,3 +720,148 @@ def test_heatmaps_with_another_k_name_the_critic_field():
     loss = AFLHeatmapLoss(critic=dict(type='AFLCritic', num_keypoints=17))
     with pytest.raises(ValueError, match='critic.num_keypoints'):
         loss.eval()(output, target, weights)
+
+
+# ------------------------------------------------ weight_target (SAHR)
+SAHR_HEAD = dict(type='SAHRHead', in_channels=8, out_channels=3,
+                 deconv_out_channels=(8, ), deconv_kernel_sizes=(4, ))
+
+
+def sahr_batch(seed=0, shape=(2, 3, 16, 12)):
+    """Data samples with heatmaps of 0 or >= 0.05 (inside the Gaussian
+    support under any support floor up to exp(-3)) and keypoint weights in
+    {0, 1, 2}."""
+    rng = np.random.RandomState(seed)
+    gt = rng.uniform(0.05, 1, shape)
+    gt[rng.rand(*shape) < 0.4] = 0
+    weights = rng.choice([0., 1., 2.], shape[:2])
+    samples = get_packed_inputs(
+        batch_size=shape[0], num_keypoints=shape[1], input_size=(48, 64),
+        heatmap_size=(12, 16), with_reg_label=False,
+        with_simcc_label=False)['data_samples']
+    for sample, heatmaps, w in zip(samples, gt, weights):
+        sample.gt_fields.heatmaps = torch.tensor(heatmaps, dtype=torch.float32)
+        sample.gt_instance_labels.keypoint_weights = torch.tensor(
+            w[None], dtype=torch.float32)
+    return samples, gt, weights
+
+
+def record_base_losses(loss):
+    """Record what ``loss.per_sample_base_loss`` returns."""
+    calls, original = [], loss.per_sample_base_loss
+
+    def recording(*args, **kwargs):
+        calls.append(original(*args, **kwargs).detach())
+        return calls[-1]
+
+    loss.per_sample_base_loss = recording
+    return calls
+
+
+def test_afl_wahr_under_sahr_takes_the_wahr_weight_from_the_original_gt():
+    """SAHRHead passes the original heatmaps as `weight_target` to a loss
+    whose forward takes it; AFL hands them on to WAHR. Per sample, by
+    hand: T = gt^(1 + s), G^g = gt^0.5 (gamma 0.5, so that the two
+    weights differ clearly), W = |1 - P| G^g + |P| (1 - G^g), L_b =
+    mean_{K,H,W}(W (P - T)^2 w_k). Without the passthrough WAHR computes
+    G from T."""
+    head = MODELS.build(dict(SAHR_HEAD, loss=dict(
+        type='AFLHeatmapLoss', base_loss=dict(type='WAHRLoss', gamma=0.5),
+        critic=dict(type='AFLCritic', num_keypoints=3))))
+    loss = head.loss_module
+    loss.attached = True
+    object.__setattr__(loss, 'critic', PlanarSumCritic(3))
+    calls = record_base_losses(loss)
+    scales = np.array([0.5, -0.3, 0.8])
+    with torch.no_grad():  # s = the bias of the zero-weight last conv
+        head.scale_layers[3].bias.copy_(torch.tensor(scales))
+    samples, gt, weights = sahr_batch()
+    feats = (torch.rand(2, 8, 8, 6, generator=torch.Generator().manual_seed(
+        0)), )
+    head.loss(feats, samples)
+    pred = head(feats).detach().double().numpy()
+
+    target = gt**(1 + scales[None, :, None, None])
+
+    def per_sample(g):
+        w = np.abs(1 - pred) * g + np.abs(pred) * (1 - g)
+        return ((pred - target)**2 * w * weights[..., None, None]).mean(
+            axis=(1, 2, 3))
+
+    expected, from_target = per_sample(gt**0.5), per_sample(target**0.5)
+    assert np.abs(expected / from_target - 1).min() > 0.03  # 4 %, 8 %
+    np.testing.assert_allclose(calls[0].numpy(), expected, rtol=1e-5)
+
+
+@MODELS.register_module(force=True)
+class WeightTargetTestLoss(nn.Module):
+    """A loss without `per_sample` whose forward takes `weight_target`:
+    AFL computes it through vmap; mean((P - T)^2 * G * w_k)."""
+    loss_weight = 1.0
+
+    def forward(self, output, target, target_weights=None,
+                weight_target=None):
+        g = target if weight_target is None else weight_target
+        return ((output - target)**2 * g *
+                target_weights[:, :, None, None]).mean()
+
+
+def test_weight_target_reaches_a_base_loss_under_vmap_and_the_loop():
+    output, target, weights = batch(seed=3)
+    weight_target = torch.rand(4, 3, 6, 8,
+                               generator=torch.Generator().manual_seed(1))
+    expected = ((output - target)**2 * weight_target *
+                weights[:, :, None, None]).mean((1, 2, 3))
+    loss = afl(dict(type='WeightTargetTestLoss'), PlanarSumCritic(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # vectorised, no fallback
+        torch.testing.assert_close(
+            loss.per_sample_base_loss(output, target, weights,
+                                      weight_target=weight_target), expected)
+    loss._use_loop = True
+    torch.testing.assert_close(
+        loss.per_sample_base_loss(output, target, weights,
+                                  weight_target=weight_target), expected)
+    # equal weights: AFL is the base loss with the weight target
+    torch.testing.assert_close(
+        loss.eval()(output, target, weights, weight_target=weight_target),
+        expected.mean())
+
+
+def test_weight_target_of_another_shape_is_an_error():
+    output, target, weights = batch()
+    loss = afl(dict(type='WAHRLoss'), PlanarSumCritic(3))
+    with pytest.raises(ValueError, match=(
+            r'AFLHeatmapLoss: `weight_target` \[4, 3, 1, 8\] must have the '
+            r'shape of `output` \[4, 3, 6, 8\]')):
+        loss.eval()(output, target, weights,
+                    weight_target=torch.zeros(4, 3, 1, 8))
+
+
+@pytest.mark.parametrize('base_loss', [
+    dict(type='KeypointMSELoss', use_target_weight=True),
+    dict(type='HSMLoss', use_target_weight=True),
+])
+def test_a_base_loss_without_weight_target_is_called_without_it(base_loss):
+    """As SAHRHead calls such a loss with the scaled target only, AFL
+    around it ignores `weight_target`; under SAHRHead AFL(MSE) equals MSE
+    (difficulty 1)."""
+    output, target, weights = batch(seed=4)
+    loss = afl(base_loss, PlanarSumCritic(3)).eval()
+    torch.testing.assert_close(
+        loss(output, target, weights, weight_target=torch.rand_like(target)),
+        loss(output, target, weights))
+    if base_loss['type'] != 'KeypointMSELoss':
+        return
+    head = MODELS.build(dict(SAHR_HEAD, loss=dict(
+        type='AFLHeatmapLoss', base_loss=base_loss,
+        critic=dict(type='AFLCritic', num_keypoints=3))))
+    head.loss_module.attached = True
+    object.__setattr__(head.loss_module, 'critic',
+                       PlanarSumCritic(3, scale=0))  # equal weights
+    stock = MODELS.build(dict(SAHR_HEAD, loss=base_loss))
+    stock.load_state_dict(head.state_dict())
+    samples, _, _ = sahr_batch(1)
+    feats = (torch.rand(2, 8, 8, 6), )
+    torch.testing.assert_close(head.loss(feats, samples)['loss_kpt'],
+                               stock.loss(feats, samples)['loss_kpt'])

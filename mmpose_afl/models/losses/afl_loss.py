@@ -2,6 +2,7 @@
 how far a WGAN-GP critic finds the predicted keypoint topology from the
 ground truth's (Eq. 4 and Alg. 2 of the AFL paper), with a range-controlled
 critic and an anchored difficulty by default (see :class:`AFLHeatmapLoss`)."""
+import inspect
 import math
 import warnings
 from typing import Dict, Optional, Tuple
@@ -170,6 +171,19 @@ class AFLHeatmapLoss(nn.Module):
     the loss itself or out-of-memory is raised (see
     :meth:`per_sample_base_loss`).
 
+    **Weight target** (AFL around SAHR). :class:`SAHRHead` passes the
+    original heatmaps as ``weight_target`` (and the scale-adapted ones as
+    ``target``) to a loss whose ``forward`` takes it, and AFL's does: AFL
+    hands it on to a base loss whose ``forward`` takes it
+    (:class:`WAHRLoss`, whose weight then comes from the original heatmaps,
+    as in the official SWAHR code), through ``per_sample`` or ``vmap``.
+    Decision: a base loss without that argument is called without it
+    (not an error), exactly as :class:`SAHRHead` calls such a loss directly
+    (e.g. AFL around ``KeypointMSELoss`` under :class:`SAHRHead` stays
+    MSE on the scaled target); an error would make that valid config fail.
+    The topology of the ground truth is that of ``target``, the heatmaps
+    the prediction is trained to match.
+
     **Topology inputs.** ``t`` is applied to the detached prediction and to
     the target, both with the target's keypoint weights (``[B, K]``), so
     the critic compares the topology of the annotated keypoints only: a
@@ -274,6 +288,8 @@ class AFLHeatmapLoss(nn.Module):
             raise ValueError('AFLHeatmapLoss: `centroid_threshold` must be '
                              f'>= 0, got {centroid_threshold}')
         self.base_loss = MODELS.build(base_loss)
+        self._base_takes_weight_target = 'weight_target' in \
+            inspect.signature(self.base_loss.forward).parameters
         critic_module = MODELS.build(critic)
         if not hasattr(critic_module, 'num_keypoints'):
             raise ValueError('AFLHeatmapLoss: `critic` must build a module '
@@ -308,7 +324,9 @@ class AFLHeatmapLoss(nn.Module):
                              output: Tensor,
                              target: Tensor,
                              target_weights: Optional[Tensor] = None,
-                             mask: Optional[Tensor] = None) -> Tensor:
+                             mask: Optional[Tensor] = None,
+                             weight_target: Optional[Tensor] = None
+                             ) -> Tensor:
         """The base loss of each sample, with its ``loss_weight``: [B].
 
         Input shapes are checked first (:func:`check_heatmap_shapes`), so a
@@ -318,22 +336,26 @@ class AFLHeatmapLoss(nn.Module):
         ``vmap``'s own (data-dependent control flow, ``.item()``, an op
         without a batching rule); an error of the loss itself is raised
         from the loop, and out-of-memory is raised as it is, in both cases
-        without switching.
+        without switching. ``weight_target`` as in :meth:`forward`.
         """
         check_heatmap_shapes('AFLHeatmapLoss', output, target,
                              target_weights, mask)
+        extra = self._base_kwargs(output, weight_target)
         base = self.base_loss
         if hasattr(base, 'per_sample'):
-            return base.per_sample(output, target, target_weights,
-                                   mask) * base.loss_weight
+            return base.per_sample(output, target, target_weights, mask,
+                                   **extra) * base.loss_weight
         # MMPose's AdaptiveWingLoss and OHKM loss take no `mask` argument
         args = (output, target, target_weights) if mask is None else (
             output, target, target_weights, mask)
+        args += tuple(extra.values())  # passed by name, after the others
 
         def one_sample(*sample):
             batch_of_one = [None if a is None else a.unsqueeze(0)
                             for a in sample]
-            return base(*batch_of_one)
+            split = len(batch_of_one) - len(extra)
+            return base(*batch_of_one[:split],
+                        **dict(zip(extra, batch_of_one[split:])))
 
         def loop() -> Tensor:
             return torch.stack([
@@ -361,7 +383,8 @@ class AFLHeatmapLoss(nn.Module):
                 output: Tensor,
                 target: Tensor,
                 target_weights: Optional[Tensor] = None,
-                mask: Optional[Tensor] = None) -> Tensor:
+                mask: Optional[Tensor] = None,
+                weight_target: Optional[Tensor] = None) -> Tensor:
         """Forward function of loss.
 
         Note:
@@ -380,12 +403,19 @@ class AFLHeatmapLoss(nn.Module):
                 topology. Defaults to ``None``
             mask (Tensor, optional): Passed to the base loss.
                 Defaults to ``None``
+            weight_target (Tensor, optional): The heatmaps [B, K, H, W] a
+                pixel weight is computed from (:class:`SAHRHead` passes the
+                original heatmaps here and the scale-adapted ones as
+                ``target``); passed to a base loss whose ``forward`` takes
+                it (:class:`WAHRLoss`), ignored by any other (see the class
+                docstring). Defaults to ``None``
 
         Returns:
             Tensor: The calculated loss.
         """
         check_heatmap_shapes('AFLHeatmapLoss', output, target,
                              target_weights, mask)
+        self._base_kwargs(output, weight_target)
         num_keypoints = self.critic.num_keypoints
         if output.shape[1] != num_keypoints:
             raise ValueError(
@@ -400,8 +430,8 @@ class AFLHeatmapLoss(nn.Module):
         # an empty batch (whose base-loss mean would be NaN): no per-sample
         # losses, but still a graph to back-propagate the zero loss through
         losses = self.per_sample_base_loss(
-            output, target, target_weights,
-            mask) if batch else output.flatten(1).sum(1)
+            output, target, target_weights, mask,
+            weight_target) if batch else output.flatten(1).sum(1)
         keypoint_weights = target_weights if (
             target_weights is not None and target_weights.dim() == 2) else None
         with torch.no_grad():
@@ -438,6 +468,19 @@ class AFLHeatmapLoss(nn.Module):
         if hasattr(self.base_loss, 'regularization'):
             loss = loss + self.base_loss.regularization()
         return loss
+
+    def _base_kwargs(self, output: Tensor,
+                     weight_target: Optional[Tensor]) -> Dict[str, Tensor]:
+        """``dict(weight_target=weight_target)`` when it is given and the
+        base loss takes it, else ``{}``; a ``ValueError`` if its shape is
+        not ``output``'s."""
+        if weight_target is None or not self._base_takes_weight_target:
+            return {}
+        if weight_target.shape != output.shape:
+            raise ValueError(
+                f'AFLHeatmapLoss: `weight_target` {list(weight_target.shape)}'
+                f' must have the shape of `output` {list(output.shape)}')
+        return dict(weight_target=weight_target)
 
     @property
     def last_samples(self) -> Optional[Dict[str, Tensor]]:
