@@ -42,6 +42,28 @@ def test_hand_value():
     assert value.item() == pytest.approx((np.exp(0.5) - 1) * 0.25)
 
 
+@pytest.mark.parametrize('skip, expected', [
+    # channel 0 (target [1, 0], logits 0): Delta = 0.5 on both pixels,
+    # L0 = (e^0.5 - 1) / 4 each; channel 1 (target all 0, logits ln 3,
+    # sigmoid 0.75): L1 = (e^0.75 - 1) * 9 / 16 each. The mean is over all
+    # 4 elements either way (as KeypointMSELoss): (2 L0 + 2 L1) / 4 when
+    # the empty channel counts, 2 L0 / 4 when it is skipped
+    (False, ((np.exp(0.5) - 1) / 4 + (np.exp(0.75) - 1) * 9 / 16) / 2),
+    (True, (np.exp(0.5) - 1) / 4 / 2),
+])
+def test_skip_empty_channel_by_hand(skip, expected):
+    logits = torch.tensor([[[[0., 0.]], [[np.log(3.)] * 2]]])
+    target = torch.tensor([[[[1., 0.]], [[0., 0.]]]])
+    loss = build(skip_empty_channel=skip, loss_weight=2.)
+    assert loss(logits, target).item() == pytest.approx(2 * expected)
+    # with keypoint weights too (the empty channel's weight 1 changes
+    # nothing when it is skipped)
+    value = loss(logits, target, torch.tensor([[0.5, 1.]]))
+    l0, l1 = (np.exp(0.5) - 1) / 4, (np.exp(0.75) - 1) * 9 / 16
+    assert value.item() == pytest.approx(
+        2 * (0.5 * l0 + (0 if skip else l1)) / 2)
+
+
 @pytest.mark.parametrize('beta,gamma', [(1., 2.), (2., 0.5), (0.3, 3.)])
 def test_matches_numpy(beta, gamma):
     logits, target, weights = random_case()
