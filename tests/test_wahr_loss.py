@@ -139,3 +139,16 @@ def test_mixed_precision_inputs():
                           weights[..., None, None], 0.01)
     assert value.item() == pytest.approx(expected, rel=1e-3)  # fp16 steps
     assert torch.isfinite(p.grad).all()
+
+
+def test_skip_empty_channel():
+    """Channel 0: target (1, 0), prediction (0.5, 0.2) -> W (0.5, 0.2),
+    loss (0.25 * 0.5, 0.04 * 0.2) = (0.125, 0.008); channel 1 has an
+    all-zero target, prediction (0.5, -0.5) -> W = |P| = 0.5, loss 0.125
+    each. Mean over the 4 elements: 0.383 / 4, or 0.133 / 4 when the empty
+    channel is skipped (masked, as in KeypointMSELoss)."""
+    pred = torch.tensor([0.5, 0.2, 0.5, -0.5]).view(1, 2, 1, 2)
+    target = torch.tensor([1., 0., 0., 0.]).view(1, 2, 1, 2)
+    for skip, expected in ((False, 0.383 / 4), (True, 0.133 / 4)):
+        value = build(skip_empty_channel=skip)(pred, target)
+        assert value.item() == pytest.approx(expected)
