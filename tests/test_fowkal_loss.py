@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.logging import MessageHub
 
 import mmpose_afl  # noqa: F401
+from mmpose.codecs import MSRAHeatmap, UDPHeatmap
 from mmpose.registry import MODELS
 from tests.e2e import REPO
 
@@ -29,6 +30,7 @@ def random_case(seed=0, shape=(3, K, 4, 5)):
     pred = rng.uniform(-0.4, 1.3, shape)
     target = rng.uniform(0, 1, shape)
     target[rng.rand(*shape) < 0.4] = 0  # outside the Gaussian support
+    target[rng.rand(*shape) < 0.1] *= 1e-3  # DARK-like tails, < exp(-4.5)
     target[0, 1] = 0  # an invisible keypoint: all-zero channel
     weights = rng.choice([0., 1., 1.], size=shape[:2])
     return pred, target, weights
@@ -51,9 +53,14 @@ def numpy_awing(pred, target, alpha=2.1, omega=14., epsilon=1., theta=0.5):
                     a * delta - c)
 
 
-def numpy_weight(pred, target, weighting, gamma=0.01, tau=1.0):
+FLOOR = math.exp(-4.5)  # the default support_floor
+
+
+def numpy_weight(pred, target, weighting, gamma=0.01, tau=1.0, floor=FLOOR):
+    """(F)WAHR weight, with the target taken as 0 below ``floor``."""
     if weighting is None:
         return np.ones_like(pred)
+    target = np.where(target >= floor, target, 0)
     g = target**gamma
     wahr = g * np.abs(1 - pred) + np.abs(pred) * (1 - g)
     if weighting == 'wahr':
@@ -81,7 +88,7 @@ def numpy_reg(factors, consistency, boundary):
     total = 0.
     for ids in PARTS.values():
         lam = factors[ids]
-        total += consistency * np.mean((lam - lam.mean())**2)
+        total += consistency * np.sum((lam - lam.mean())**2)
         total += boundary * np.mean(-np.log(4 * lam * (1 - lam)))
     return total
 
@@ -97,12 +104,18 @@ def numpy_loss(pred, target, weights, factors, weighting=None,
     return (mixed * numpy_share(part_average)).sum(1)
 
 
-def batch_norm(pred, target, weights, weighting):
+def batch_norm(pred, target, weights, weighting, norm_clip=4.0):
     """What the first training call's normalisers are: the mean of each
-    term over the keypoints with a non-zero weight."""
-    awing, mse = numpy_terms(pred, target, weights, weighting)
+    term over the keypoints with a non-zero weight, each keypoint's term
+    clipped at norm_clip times their lower median."""
     active = weights != 0
-    return awing.sum() / active.sum(), mse.sum() / active.sum()
+    norm = []
+    for term in numpy_terms(pred, target, weights, weighting):
+        values = np.sort(term[active])
+        median = values[(len(values) - 1) // 2]
+        norm.append(np.minimum(term, norm_clip * median).sum() /
+                    active.sum())
+    return tuple(norm)
 
 
 def set_factors(loss, factors):
@@ -114,13 +127,70 @@ def set_factors(loss, factors):
 
 # ------------------------------------------------------------------ weights
 @pytest.mark.parametrize('weighting', ['wahr', 'fwahr'])
-def test_pixel_weights_match_numpy(weighting):
+@pytest.mark.parametrize('floor', [FLOOR, 0.3, 0.])
+def test_pixel_weights_match_numpy(weighting, floor):
     pred, target, _ = random_case()
-    loss = build(weighting=weighting, gamma=0.5, tau=0.7)
+    loss = build(weighting=weighting, gamma=0.5, tau=0.7,
+                 support_floor=floor)
     weight = loss.pixel_weights(*t(pred, target))
     np.testing.assert_allclose(
-        weight.numpy(), numpy_weight(pred, target, weighting, 0.5, 0.7),
-        rtol=1e-12)
+        weight.numpy(),
+        numpy_weight(pred, target, weighting, 0.5, 0.7, floor), rtol=1e-12)
+
+
+def codec_targets(sigma=2):
+    """One keypoint's target at heatmap pixel (12, 15) and one at (3, 4)
+    (near the border) from MMPose's standard, DARK and UDP encoders:
+    name -> [1, 2, 32, 24]."""
+    codecs = dict(
+        standard=MSRAHeatmap((96, 128), (24, 32), sigma),
+        dark=MSRAHeatmap((96, 128), (24, 32), sigma, unbiased=True),
+        udp=UDPHeatmap((96, 128), (24, 32), sigma=sigma))
+    keypoints = np.array([[[12., 15.], [3., 4.]]])
+    return {
+        name: torch.from_numpy(
+            codec.encode(keypoints * codec.scale_factor)['heatmaps'])[None]
+        for name, codec in codecs.items()
+    }
+
+
+@pytest.mark.parametrize('weighting', ['wahr', 'fwahr'])
+def test_weights_are_the_same_under_the_standard_dark_and_udp_encoders(
+        weighting):
+    """DARK's Gaussian is not cut off (98 % of its pixels are > 0 here,
+    18 % under the other two): with the default floor every pixel's weight
+    is the same under all three encoders, on DARK's tail (85 % of the
+    pixels) the background's (|P^|, or 0 for FWAHR's non-positive
+    predictions); with support_floor=0 the tail's G^0.01 (0.36 to 0.95,
+    median 0.78) mixes in the foreground weight |1 - P^|."""
+    targets = codec_targets()
+    dark = targets['dark']
+    tail = (dark > 0) & (dark < FLOOR)
+    assert tail.float().mean() > 0.7 and targets['standard'].gt(0).float(
+    ).mean() < 0.2
+    pred = torch.from_numpy(
+        np.random.RandomState(0).uniform(-0.3, 1.1, dark.shape)).float()
+    loss = build(weighting=weighting, parts=dict(a=[0, 1]), dense_parts=())
+    weights = {name: loss.pixel_weights(pred, target)
+               for name, target in targets.items()}
+    for name in ('dark', 'udp'):
+        torch.testing.assert_close(weights[name], weights['standard'],
+                                   rtol=1e-5, atol=1e-6)
+    background = pred.abs()
+    if weighting == 'fwahr':
+        background = torch.where(pred > 0, background, 0.)
+    assert torch.equal(weights['dark'][tail], background[tail])
+    # the old gt > 0: DARK's tail is weighted like the foreground
+    old = build(weighting=weighting, parts=dict(a=[0, 1]), dense_parts=(),
+                support_floor=0.)
+    old_dark = old.pixel_weights(pred, dark)
+    g = dark[tail].double()**0.01
+    expected = g * (1 - pred[tail]).abs() + pred[tail].abs() * (1 - g)
+    if weighting == 'fwahr':
+        expected = torch.where(pred[tail] > 0, expected, dark[tail].double())
+    torch.testing.assert_close(old_dark[tail].double(), expected,
+                               rtol=1e-5, atol=1e-7)
+    assert (old_dark - weights['standard'])[tail].abs().max() > 0.5
 
 
 def test_fwahr_switches_branch_at_two_to_the_minus_one_over_gamma():
@@ -239,6 +309,48 @@ def test_per_part_mean_differs_from_the_flat_mean():
     assert flat.item() == pytest.approx(8 / 6)
 
 
+def test_unlabelled_keypoints_count_in_n_part():
+    """N_part is the part's size: in 'big' (3 keypoints) only keypoint 0 is
+    labelled, with squared error 3 -> 3 / 3 = 1 (3 / 1 = 3 if N_part
+    counted the labelled keypoints only); keypoints 2 and 4 have errors 5
+    and 7 that their weight 0 removes; the other parts have error 0."""
+    pred = torch.zeros(1, K, 1, 1)
+    pred[0, [0, 2, 4], 0, 0] = torch.tensor([3., 5., 7.]).sqrt()
+    weights = torch.tensor([[1., 1., 0., 1., 0., 1.]])
+    loss = build(kaf='heuristic', weighting=None, normalize=False,
+                 dense_parts=())
+    assert loss(pred, torch.zeros_like(pred), weights).item() == \
+        pytest.approx(1.0)
+
+
+def test_skip_empty_channel():
+    """MSE only, 1x1 heatmaps: keypoint 1 ('single') has an all-zero
+    target and squared error 4, keypoint 0 ('big') 0.25, the rest 0. The
+    empty channel adds 4 / 1 unless skipped: 0.25 / 3 + 4 vs 0.25 / 3."""
+    pred = torch.ones(1, K, 1, 1)
+    pred[0, 0, 0, 0], pred[0, 1, 0, 0] = 0.5, 2.
+    target = torch.ones_like(pred)
+    target[0, 1, 0, 0] = 0.
+    for skip, expected in ((False, 0.25 / 3 + 4), (True, 0.25 / 3)):
+        loss = build(kaf='heuristic', weighting=None, dense_parts=(),
+                     normalize=False, skip_empty_channel=skip)
+        assert loss(pred, target).item() == pytest.approx(expected)
+
+
+def test_skip_empty_channel_in_the_running_means():
+    """The first running MSE mean averages over the channels that count:
+    squared errors 0.25, 4 (empty target), 1, 1, 1, 1 -> 8.25 / 6 without
+    skipping, 4.25 / 5 with (norm_clip 100 so nothing is clipped)."""
+    pred = torch.tensor([0.5, 2., 2., 2., 2., 2.]).view(1, K, 1, 1)
+    target = torch.ones_like(pred)
+    target[0, 1] = 0.
+    for skip, expected in ((False, 8.25 / 6), (True, 4.25 / 5)):
+        loss = build(kaf='heuristic', weighting=None, dense_parts=(),
+                     norm_clip=100., skip_empty_channel=skip).train()
+        loss(pred, target)
+        assert loss.running_means[1].item() == pytest.approx(expected)
+
+
 def test_per_sample_and_forward():
     pred, target, weights = map(torch.tensor, random_case(6))
     loss = build(loss_weight=3.0)
@@ -313,6 +425,32 @@ def test_regulariser_matches_numpy_and_pulls_a_part_together():
     reg.backward()
     grad = boundary.kaf_logits.grad
     assert grad[0] < 0 < grad[1]  # gradient descent moves both inwards
+
+
+def test_consistency_term_sums_over_the_keypoints_of_a_part():
+    """SPEC.md's sum_part sum_k (lambda_k - mean_part lambda)^2 by hand:
+    'big' 0.2, 0.5, 0.8 around 0.5 -> 0.09 + 0 + 0.09; 'single' 0; 'pair'
+    0.3, 0.7 -> 0.04 + 0.04: 0.26 (a per-part mean would give 0.10)."""
+    loss = build(consistency_weight=2.0, boundary_weight=0.0)
+    set_factors(loss, [0.2, 0.9, 0.5, 0.3, 0.8, 0.7])
+    assert loss.regularization().item() == pytest.approx(2 * 0.26, rel=1e-6)
+
+
+def test_first_update_clips_an_outlier_pixel_to_the_batch_median():
+    """A pixel of 100 in the very first batch: its keypoint's terms count
+    as at most norm_clip = 4 times the lower median of the labelled
+    keypoints' terms (numpy), instead of setting the scale ~70x (MSE)
+    too high."""
+    pred, target, weights = random_case(11)
+    weights[0, 0] = 1.
+    pred[0, 0, 0, 0] = 100.
+    loss = build(weighting=None).train()
+    loss(*t(pred, target, weights))
+    expected = batch_norm(pred, target, weights, None)
+    assert loss.running_means.tolist() == pytest.approx(expected, rel=1e-6)
+    awing, mse = numpy_terms(pred, target, weights, None)
+    unclipped = mse.sum() / (weights != 0).sum()
+    assert unclipped > 50 * expected[1]
 
 
 def test_training_moves_the_factors_with_a_gradient_every_step():
@@ -401,6 +539,8 @@ def test_parts_from_dataset_metainfo():
     (dict(weighting='swahr'), '`weighting` must be one of'),
     (dict(norm_momentum=0.), '`norm_momentum`'),
     (dict(consistency_weight=-1.), '`consistency_weight` must be >= 0'),
+    (dict(support_floor=-0.1), r'`support_floor` must be in \[0, 1\)'),
+    (dict(support_floor=1.), r'`support_floor` must be in \[0, 1\)'),
 ])
 def test_bad_config_fails_at_build(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -464,6 +604,37 @@ def test_paper_configs_build(row):
         assert loss.num_keypoints == model.head.out_channels
         assert ('head.loss_module.kaf_logits' in model.state_dict()) == (
             kaf == 'learned')
+
+
+WHOLEBODY_PARTS = dict(body=range(0, 17), foot=range(17, 23),
+                       face=range(23, 91), left_hand=range(91, 112),
+                       right_hand=range(112, 133))
+
+
+@pytest.mark.parametrize('row', ['heuristic', 'heuristic-fwahr',
+                                 'heuristic-wahr'])
+def test_heuristic_configs_are_the_papers_plain_awing_plus_mse(row):
+    """Rows (c), (e) and heuristic + WAHR: the paper's L_heuristic, a plain
+    AWing term on face and hands plus a plain MSE term on body and feet
+    (each averaged per part), with no normalisation by running means, even
+    on the first training call."""
+    _, _, weighting = ABLATION[row]
+    cfg = Config.fromfile(str(REPO / WHOLEBODY.format(row)))
+    loss = MODELS.build(cfg.model.head.loss).train()
+    rng = np.random.RandomState(12)
+    pred = rng.uniform(-0.3, 1.2, (2, 133, 2, 3))
+    target = rng.uniform(0, 1, (2, 133, 2, 3))
+    weights = rng.choice([0., 1.], size=(2, 133))
+    w = numpy_weight(pred, target, weighting) * weights[..., None, None]
+    dense = np.zeros(133, bool)
+    dense[23:] = True  # face and both hands
+    per_pixel = np.where(dense[:, None, None], numpy_awing(pred, target),
+                         (pred - target)**2)
+    per_keypoint = (per_pixel * w).mean((2, 3))
+    expected = sum(per_keypoint[:, list(ids)].mean(1)
+                   for ids in WHOLEBODY_PARTS.values()).mean()
+    value = loss(*t(pred, target, weights))
+    assert value.item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_demo_config_changes_only_the_loss_of_the_baseline():

@@ -15,6 +15,8 @@ model = dict(
             type='FoWKALLoss',
             num_keypoints=133,  # the head's out_channels, checked at build
             kaf='heuristic',
+            # the paper's plain AWing + MSE: no running-mean normalisation
+            normalize=False,
             weighting=None,
             use_target_weight=True)))
 

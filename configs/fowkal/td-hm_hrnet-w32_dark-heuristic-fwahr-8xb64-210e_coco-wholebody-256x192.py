@@ -14,6 +14,8 @@ model = dict(
             type='FoWKALLoss',
             num_keypoints=133,  # the head's out_channels, checked at build
             kaf='heuristic',
+            # the paper's plain AWing + MSE: no running-mean normalisation
+            normalize=False,
             weighting='fwahr',
             gamma=0.01,
             tau=1.0,

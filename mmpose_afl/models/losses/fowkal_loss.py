@@ -16,6 +16,8 @@ from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from .building_head import building_head
+from .gaussian_support import (GAUSSIAN_SUPPORT_FLOOR, check_support_floor,
+                               gaussian_support)
 from .per_sample_loss import PerSampleHeatmapLoss
 
 WHOLEBODY_METAINFO = 'configs/_base_/datasets/coco_wholebody.py'
@@ -116,13 +118,25 @@ class FoWKALLoss(PerSampleHeatmapLoss):
 
     Ablation rows of the paper (Table 2 / 3) as options:
 
-    - heuristic loss (c): ``kaf='heuristic', weighting=None`` (lambda = 1,
-      i.e. AWing, on ``dense_parts``; lambda = 0, i.e. MSE, elsewhere)
+    - heuristic loss (c): ``kaf='heuristic', weighting=None,
+      normalize=False`` (lambda = 1, i.e. AWing, on ``dense_parts``;
+      lambda = 0, i.e. MSE, elsewhere)
     - KAL (d): ``kaf='learned', weighting=None``
     - heuristic + FWAHR (e) / + WAHR: ``kaf='heuristic',
-      weighting='fwahr'`` / ``'wahr'``
+      weighting='fwahr'`` / ``'wahr'``, ``normalize=False``
     - FoWKAL (f, the default): ``kaf='learned', weighting='fwahr'``;
       KAL + WAHR: ``weighting='wahr'``
+
+    **The heuristic rows** are the paper's ``L_heuristic = lambda_fh L_bf +
+    lambda_bf L_fh``: a plain AWing term on the dense parts plus a plain MSE
+    term on the coarse ones. The paper gives no values for its two weights
+    and no normalisation; decision: both 1 (``loss_weight`` scales the
+    sum), so the configs of (c), (e) and heuristic + WAHR set
+    ``normalize=False`` and the loss is ``sum_part mean_{k in part}``
+    of AWing (dense) or MSE (coarse), i.e. KAL's formula with fixed 0/1
+    factors and no ``L_reg``: rows (c) and (d) differ only in the factors.
+    (``normalize=True``, the class default, divides the two terms by their
+    running means, a re-weighting the paper's heuristic does not have.)
 
     **AWing** is MMPose's :class:`AdaptiveWingLoss` (alpha 2.1, omega 14,
     epsilon 1, theta 0.5, the paper's), its ``criterion`` applied element by
@@ -135,6 +149,27 @@ class FoWKALLoss(PerSampleHeatmapLoss):
 
         WAHR:  W = P^g |1 - P^| + |P^| (1 - P^g)
         FWAHR: W = the WAHR weight  where P^ >= 2^(-1/g),  else  tau * P
+
+    where ``P`` (so also ``P^g``) is taken as 0 outside the Gaussian's
+    support, ``P < support_floor`` (:func:`gaussian_support`). Decision:
+    the paper assumes targets that are exactly 0 on the background, as
+    MMPose's standard (``MSRAHeatmap``) and UDP encoders give; the DARK
+    encoder (``MSRAHeatmap(unbiased=True)``, which the paper's
+    HRNet-w32 + DARK recipe uses) never cuts its Gaussian off, and with
+    ``gamma = 0.01`` even a tiny ``P`` has ``P^g`` near 1 (``1e-20^0.01 =
+    0.63``), so the background got a weight near ``|1 - P^|`` instead of
+    ``|P^|``. With the default floor ``exp(-4.5)``
+    (:data:`GAUSSIAN_SUPPORT_FLOOR`, the value 3 sigma from the centre) the
+    support is the 3-sigma disc under all three encoders (the standard
+    encoder centres it on the rounded keypoint, and its patch's corners,
+    down to ``exp(-9)``, become background), so the weights are the same
+    under each. FWAHR's ``tau * P`` branch uses the same ``P``: a negative
+    prediction outside the support then weighs 0 under every encoder, as it
+    did under the standard one (without the floor, DARK's tail adds weights
+    up to ``tau exp(-4.5)`` = 0.011 there); inside the support nothing
+    changes. ``support_floor=0`` gives the old ``P > 0``. The regression
+    target itself is not changed: DARK's tail values stay in the AWing and
+    MSE terms.
 
     ``P^ >= 2^(-1/g)`` is ``P^^g >= 1/2``; with the default ``gamma=0.01``
     the threshold is 2^-100 ~ 7.9e-31, so in practice FWAHR is WAHR where
@@ -187,34 +222,67 @@ class FoWKALLoss(PerSampleHeatmapLoss):
     With the clip, one bad batch moves a running mean by at most a factor
     ``1 + norm_momentum * (norm_clip - 1)`` (1.03 at the defaults), while
     a loss that falls is followed as before (a statistic below the running
-    mean is never clipped). The first batch sets the scale unclipped (there
-    is nothing to compare it with), if it is finite.
+    mean is never clipped). A term's first update, having no running mean
+    to compare with, clips each keypoint's term at ``norm_clip`` times the
+    (lower) median of the batch's labelled keypoints' terms before the
+    mean (on each rank before the all-reduce, so ranks still agree): one
+    outlier pixel in the very first batch, which used to set the scale
+    unclipped (a pixel of 100 then took ~1,000 iterations at momentum 0.01
+    to be forgotten), can lift the first running mean to at most
+    ``norm_clip`` times the median (an infinite keypoint term is capped
+    the same way; a NaN one still makes the statistic non-finite, and the
+    update is skipped).
 
     **L_reg** (paper: "relationships between body parts"; its form is not
-    given). Decision, with ``mean_p`` the mean over the keypoints of part
-    p::
+    given). Decision, with ``sum_p`` / ``mean_p`` the sum / mean over the
+    keypoints of part p::
 
-        L_reg = consistency_weight * sum_p mean_p (lambda_k - mean_p lambda)^2
-              + boundary_weight * sum_p mean_p -log(4 lambda_k (1 - lambda_k))
+        L_reg = consistency_weight * sum_part sum_p (lambda_k - mean_p)^2
+          + boundary_weight * sum_part mean_p -log(4 lambda_k (1 - lambda_k))
 
-    The first term pulls the factors of a part together; the second is 0 at
-    lambda = 1/2 and grows without bound at 0 and 1, so no factor
-    saturates (its gradient in theta is ``2 lambda - 1``, bounded, while
-    the data term's gradient ``lambda (1 - lambda) (...)`` vanishes at the
-    boundaries; the two balance inside (0, 1)). Both are per-part means, so
-    a weight acts alike on the 6 foot and the 68 face factors, at the same
-    1/N_part scale as the data term's gradient on them. ``L_reg`` does not
-    depend on the samples: it is added once, not multiplied by
-    ``loss_weight`` (0 for the heuristic).
+    (``mean_p`` alone: the part's mean factor.)
+
+    The first term is SPEC.md's within-part consistency term
+    ``sum_part sum_k (lambda_k - mean_part lambda)^2`` as written: it pulls
+    the factors of a part together with a force per factor,
+    ``2 (lambda_k - mean_p lambda)``, that does not depend on the part's
+    size, while the data term's pull on ``lambda_k`` carries the factor
+    ``1 / N_part``. So the larger the part, the more its factors move
+    together: where the two balance, a factor's deviation from its part's
+    mean is about ``d_k / (2 consistency_weight N_part)`` (``d_k`` its
+    normalised AWing-minus-MSE difference from the part's average), e.g.
+    68x tighter on the face than a per-part mean would hold it (what this
+    class did before; lower ``consistency_weight`` for freer factors). The
+    second term (not in SPEC.md: "whatever keeps lambda off the
+    boundaries") is 0 at lambda = 1/2 and grows without bound at 0 and 1,
+    so no factor saturates (its gradient in theta is ``2 lambda - 1``,
+    bounded, while the data term's gradient ``lambda (1 - lambda) (...)``
+    vanishes at the boundaries; the two balance inside (0, 1)). It is a
+    per-part mean, at the data term's ``1 / N_part`` scale, so where the
+    boundary and the data term balance does not depend on the part's size.
+    ``L_reg`` does not depend on the samples: it is added once, not
+    multiplied by ``loss_weight`` (0 for the heuristic).
 
     **Keypoint weights** follow :class:`KeypointMSELoss` (whose mask
     handling this class reuses): ``target_weights`` ([B, K] or [B, K, H, W])
     and ``mask`` multiply the per-pixel loss whenever given, whatever
     ``use_target_weight`` says (kept for config compatibility). For 0/1
     weights this equals :class:`AdaptiveWingLoss`'s own convention
-    (multiplying prediction and target by the weight). Masked keypoints
-    still count in ``N_part`` (a mean over all elements, like
-    :class:`KeypointMSELoss`).
+    (multiplying prediction and target by the weight).
+
+    **Unlabelled keypoints count in** ``N_part``: ``N_part`` is the number
+    of keypoints of the part, the same for every sample, and an unlabelled
+    (weight 0) keypoint adds 0 to its part's sum. Decision: the paper
+    writes ``N_part`` without a sample index, and its baseline rows (a) and
+    (b) (MMPose's :class:`KeypointMSELoss` and :class:`AdaptiveWingLoss`)
+    average over all keypoints, labelled or not, so every row gives a
+    labelled keypoint the same weight in every sample. Dividing by the
+    labelled count instead would make a keypoint's weight depend on what
+    else is labelled: the one visible keypoint of a truncated hand would
+    weigh 21x a keypoint of a fully labelled hand, so the rarest, often
+    hardest-to-see labels would dominate. The cost: a part labelled in few
+    samples (the hands in COCO-WholeBody) contributes in proportion to how
+    often it is labelled, as under the baseline rows.
 
     **Use inside another loss** (e.g. ``AFLHeatmapLoss``):
     :meth:`per_sample` returns the per-sample ``L`` [B] *without*
@@ -242,6 +310,10 @@ class FoWKALLoss(PerSampleHeatmapLoss):
             pixel weights). Defaults to ``'fwahr'``
         gamma (float): Exponent of the (F)WAHR weight, > 0. Defaults to 0.01
         tau (float): Slope of FWAHR's second branch, >= 0. Defaults to 1.0
+        support_floor (float): Target values below it are background in
+            the (F)WAHR weights (see above), in [0, 1); 0 means ``P > 0``.
+            Defaults to :data:`GAUSSIAN_SUPPORT_FLOOR` (``exp(-4.5)`` =
+            0.0111)
         parts (dict, optional): Part name -> keypoint indices, covering
             every keypoint exactly once. ``None`` derives them from
             ``metainfo`` with :func:`parts_from_metainfo`. Defaults to
@@ -285,6 +357,7 @@ class FoWKALLoss(PerSampleHeatmapLoss):
                  weighting: Optional[str] = 'fwahr',
                  gamma: float = 0.01,
                  tau: float = 1.0,
+                 support_floor: float = GAUSSIAN_SUPPORT_FLOOR,
                  parts: Optional[Dict[str, Sequence[int]]] = None,
                  metainfo: str = WHOLEBODY_METAINFO,
                  dense_parts: Sequence[str] = ('face', 'left_hand',
@@ -317,6 +390,7 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         if not tau >= 0:
             raise ValueError(
                 f'FoWKALLoss: `tau` must be >= 0 (e.g. 1.0), got {tau}')
+        check_support_floor('FoWKALLoss', support_floor)
         if not 0 < norm_momentum <= 1:
             raise ValueError('FoWKALLoss: `norm_momentum` must be in (0, 1] '
                              f'(e.g. 0.01), got {norm_momentum}')
@@ -346,6 +420,7 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         self.weighting = weighting
         self.gamma = gamma
         self.tau = tau
+        self.support_floor = support_floor
         self.fwahr_threshold = 2.0**(-1.0 / gamma)
         self.part_average = part_average
         self.normalize = normalize
@@ -424,6 +499,9 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         if self.weighting is None:
             return None
         gt = target.detach().clamp(min=0)
+        # P (and so P^g) is 0 outside the Gaussian's support
+        gt = torch.where(
+            gaussian_support(gt, self.support_floor), gt, torch.zeros_like(gt))
         gt_pow = gt.pow(self.gamma)
         abs_output = output.abs()
         # P^g |1 - P^| + |P^| (1 - P^g), in fewer ops
@@ -480,8 +558,18 @@ class FoWKALLoss(PerSampleHeatmapLoss):
                      active: Tensor) -> Tensor:
         """(m_awing, m_mse), detached; updates the running means in
         training (once per call) from finite batch statistics clipped to
-        ``norm_clip`` times the running means."""
+        ``norm_clip`` times the running means (at a term's first update:
+        each keypoint's term clipped to ``norm_clip`` times the batch's
+        median)."""
         terms = torch.stack([awing, mse]).detach()
+        running = self.running_means
+        if self.training and terms.numel():
+            # this rank's median of the labelled keypoints' terms, per term
+            median = terms.masked_fill(~active, math.nan).flatten(1)
+            median = median.nanmedian(1).values
+            first = (running == 0) & ~median.isnan()
+            cap = torch.where(first, self.norm_clip * median, math.inf)
+            terms = torch.minimum(terms, cap.view(2, 1, 1))
         stats = torch.cat([  # the two sums and the number of keypoints
             terms.sum((1, 2)),
             active.sum().to(terms.dtype).reshape(1)
@@ -489,7 +577,6 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         if self.training:
             all_reduce(stats)  # sum over DDP ranks (no-op otherwise)
         batch = stats[:2] / stats[2].clamp(min=1)
-        running = self.running_means
         if not self.training:
             return torch.where(running > 0, running, batch)
         # finite, bounded statistics only (see the class docstring)
@@ -529,7 +616,7 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         factors = torch.sigmoid(self.kaf_logits)
         part_mean = (self.part_onehot @ factors) / self.part_onehot.sum(1)
         deviation = factors - self.part_onehot.t() @ part_mean
-        consistency = (deviation**2 * self.part_share).sum()
+        consistency = (deviation**2).sum()  # SPEC.md's sum_part sum_k
         # -log(4 lambda (1 - lambda)), stable in theta
         boundary = -(F.logsigmoid(self.kaf_logits) +
                      F.logsigmoid(-self.kaf_logits) + math.log(4.))
