@@ -187,3 +187,96 @@ def test_ground_truth_scores_perfectly_with_the_real_metric(kind, request):
     results = metric.evaluate(size=len(metric.results))
     key = 'coco/AP' if kind == 'coco' else 'coco-wholebody/AP'
     assert results[key] == pytest.approx(1.0)
+
+
+# the default layout's annotation files of generate_dataset(root, kind,
+# num_train=3, num_val=2, seed=1) as the generator wrote them before the
+# 'multi_scale' layout existed (other configs and tests depend on them)
+DEFAULT_JSON_SHA256 = {
+    ('coco', 'train'):
+    'b4292fb1ac58e00125f4110c8496f7380b8fe3f748d47bc55943aa9e8679d2bd',
+    ('coco', 'val'):
+    '8b2d38298588d9b24fcbbc480af675a6a46b9be45ac9d8ad8ade30b8d35b4f6b',
+    ('wholebody', 'train'):
+    'b9f0e0680182b709142658a82db13c9465d9c97eeab77f0d42c49ec6600c047b',
+    ('wholebody', 'val'):
+    'c47463509761c97c83bede46c4f04fb17536040812bed23223bc3904644675fc',
+}
+
+
+@pytest.mark.parametrize('kind', ['coco', 'wholebody'])
+def test_default_layout_is_unchanged(kind, tmp_path):
+    written = generate_dataset(tmp_path, kind, num_train=3, num_val=2,
+                               seed=1)
+    for split, path in written.items():
+        digest = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+        assert digest == DEFAULT_JSON_SHA256[kind, split], split
+
+
+def _multi(tmp_path, **kwargs):
+    generate_dataset(tmp_path, 'coco', layout='multi_scale', **kwargs)
+    return [
+        json.loads((tmp_path / ANN['coco'].format(split)).read_text())
+        for split in ('train', 'val')
+    ]
+
+
+def _extent(ann):
+    """Vertical extent of the labelled keypoints: about the body height
+    for an upright, untruncated person (nose to ankles)."""
+    kpts = np.array(ann['keypoints']).reshape(-1, 3)
+    ys = kpts[kpts[:, 2] > 0, 1]
+    return ys.max() - ys.min()
+
+
+def test_multi_scale_people_have_clearly_different_sizes(tmp_path):
+    train, _ = _multi(tmp_path, num_train=40, num_val=2, seed=5)
+    anns = train['annotations']
+    assert train['info']['layout'] == 'multi_scale'
+    by_image = {}
+    for ann in anns:
+        by_image.setdefault(ann['image_id'], []).append(ann)
+    counts = [len(people) for people in by_image.values()]
+    assert max(counts) == 4 and np.mean(counts) > 2.5
+
+    def upright(ann):
+        return not (ann['difficulty']['unusual_pose']
+                    or ann['difficulty']['truncated'])
+
+    ratios = []
+    for people in by_image.values():
+        extents = sorted(_extent(a) for a in people if upright(a))
+        if len(extents) >= 2:
+            ratios.append(extents[-1] / extents[0])
+    # tiers 35-60 / 75-110 / 130-190 px: people of one image differ > 2x
+    assert np.median(ratios) > 2
+    flags = {k: sum(a['difficulty'][k] for a in anns)
+             for k in anns[0]['difficulty']}
+    assert set(flags) == {'occluded', 'truncated', 'unusual_pose', 'small'}
+    assert all(count > 0 for count in flags.values()), flags
+    # 'small' is the small tier (about a third of the people), the shortest
+    assert 0.2 < flags['small'] / len(anns) < 0.5
+    small = [_extent(a) for a in anns
+             if upright(a) and a['difficulty']['small']]
+    other = [_extent(a) for a in anns
+             if upright(a) and not a['difficulty']['small']]
+    assert max(small) < 60 < np.percentile(other, 10)
+
+
+def test_multi_scale_is_deterministic_and_differs_from_default(tmp_path):
+    a = _digest_of_layout(tmp_path / 'a', 'multi_scale')
+    b = _digest_of_layout(tmp_path / 'b', 'multi_scale')
+    c = _digest_of_layout(tmp_path / 'c', 'default')
+    assert a == b and a.keys() == c.keys()
+    assert all(a[f] != c[f] for f in a)
+
+
+def _digest_of_layout(root, layout):
+    generate_dataset(root, 'coco', num_train=3, num_val=2, seed=1,
+                     layout=layout)
+    return _digest(root)
+
+
+def test_bad_layout_is_named(tmp_path):
+    with pytest.raises(ValueError, match='layout'):
+        generate_dataset(tmp_path, 'coco', layout='crowd')

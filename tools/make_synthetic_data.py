@@ -3,6 +3,7 @@
     python tools/make_synthetic_data.py --kind coco --out data/synthetic_coco
     python tools/make_synthetic_data.py --kind wholebody \\
         --out data/synthetic_coco_wholebody --num-train 200 --num-val 50
+    python tools/make_synthetic_data.py --kind coco --layout multi_scale
 
 See ``mmpose_afl/datasets/synthetic.py`` for what is drawn and how the
 difficulty of each person is made.
@@ -10,7 +11,7 @@ difficulty of each person is made.
 import argparse
 import time
 
-from mmpose_afl.datasets.synthetic import generate_dataset
+from mmpose_afl.datasets.synthetic import LAYOUTS, generate_dataset
 
 DEFAULT_OUT = dict(
     coco='data/synthetic_coco', wholebody='data/synthetic_coco_wholebody')
@@ -25,7 +26,8 @@ def main() -> None:
                         help='COCO (17 keypoints) or COCO-WholeBody (133) '
                         '(default: %(default)s)')
     parser.add_argument('--out', help='output root (default: '
-                        'data/synthetic_coco or data/synthetic_coco_wholebody)')
+                        'data/synthetic_coco or data/synthetic_coco_wholebody,'
+                        ' with _multi_scale appended for that layout)')
     parser.add_argument('--num-train', type=int, default=200,
                         help='training images (default: %(default)s)')
     parser.add_argument('--num-val', type=int, default=50,
@@ -33,13 +35,19 @@ def main() -> None:
     parser.add_argument('--seed', type=int, default=0,
                         help='random seed; the same seed writes the same '
                         'bytes (default: %(default)s)')
+    parser.add_argument('--layout', choices=LAYOUTS, default='default',
+                        help='default: 1-3 people per image; multi_scale: '
+                        '2-4 people of clearly different sizes per image, '
+                        'for bottom-up models (default: %(default)s)')
     args = parser.parse_args()
-    out = args.out or DEFAULT_OUT[args.kind]
+    out = args.out or DEFAULT_OUT[args.kind] + (
+        '' if args.layout == 'default' else f'_{args.layout}')
     start = time.time()
     written = generate_dataset(out, args.kind, args.num_train, args.num_val,
-                               args.seed)
+                               args.seed, layout=args.layout)
     print(f'wrote {args.num_train} train + {args.num_val} val images of '
-          f'synthetic {args.kind} to {out} in {time.time() - start:.1f} s')
+          f'synthetic {args.kind} ({args.layout} layout) to {out} in '
+          f'{time.time() - start:.1f} s')
     for split, path in written.items():
         print(f'  {split}: {path}')
 

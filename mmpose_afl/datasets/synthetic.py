@@ -34,7 +34,18 @@ the annotation's extra ``difficulty`` field, which MMPose ignores):
 - ``small`` (p = 0.15): body height 35-60 px instead of 110-190 px.
 
 About 45 % of people carry at least one flag; the rest are easy, upright,
-fully visible people. Visibility of every keypoint is read off a layer map
+fully visible people.
+
+Layouts (``layout``): ``'default'`` is the above. ``'multi_scale'`` is for
+bottom-up models, which see the whole image: 2-4 people per image from
+clearly different size tiers (body height ``small`` 35-60 px, ``medium``
+75-110 px, ``large`` 130-190 px; the first three people of an image take
+the three tiers in random order, a fourth a random tier), each placed in
+its own vertical slot of the image (random order, random position in the
+slot) so that they overlap only partly. ``occluded``, ``truncated`` and
+``unusual_pose`` are drawn as above; ``small`` is the ``small`` tier (the
+same heights as the default layout's flag). The default layout's files are
+unchanged by the option (the same seed gives the same bytes as before). Visibility of every keypoint is read off a layer map
 of what was drawn last at its pixel, so the labels are exact.
 Generation is deterministic: the same seed gives the same bytes (PNG images
 and JSON).
@@ -61,6 +72,9 @@ PARTS = (('foot_kpts', 6), ('face_kpts', 68), ('lefthand_kpts', 21),
          ('righthand_kpts', 21))
 DIFFICULTY_P = dict(occluded=0.25, truncated=0.15, unusual_pose=0.15,
                     small=0.15)
+# body heights of the 'multi_scale' layout; 'small' as the default's flag
+SIZE_TIERS = dict(small=(35, 60), medium=(75, 110), large=(130, 190))
+LAYOUTS = ('default', 'multi_scale')
 IMAGE_SIZE = (320, 240)
 
 Point = np.ndarray
@@ -236,15 +250,45 @@ def _xywh(points: np.ndarray, pad: float, w: int, h: int) -> List[float]:
     return [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
 
 
-def _make_image(rng, wholebody: bool, w: int, h: int):
+def _multi_scale_people(rng) -> List[Tuple[str, int, int]]:
+    """(size tier, slot, number of slots) of each person of a
+    ``'multi_scale'`` image."""
+    num = int(rng.integers(2, 5))
+    names = list(SIZE_TIERS)
+    tiers = [names[i] for i in rng.permutation(len(names))]
+    tiers.append(names[int(rng.integers(len(names)))])
+    slots = rng.permutation(num)
+    return [(tiers[i], int(slots[i]), num) for i in range(num)]
+
+
+def _person_spec(rng, tier_slot) -> Tuple[Dict[str, bool], float]:
+    """Difficulty flags and body height of one person (``tier_slot`` from
+    :func:`_multi_scale_people`, ``None`` in the default layout)."""
+    if tier_slot is None:
+        flags = {k: bool(rng.random() < p) for k, p in DIFFICULTY_P.items()}
+        height = rng.uniform(35, 60) if flags['small'] else rng.uniform(
+            110, 190)
+        return flags, height
+    tier = tier_slot[0]
+    flags = {
+        k: (tier == 'small') if k == 'small' else bool(rng.random() < p)
+        for k, p in DIFFICULTY_P.items()
+    }
+    return flags, rng.uniform(*SIZE_TIERS[tier])
+
+
+def _make_image(rng, wholebody: bool, w: int, h: int,
+                layout: str = 'default'):
     """One image and the annotations of its people (without ids)."""
     img = _background(rng, w, h)
     layer = np.zeros((h, w), np.int32)  # 0 = background
     people = []
-    for pid in range(1, int(rng.integers(1, 4)) + 1):
-        flags = {k: bool(rng.random() < p) for k, p in DIFFICULTY_P.items()}
-        height = rng.uniform(35, 60) if flags['small'] else rng.uniform(
-            110, 190)
+    if layout == 'default':
+        specs = [None] * int(rng.integers(1, 4))
+    else:
+        specs = _multi_scale_people(rng)
+    for pid, tier_slot in enumerate(specs, 1):
+        flags, height = _person_spec(rng, tier_slot)
         body = _body(rng, height, flags['unusual_pose'])
         kpts = _wholebody(body, height) if wholebody else body
         lo, hi = kpts.min(0), kpts.max(0)
@@ -253,6 +297,14 @@ def _make_image(rng, wholebody: bool, w: int, h: int):
             axis = int(rng.integers(2))
             centre[axis] = (0, (w, h)[axis])[int(rng.integers(2))]
             offset = centre - (lo + hi) / 2
+        elif tier_slot is not None:  # centre x in the person's own slot
+            _, slot, num = tier_slot
+            x = rng.uniform(slot * w / num, (slot + 1) * w / num)
+            offset = np.array([
+                np.clip(x - (lo[0] + hi[0]) / 2, -lo[0],
+                        max(-lo[0], w - hi[0])),
+                rng.uniform(-lo[1], max(-lo[1], h - hi[1]))
+            ])
         else:
             offset = np.array([
                 rng.uniform(-lo[0], max(-lo[0], w - hi[0])),
@@ -331,7 +383,8 @@ def generate_dataset(out_dir: Union[str, Path],
                      num_train: int = 200,
                      num_val: int = 50,
                      seed: int = 0,
-                     image_size: Tuple[int, int] = IMAGE_SIZE) -> Dict:
+                     image_size: Tuple[int, int] = IMAGE_SIZE,
+                     layout: str = 'default') -> Dict:
     """Write a synthetic train/val keypoint dataset in COCO format.
 
     Args:
@@ -344,6 +397,11 @@ def generate_dataset(out_dir: Union[str, Path],
             Defaults to 0.
         image_size (tuple[int, int]): ``(width, height)`` of every image.
             Defaults to ``(320, 240)``.
+        layout (str): ``'default'`` (1-3 people, 15 % of them small) or
+            ``'multi_scale'`` (2-4 people of clearly different sizes per
+            image, for bottom-up models; see the module docstring; the
+            annotation files' ``info`` says ``layout``). Defaults to
+            ``'default'``.
 
     Returns:
         dict: ``{'train': ann_file, 'val': ann_file}`` paths.
@@ -353,6 +411,8 @@ def generate_dataset(out_dir: Union[str, Path],
     if num_train < 1 or num_val < 1:
         raise ValueError('num_train and num_val must be >= 1, got '
                          f'{num_train} and {num_val}')
+    if layout not in LAYOUTS:
+        raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
     wholebody = kind == 'wholebody'
     w, h = image_size
     out = Path(out_dir)
@@ -366,7 +426,7 @@ def generate_dataset(out_dir: Union[str, Path],
         folder.mkdir(exist_ok=True)
         images, annotations = [], []
         for i in range(num):
-            img, anns = _make_image(rng, wholebody, w, h)
+            img, anns = _make_image(rng, wholebody, w, h, layout)
             name = f'{image_id + i:012d}.png'
             cv2.imwrite(str(folder / name), img)
             images.append(
@@ -378,11 +438,13 @@ def generate_dataset(out_dir: Union[str, Path],
         ann_name = (f'coco_wholebody_{split}_v1.0.json'
                     if wholebody else f'person_keypoints_{split}2017.json')
         path = out / 'annotations' / ann_name
+        info = dict(description=f'mmpose-afl synthetic {kind}', seed=seed)
+        if layout != 'default':  # (default files: bytes as before)
+            info['layout'] = layout
         with open(path, 'w') as f:
             json.dump(
                 dict(
-                    info=dict(description=f'mmpose-afl synthetic {kind}',
-                              seed=seed),
+                    info=info,
                     images=images,
                     annotations=annotations,
                     categories=CATEGORIES),
