@@ -19,8 +19,9 @@ from mmpose_afl.models.heads.sahr_head import scale_heatmaps
 from tests.e2e import (REPO, data_options, last_checkpoint, run_train,
                        short_schedule)
 
+# the top-down configs (the bottom-up ae_* ones have their own head)
 CONFIGS = sorted(
-    str(p.relative_to(REPO)) for p in REPO.glob('configs/sahr/*.py'))
+    str(p.relative_to(REPO)) for p in REPO.glob('configs/sahr/td-*.py'))
 DEMO = ('configs/sahr/'
         'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py')
 CODECS = {
@@ -35,11 +36,20 @@ HEAD = dict(in_channels=8, out_channels=3, deconv_out_channels=(8, ),
             deconv_kernel_sizes=(4, ), decoder=CODECS['msra'])
 
 
+FLOOR = np.exp(-4.5)  # the 3-sigma value, SAHRHead's default support floor
+
+
 def numpy_taylor(gt, s):
     """The official code's target: gt + gt ln(gt) s + gt ln(gt)^2 s^2 / 2
-    with ln(gt) taken as 0 where gt = 0."""
-    log = np.log(np.where(gt > 0, gt, 1))
-    return gt + gt * log * s + 0.5 * gt * log**2 * s**2
+    inside the support gt >= exp(-4.5), 0 outside."""
+    log = np.log(np.where(gt >= FLOOR, gt, 1))
+    return np.where(gt >= FLOOR,
+                    gt + gt * log * s + 0.5 * gt * log**2 * s**2, 0)
+
+
+def numpy_power(gt, exponent):
+    """gt^exponent inside the support gt >= exp(-4.5), 0 outside."""
+    return np.where(gt >= FLOOR, gt**exponent, 0)
 
 
 def gaussian_heatmaps(sigma=2., size=(24, 32)):
@@ -50,9 +60,13 @@ def gaussian_heatmaps(sigma=2., size=(24, 32)):
 
 
 def random_gt(seed=0, shape=(2, 3, 4, 5)):
+    """Values in [0, 1]: 40 % zeros, 15 % in (0, exp(-4.5)) (a DARK
+    target's tail, outside the support), the rest uniform."""
     rng = np.random.RandomState(seed)
     gt = rng.uniform(0, 1, shape)
-    gt[rng.rand(*shape) < 0.4] = 0
+    draw = rng.rand(*shape)
+    gt[draw < 0.15] = rng.uniform(1e-6, FLOOR, shape)[draw < 0.15]
+    gt[draw > 0.6] = 0
     return gt
 
 
@@ -62,8 +76,10 @@ def test_power_is_exact_power_inside_support():
     gt = random_gt()
     s = np.random.RandomState(1).uniform(-0.5, 2, gt.shape)
     scaled = scale_heatmaps(torch.tensor(gt), torch.tensor(s), 'power')
-    np.testing.assert_allclose(scaled.numpy(), gt**(1 + s), rtol=1e-12)
-    assert (scaled.numpy()[gt == 0] == 0).all()
+    np.testing.assert_allclose(scaled.numpy(), numpy_power(gt, 1 + s),
+                               rtol=1e-12)
+    assert (scaled.numpy()[gt < FLOOR] == 0).all()
+    assert ((gt > 0) & (gt < FLOOR)).any()  # the floor is exercised
 
 
 def test_power_clamps_the_exponent():
@@ -71,7 +87,8 @@ def test_power_clamps_the_exponent():
     s = np.full(gt.shape, -0.95)
     scaled = scale_heatmaps(torch.tensor(gt), torch.tensor(s), 'power',
                             min_exponent=0.2)
-    np.testing.assert_allclose(scaled.numpy(), gt**0.2, rtol=1e-12)
+    np.testing.assert_allclose(scaled.numpy(), numpy_power(gt, 0.2),
+                               rtol=1e-12)
 
 
 def test_taylor_is_the_official_form_and_close_to_power_for_small_s():
@@ -83,7 +100,7 @@ def test_taylor_is_the_official_form_and_close_to_power_for_small_s():
                                rtol=1e-12)
     power = scale_heatmaps(torch.tensor(gt), torch.tensor(s), 'power')
     # remainder of the expansion of exp(s ln gt): <= gt |s ln gt|^3 / 6 e^x
-    bound = gt * np.abs(s * np.log(np.where(gt > 0, gt, 1)))**3 / 6 * 1.5
+    bound = gt * np.abs(s * np.log(np.where(gt >= FLOOR, gt, 1)))**3 / 6 * 1.5
     assert (np.abs(taylor.numpy() - power.numpy()) <= bound + 1e-15).all()
     # and they differ at large s, so the modes are really different
     big = torch.full_like(torch.tensor(gt), 1.0)
@@ -140,7 +157,9 @@ def test_no_nan_from_zero_gt_or_extreme_s(mode, dtype):
     scaled = scale_heatmaps(gt, s, mode)
     scaled.sum().backward()
     assert torch.isfinite(scaled).all() and torch.isfinite(s.grad).all()
-    assert (s.grad[gt == 0] == 0).all()
+    outside = gt.double() < FLOOR
+    assert outside.any() and (scaled[outside] == 0).all()
+    assert (s.grad[outside] == 0).all()
 
 
 # the head's loss -----------------------------------------------------------
@@ -175,17 +194,20 @@ def test_loss_and_regulariser_match_numpy(mode):
     pred = head.forward(feats).detach().double().numpy()
 
     s = np.broadcast_to(scales[None, :, None, None], gt.shape)
-    target = gt**(1 + s) if mode == 'power' else numpy_taylor(gt, s)
-    g = gt**0.01  # WAHR weight from the original heatmaps
+    target = numpy_power(gt, 1 + s) if mode == 'power' else numpy_taylor(
+        gt, s)
+    g = numpy_power(gt, 0.01)  # WAHR weight from the original heatmaps
     w = np.abs(1 - pred) * g + np.abs(pred) * (1 - g)
     loss_kpt = ((pred - target)**2 * w * weights[..., None, None]).mean()
-    loss_scale = (s**2 * (gt > 0)).mean() * 2.0
+    loss_scale = (s**2 * (gt >= FLOOR)).mean() * 2.0
     assert losses['loss_kpt'].item() == pytest.approx(loss_kpt, rel=1e-5)
     assert losses['loss_scale'].item() == pytest.approx(loss_scale, rel=1e-5)
     assert 0 <= losses['acc_pose'].item() <= 1
 
 
 def test_at_init_s_is_zero_and_the_loss_is_plain_wahr():
+    # plain WAHR on the target cut off at the support: at s = 0 the scaled
+    # target is gt inside the support and 0 outside
     head = build_head()
     gt = random_gt(8, (2, 3, 16, 12))
     samples, weights = fake_batch(gt)
@@ -195,7 +217,8 @@ def test_at_init_s_is_zero_and_the_loss_is_plain_wahr():
         assert torch.equal(scales, torch.zeros_like(scales))
         losses = head.loss(feats, samples)
         wahr = MODELS.build(dict(type='WAHRLoss'))
-        expected = wahr(head(feats), torch.tensor(gt, dtype=torch.float32),
+        expected = wahr(head(feats),
+                        torch.tensor(gt * (gt >= FLOOR), dtype=torch.float32),
                         torch.tensor(weights, dtype=torch.float32))
         assert torch.allclose(losses['loss_kpt'], expected)
         assert losses['loss_scale'].item() == 0
@@ -234,14 +257,14 @@ def test_gradients_reach_s(mode):
 
 
 def test_regulariser_gradient():
-    # d/ds [w mean(s^2 [gt > 0])] = 2 w s [gt > 0] / N
+    # d/ds [w mean(s^2 [gt >= floor])] = 2 w s [gt >= floor] / N
     head = build_head(scale_loss_weight=3.)
     gt = random_gt(11, (2, 3, 16, 12))
     samples, _ = fake_batch(gt)
     with torch.no_grad():
         head.scale_layers[3].bias.fill_(0.5)
     head.loss((torch.rand(2, 8, 8, 6), ), samples)['loss_scale'].backward()
-    expected = 3 * 2 * 0.5 * (gt > 0).sum(axis=(0, 2, 3)) / gt.size
+    expected = 3 * 2 * 0.5 * (gt >= FLOOR).sum(axis=(0, 2, 3)) / gt.size
     np.testing.assert_allclose(head.scale_layers[3].bias.grad.numpy(),
                                expected, rtol=1e-5)
 
@@ -255,7 +278,8 @@ def test_other_losses_get_the_scaled_target_only():
     samples, weights = fake_batch(gt)
     feats = (torch.rand(2, 8, 8, 6), )
     pred = head(feats).detach().double().numpy()
-    expected = ((pred - gt**1.4)**2 * weights[..., None, None]).mean()
+    expected = ((pred - numpy_power(gt, 1.4))**2 *
+                weights[..., None, None]).mean()
     assert head.loss(feats, samples)['loss_kpt'].item() == pytest.approx(
         expected, rel=1e-5)
 
@@ -327,6 +351,10 @@ def test_stock_model_checkpoint_loads_into_the_sahr_model():
     (dict(min_scale_exponent=-0.5), '`min_scale_exponent`'),
     (dict(scale_target='cubic'), '`scale_target`'),
     (dict(scale_loss_weight=-1.), '`scale_loss_weight`'),
+    (dict(support_floor=1.), '`support_floor`'),
+    (dict(support_floor=-0.01), '`support_floor`'),
+    (dict(loss=dict(type='WAHRLoss', support_floor=0.)),
+     '`loss.support_floor`'),
     (dict(decoder=dict(type='MegviiHeatmap', input_size=(48, 64),
                        heatmap_size=(12, 16), kernel_size=11)),
      '`decoder.type`'),

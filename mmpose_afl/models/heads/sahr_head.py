@@ -14,6 +14,9 @@ from mmpose.utils.tensor_utils import to_numpy
 from mmpose.utils.typing import ConfigType, OptConfigType, OptSampleList
 from torch import Tensor, nn
 
+from ..losses.gaussian_support import (GAUSSIAN_SUPPORT_FLOOR,
+                                       check_support_floor, gaussian_support)
+
 OptIntSeq = Optional[Sequence[int]]
 SCALE_TARGETS = ('power', 'taylor')
 
@@ -39,11 +42,18 @@ def check_gaussian_heatmap_decoder(head: HeatmapHead) -> None:
 def scale_heatmaps(heatmaps: Tensor,
                    scales: Tensor,
                    mode: str = 'power',
-                   min_exponent: float = 0.1) -> Tensor:
+                   min_exponent: float = 0.1,
+                   support_floor: float = GAUSSIAN_SUPPORT_FLOOR) -> Tensor:
     """The scale-adapted target ``gt^(1 + s)`` inside the Gaussian support
-    (``gt > 0``), 0 outside.
+    (``gt >= support_floor``, see :func:`gaussian_support`), 0 outside.
 
     A Gaussian of std ``sigma`` becomes one of std ``sigma / sqrt(1 + s)``.
+    Outside the support the target is background (0), as with the official
+    code's Gaussians, which are cut off at 3 sigma: with the default floor
+    (``exp(-4.5)``, the value 3 sigma from the centre) the support is the
+    disc of radius 3 sigma under MMPose's standard, UDP and DARK encoders
+    alike, where ``gt > 0`` would be most of a DARK heatmap (78 % of the
+    pixels for one centred keypoint at 64x48; see :class:`WAHRLoss`).
 
     Args:
         heatmaps (Tensor): Ground-truth heatmaps ``gt`` in [0, 1],
@@ -55,20 +65,23 @@ def scale_heatmaps(heatmaps: Tensor,
             ``gt (1 + s ln gt + (s ln gt)^2 / 2)``. Defaults to ``'power'``
         min_exponent (float): Lower clamp of ``1 + s`` in ``'power'`` mode
             (> 0). Defaults to 0.1
+        support_floor (float): The smallest ``gt`` inside the support; 0
+            gives ``gt > 0``. Defaults to :data:`GAUSSIAN_SUPPORT_FLOOR`
 
     Returns:
         Tensor: The scaled heatmaps, [B, K, H, W].
     """
-    support = heatmaps > 0
+    support = gaussian_support(heatmaps, support_floor)
     # ln(gt) inside the support, 0 outside: no -inf and no NaN gradient
     log_gt = torch.log(
         torch.where(support, heatmaps, torch.ones_like(heatmaps)))
     if mode == 'taylor':
         log_scaled = log_gt * scales
-        return heatmaps * (1 + log_scaled + 0.5 * log_scaled.pow(2))
-    exponent = (1 + scales).clamp(min=min_exponent)
-    return torch.where(support, torch.exp(exponent * log_gt),
-                       torch.zeros_like(log_gt))
+        scaled = heatmaps * (1 + log_scaled + 0.5 * log_scaled.pow(2))
+    else:
+        exponent = (1 + scales).clamp(min=min_exponent)
+        scaled = torch.exp(exponent * log_gt)
+    return torch.where(support, scaled, torch.zeros_like(scaled))
 
 
 @MODELS.register_module()
@@ -88,11 +101,19 @@ class SAHRHead(HeatmapHead):
     ``init_weights()``).
 
     Training (:meth:`loss`): the target becomes ``gt^(1 + s)`` inside the
-    Gaussian support (see :func:`scale_heatmaps`; ``s`` is not detached),
-    the heatmap loss (``loss``, WAHR by default) compares the predicted
-    heatmaps with it, and the scale regulariser
-    ``mean_{B,K,H,W}(s^2 [gt > 0]) * scale_loss_weight`` is logged as
-    ``loss_scale``. If the loss's ``forward`` takes ``weight_target``
+    Gaussian support and 0 outside (see :func:`scale_heatmaps`; ``s`` is not
+    detached), the heatmap loss (``loss``, WAHR by default) compares the
+    predicted heatmaps with it, and the scale regulariser
+    ``mean_{B,K,H,W}(s^2 [gt in support]) * scale_loss_weight`` is logged as
+    ``loss_scale``. The support is ``gt >= support_floor``
+    (:func:`gaussian_support`), by default the disc of radius 3 sigma under
+    the standard, UDP and DARK encoders alike; with ``gt > 0``
+    (``support_floor=0``) a DARK target, which is never cut off, would put
+    the regulariser on most of the map (78 % of the pixels for one centred
+    keypoint at 64x48, 5.5 % under the standard encoder) and make the
+    target's far tails part of the Gaussian the scale reshapes. A loss that
+    has its own ``support_floor`` (:class:`WAHRLoss`) must use the same
+    one. If the loss's ``forward`` takes ``weight_target``
     (:class:`WAHRLoss` does), the original ``gt`` is passed there so that
     the WAHR weight comes from the original heatmaps, as in the official
     code; any other MMPose heatmap loss is called with the scaled target
@@ -125,8 +146,9 @@ class SAHRHead(HeatmapHead):
             power only while ``|s ln gt|`` is small: on a 3-sigma support
             ``ln gt`` reaches -4.5, and past ``|s ln gt| = 1`` its quadratic
             term raises the tails, so e.g. ``s = 0.5`` widens the target
-            (measured sigma_eff 2.35 instead of 1.63 for sigma 2) where the
-            paper narrows it. Defaults to ``'power'``
+            (sigma_eff fitted over the 3-sigma disc: 2.05 instead of 1.63
+            for sigma 2) where the paper narrows it. Defaults to
+            ``'power'``
         min_scale_exponent (float): Lower clamp of ``1 + s`` in ``'power'``
             mode; must be > 0 (at 0 the target would become 1 everywhere in
             the support). Where the clamp is active the heatmap loss gives
@@ -134,6 +156,9 @@ class SAHRHead(HeatmapHead):
             Defaults to 0.1 (``sigma_eff <= 3.2 sigma``)
         scale_loss_weight (float): Weight of the scale regulariser; >= 0.
             Defaults to 1.0 (official code)
+        support_floor (float): The smallest ``gt`` inside the Gaussian
+            support, in [0, 1); 0 gives ``gt > 0``. Defaults to
+            :data:`GAUSSIAN_SUPPORT_FLOOR` (``exp(-4.5)`` = 0.0111)
         loss (Config): Config of the heatmap loss. Defaults to
             ``dict(type='WAHRLoss', use_target_weight=True)``
         decoder (Config, optional): A codec of Gaussian heatmaps in [0, 1]
@@ -155,6 +180,7 @@ class SAHRHead(HeatmapHead):
                  scale_target: str = 'power',
                  min_scale_exponent: float = 0.1,
                  scale_loss_weight: float = 1.0,
+                 support_floor: float = GAUSSIAN_SUPPORT_FLOOR,
                  loss: ConfigType = dict(
                      type='WAHRLoss', use_target_weight=True),
                  decoder: OptConfigType = None,
@@ -174,6 +200,7 @@ class SAHRHead(HeatmapHead):
         if not scale_loss_weight >= 0:
             raise ValueError('SAHRHead: `scale_loss_weight` must be >= 0 '
                              f'(e.g. 1.0), got {scale_loss_weight}')
+        check_support_floor('SAHRHead', support_floor)
 
         super().__init__(
             in_channels=in_channels,
@@ -187,10 +214,17 @@ class SAHRHead(HeatmapHead):
             decoder=decoder,
             init_cfg=init_cfg)
         check_gaussian_heatmap_decoder(self)
+        loss_floor = getattr(self.loss_module, 'support_floor', support_floor)
+        if loss_floor != support_floor:
+            raise ValueError(
+                f'SAHRHead: `loss.support_floor` ({loss_floor}) must equal '
+                f'the head\'s `support_floor` ({support_floor}), so that the '
+                'loss and the scaled target share one Gaussian support')
 
         self.scale_target = scale_target
         self.min_scale_exponent = min_scale_exponent
         self.scale_loss_weight = scale_loss_weight
+        self.support_floor = support_floor
         self._loss_takes_weight_target = 'weight_target' in inspect.signature(
             self.loss_module.forward).parameters
 
@@ -261,14 +295,15 @@ class SAHRHead(HeatmapHead):
         ])
 
         scaled = scale_heatmaps(gt_heatmaps, scales, self.scale_target,
-                                self.min_scale_exponent)
+                                self.min_scale_exponent, self.support_floor)
+        support = gaussian_support(gt_heatmaps, self.support_floor)
         extra = {}
         if self._loss_takes_weight_target:  # WAHR weight from the original
             extra['weight_target'] = gt_heatmaps
         losses = dict(
             loss_kpt=self.loss_module(heatmaps, scaled, keypoint_weights,
                                       **extra),
-            loss_scale=(scales.pow(2) * (gt_heatmaps > 0)).mean() *
+            loss_scale=(scales.pow(2) * support).mean() *
             self.scale_loss_weight)
 
         if train_cfg.get('compute_acc', True):

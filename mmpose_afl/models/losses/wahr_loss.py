@@ -2,10 +2,13 @@
 CVPR 2021), as in the official code (greatlog/SWAHR-HumanPose)."""
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from mmpose.registry import MODELS
 from torch import Tensor
 
+from .gaussian_support import (GAUSSIAN_SUPPORT_FLOOR, check_support_floor,
+                               gaussian_support)
 from .per_sample_loss import PerSampleHeatmapLoss
 
 
@@ -21,6 +24,29 @@ class WAHRLoss(PerSampleHeatmapLoss):
     where ``T`` is the regression target (``target``; the scale-adapted
     heatmap when :class:`SAHRHead` uses this loss) and ``G`` is the heatmap
     the weight comes from (``weight_target``, by default ``target``).
+
+    **Gaussian support.** ``G^gamma`` is taken as 0 outside the Gaussian's
+    support, ``G < support_floor`` (:func:`gaussian_support`), so there
+    ``W = |P|``, the background weight. Decision (the paper and official
+    code assume a background of exact zeros, which MMPose's DARK encoder
+    does not give): with ``gamma = 0.01`` even a tiny ``G`` has ``G^gamma``
+    near 1 (``1e-20^0.01 = 0.63``), and DARK
+    (``MSRAHeatmap(unbiased=True)``) never cuts its Gaussian off. For one
+    keypoint at the centre of a 256x192 input (64x48 heatmap, sigma 2),
+    78 % of DARK's pixels have ``G > 0`` (5.5 % under the standard encoder
+    and UDP, whose 13x13 patch is cut off); on DARK's pixels outside the
+    3-sigma disc ``G^0.01`` has a median of 0.61, so at ``P = 0.02`` their
+    weight is ~0.60 instead of 0.02. The default floor ``exp(-4.5)``
+    (:data:`GAUSSIAN_SUPPORT_FLOOR`), the value 3 sigma from the centre,
+    keeps the disc of radius 3 sigma (113 pixels for sigma 2, 3.7 % of that
+    heatmap), the same pixels under the standard encoder, UDP and DARK (the
+    standard encoder's disc is centred on the rounded keypoint, so at a
+    sub-pixel keypoint its rim differs by a few pixels; its patch's 56
+    corner pixels, down to ``exp(-9)``, become background too).
+    ``support_floor=0`` gives the old ``G > 0``. The regression target
+    ``T`` itself is not changed: DARK's tail values stay in
+    ``(P - T)^2``.
+
     ``P`` is not detached: the weight is part of the loss, as in the official
     code. ``G`` enters the weight as a constant (detached, as the data's
     ground truth is in the official code), so ``G^gamma`` at ``G = 0`` is
@@ -47,13 +73,17 @@ class WAHRLoss(PerSampleHeatmapLoss):
         skip_empty_channel (bool): If ``True``, channels whose target is all
             zero do not contribute. Defaults to ``False``
         loss_weight (float): Weight of the loss. Defaults to 1.0
+        support_floor (float): ``G`` below it is background (see above); in
+            [0, 1). Defaults to :data:`GAUSSIAN_SUPPORT_FLOOR`
+            (``exp(-4.5)`` = 0.0111)
     """
 
     def __init__(self,
                  gamma: float = 0.01,
                  use_target_weight: bool = False,
                  skip_empty_channel: bool = False,
-                 loss_weight: float = 1.):
+                 loss_weight: float = 1.,
+                 support_floor: float = GAUSSIAN_SUPPORT_FLOOR):
         super().__init__(
             use_target_weight=use_target_weight,
             skip_empty_channel=skip_empty_channel,
@@ -61,7 +91,9 @@ class WAHRLoss(PerSampleHeatmapLoss):
         if not gamma > 0:
             raise ValueError(
                 f'WAHRLoss: `gamma` must be > 0 (e.g. 0.01), got {gamma}')
+        check_support_floor('WAHRLoss', support_floor)
         self.gamma = gamma
+        self.support_floor = support_floor
 
     def sample_losses(self,
                       output: Tensor,
@@ -74,8 +106,10 @@ class WAHRLoss(PerSampleHeatmapLoss):
             raise ValueError(
                 f'WAHRLoss: `weight_target` {list(weight_target.shape)} must '
                 f'have the shape of `target` {list(target.shape)}')
-        source = target if weight_target is None else weight_target
-        gt_pow = source.detach().clamp(min=0).pow(self.gamma)
+        source = (target if weight_target is None else weight_target).detach()
+        gt_pow = torch.where(
+            gaussian_support(source, self.support_floor),
+            source.clamp(min=0).pow(self.gamma), torch.zeros_like(source))
         # |P| (1 - G^g) + |1 - P| G^g, in fewer ops
         abs_output = output.abs()
         weight = abs_output + gt_pow * ((1 - output).abs() - abs_output)
