@@ -1,17 +1,22 @@
 """HSMLoss against numpy, its shape in Delta, and SigmoidHeatmapHead (the
 head of the HSM configs) decoding keypoint scores in [0, 1]."""
+from collections import defaultdict
+
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.fileio import load
+from mmengine.runner import Runner
+from mmpose.apis import init_model
 from mmpose.models.heads import HeatmapHead
+from mmpose.models.utils.tta import flip_heatmaps
 from mmpose.registry import MODELS
 from mmpose.testing import get_packed_inputs
 
 import mmpose_afl  # noqa: F401
-from tests.e2e import (REPO, last_checkpoint, run_test, run_train,
-                       short_schedule)
+from tests.e2e import (REPO, data_options, last_checkpoint, run_test,
+                       run_train, short_schedule)
 
 CONFIGS = sorted(
     str(p.relative_to(REPO)) for p in REPO.glob('configs/hsm/*.py'))
@@ -308,22 +313,65 @@ def test_config_builds(config):
     assert heatmaps.shape == (1, num_keypoints, 32, 24)
 
 
+def sigmoid_of_flip_averaged_maxima(config, checkpoint, data_root):
+    """The keypoint scores the HSM demo must write, computed without
+    SigmoidHeatmapHead's decode/predict: the sigmoid of the maxima of the
+    logits averaged over the image and its flip (MMPose's flip test),
+    per image id, one [K] row per instance."""
+    cfg = Config.fromfile(str(REPO / config))
+    cfg.merge_from_dict(dict(
+        option.split('=', 1) for option in data_options(data_root)))
+    model = init_model(cfg, str(checkpoint), device='cpu')
+    loader = Runner.build_dataloader(dict(
+        cfg.test_dataloader, num_workers=0, persistent_workers=False))
+    test_cfg = cfg.model.test_cfg
+    assert test_cfg.flip_test and test_cfg.flip_mode == 'heatmap'
+    rows = defaultdict(list)
+    with torch.no_grad():
+        for data in loader:
+            data = model.data_preprocessor(data, False)
+            inputs, samples = data['inputs'], data['data_samples']
+            flipped = flip_heatmaps(
+                model(inputs.flip(-1), None, mode='tensor'),
+                flip_indices=samples[0].metainfo['flip_indices'],
+                shift_heatmap=test_cfg.shift_heatmap)
+            logits = (model(inputs, None, mode='tensor') + flipped) / 2
+            maxima = logits.flatten(2).max(dim=2).values.sigmoid()
+            for sample, row in zip(samples, maxima.numpy()):
+                rows[sample.img_id].append(row)
+    return rows
+
+
+def sorted_rows(rows):
+    rows = np.array(rows)
+    return rows[np.lexsort(rows.T[::-1])]
+
+
 def test_demo_trains_and_tests_end_to_end(synthetic_coco, tmp_path):
     work_dir = tmp_path / 'work'
     log = run_train(DEMO, work_dir, data_root=synthetic_coco,
                     cfg_options=short_schedule())
     assert 'loss_kpt' in log and 'coco/AP' in log
-    # mim test with the config's flip test: the COCO results it writes have
-    # every keypoint score (and the rescored instance score) in [0, 1]
+    # mim test with the config's flip test (and no OKS NMS, so that every
+    # instance is written): the keypoint scores of the COCO results are the
+    # sigmoid of the flip-averaged logits' maxima, recomputed here from the
+    # checkpoint without the head's decoding. Raw logits, a sigmoid applied
+    # twice or before the flip average would all fail this.
     prefix = tmp_path / 'results'
-    log = run_test(DEMO, last_checkpoint(work_dir), tmp_path / 'test',
+    checkpoint = last_checkpoint(work_dir)
+    log = run_test(DEMO, checkpoint, tmp_path / 'test',
                    data_root=synthetic_coco,
-                   cfg_options=short_schedule() +
-                   [f'test_evaluator.outfile_prefix={prefix}'])
+                   cfg_options=short_schedule() + [
+                       f'test_evaluator.outfile_prefix={prefix}',
+                       'test_evaluator.nms_mode=none'])
     assert 'coco/AP' in log
-    results = load(f'{prefix}.keypoints.json')
-    assert results
-    scores = np.array([r['keypoints'][2::3] for r in results])
-    assert scores.shape[1] == 17
-    assert ((scores >= 0) & (scores <= 1)).all()
-    assert all(0 <= r['score'] <= 1 for r in results)
+    results = defaultdict(list)
+    for result in load(f'{prefix}.keypoints.json'):
+        results[result['image_id']].append(result['keypoints'][2::3])
+    expected = sigmoid_of_flip_averaged_maxima(DEMO, checkpoint,
+                                               synthetic_coco)
+    assert sorted(results) == sorted(expected) and len(expected) == 4
+    for image_id, rows in expected.items():
+        np.testing.assert_allclose(
+            sorted_rows(results[image_id]), sorted_rows(rows), rtol=1e-5,
+            err_msg=f'image {image_id}')
