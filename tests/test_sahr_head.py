@@ -24,6 +24,8 @@ CONFIGS = sorted(
     str(p.relative_to(REPO)) for p in REPO.glob('configs/sahr/td-*.py'))
 DEMO = ('configs/sahr/'
         'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py')
+WB_DEMO = ('configs/sahr/td-hm_res18_sahr-wahr-1xb16-20e_'
+           'synthetic-coco-wholebody-128x96.py')
 CODECS = {
     'msra': dict(type='MSRAHeatmap', input_size=(48, 64),
                  heatmap_size=(12, 16), sigma=2),
@@ -385,11 +387,30 @@ def test_kernel_size_is_configurable():
 
 # configs --------------------------------------------------------------------
 
+TAYLOR = [c for c in CONFIGS if 'sahr-taylor-wahr' in c]
+
+
 def test_every_method_config_is_covered():
-    assert len(CONFIGS) == 4 and DEMO in CONFIGS
+    # 3 paper models (power and taylor each) and 2 synthetic demos
+    assert len(CONFIGS) == 8 and len(TAYLOR) == 3 and DEMO in CONFIGS
+    assert WB_DEMO in CONFIGS
 
 
-@pytest.mark.parametrize('config', CONFIGS)
+@pytest.mark.parametrize('config', TAYLOR)
+def test_taylor_config_is_its_power_twin_with_the_official_target(config):
+    # the power twin's whole model is built in test_config_builds; here the
+    # taylor head, and the configs compared (keeps the suite fast)
+    taylor = Config.fromfile(str(REPO / config))
+    power = Config.fromfile(
+        str(REPO / config.replace('sahr-taylor-wahr', 'sahr-wahr')))
+    assert MODELS.build(taylor.model.head).scale_target == 'taylor'
+    assert power.model.head.scale_target == 'power'
+    taylor.model.head.pop('scale_target')
+    power.model.head.pop('scale_target')
+    assert taylor.to_dict() == power.to_dict()
+
+
+@pytest.mark.parametrize('config', [c for c in CONFIGS if c not in TAYLOR])
 def test_config_builds(config):
     cfg = Config.fromfile(str(REPO / config))
     model = MODELS.build(cfg.model)
@@ -398,6 +419,9 @@ def test_config_builds(config):
     assert type(model.head.loss_module).__name__ == 'WAHRLoss'
     assert model.head.loss_module.gamma == 0.01
     assert model.head.scale_layers[3].kernel_size == (9, 9)
+    assert model.head.scale_target == 'power'
+    assert model.head.support_floor == np.exp(-4.5)
+    assert model.head.loss_module.support_floor == np.exp(-4.5)
     assert cfg.model.test_cfg.flip_test
     num_keypoints = cfg.model.head.out_channels
     with torch.no_grad():
