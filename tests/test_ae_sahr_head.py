@@ -18,6 +18,7 @@ from mmpose.utils import register_all_modules
 from torch import nn
 
 import mmpose_afl  # noqa: F401
+from mmpose_afl import zoo
 from mmpose_afl.datasets.synthetic import generate_dataset
 from mmpose_afl.models.heads.sahr_head import scale_heatmaps
 from tests.e2e import REPO, last_checkpoint, run_test, run_train, \
@@ -36,8 +37,7 @@ DEMO = ('configs/sahr/'
         'ae_res18_sahr-wahr-1xb8-40e_synthetic-coco-multi-scale-256x256.py')
 BASELINE = ('configs/baseline/'
             'ae_res18_1xb8-40e_synthetic-coco-multi-scale-256x256.py')
-STOCK_AE = (REPO / '.venv/lib/python3.11/site-packages/mmpose/.mim/configs/'
-            'body_2d_keypoint/associative_embedding/coco/'
+STOCK_AE = ('body_2d_keypoint/associative_embedding/coco/'
             'ae_hrnet-w32_8xb24-300e_coco-512x512.py')
 CODEC = dict(type='AssociativeEmbeddingLabels', input_size=(16, 16),
              heatmap_size=(16, 16), sigma=2, decode_keypoint_order=[0, 1],
@@ -320,7 +320,7 @@ def test_predictions_identical_to_the_stock_ae_head(flip_test, s):
 
 def test_stock_ae_checkpoint_loads_into_the_sahr_coco_model():
     # what `load_from` does with the zoo's AE HRNet-w32 checkpoint
-    stock_cfg = Config.fromfile(str(STOCK_AE))
+    stock_cfg = Config.fromfile(str(zoo.mmpose_config_root() / STOCK_AE))
     cfg = Config.fromfile(str(REPO / COCO))
     for c in (stock_cfg, cfg):
         c.model.backbone.init_cfg = None  # no download
@@ -333,6 +333,14 @@ def test_stock_ae_checkpoint_loads_into_the_sahr_coco_model():
     loaded = model.state_dict()
     for key, value in stock.state_dict().items():
         assert torch.equal(loaded[key], value)
+
+
+@pytest.mark.parametrize('config', [COCO, TAYLOR, DEMO])
+def test_zoo_baseline_is_the_stock_ae_model(config):
+    entries = zoo.load_entries(zoo.default_metafiles())
+    entry = zoo.find_baseline(str(REPO / config), entries)
+    assert entry.config == 'configs/' + STOCK_AE
+    assert entry.metrics['AP'] == 0.656
 
 
 # build errors ---------------------------------------------------------------
