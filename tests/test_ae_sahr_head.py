@@ -21,8 +21,9 @@ import mmpose_afl  # noqa: F401
 from mmpose_afl import zoo
 from mmpose_afl.datasets.synthetic import generate_dataset
 from mmpose_afl.models.heads.sahr_head import scale_heatmaps
-from tests.e2e import REPO, last_checkpoint, run_test, run_train, \
-    short_schedule
+from tests.e2e import (REPO, assert_same_tensors, last_checkpoint,
+                       rank_states, run_dist_train, run_test, run_train,
+                       short_schedule, with_probe)
 
 register_all_modules()
 
@@ -462,3 +463,21 @@ def test_demo_trains_tests_and_resumes(multi_scale_coco, tmp_path):
     assert 'resumed epoch: 1' in log
     assert 'Epoch(train) [1]' not in log and 'Epoch(train) [2]' in log
     assert last_checkpoint(work_dir).name == 'epoch_2.pth'
+
+
+def test_demo_in_two_process_ddp(multi_scale_coco, tmp_path):
+    probe = with_probe(DEMO, tmp_path)
+    work_dir = tmp_path / 'ddp'
+    log = run_dist_train(probe, work_dir, nproc=2, data_root=multi_scale_coco,
+                         cfg_options=short_schedule(max_epochs=1,
+                                                    batch_size=1))
+    assert 'Distributed training: True' in log
+    # DDP with find_unused_parameters=False: a parameter without a gradient
+    # (e.g. an unused scale branch) would fail the second iteration
+    assert 'Epoch(train) [1][2/2]' in log
+    rank0, rank1 = rank_states(work_dir)
+    assert rank0['find_unused_parameters'] is False
+    assert assert_same_tensors(rank0['state_dict'], rank1['state_dict']) > 50
+    start = rank_states(work_dir, when='start')[0]['state_dict']
+    key = 'head.scale_layers.3.weight'
+    assert not torch.equal(start[key], rank0['state_dict'][key])  # trained
