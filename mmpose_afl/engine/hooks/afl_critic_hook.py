@@ -39,9 +39,10 @@ class AFLCriticHook(Hook):
       ``afl_score_offset``), the difficulty mean / min / max, the effective
       sample size of the applied weights as a fraction of the batch
       (``afl_ess``), critic steps skipped for non-finite gradients
-      (``afl_nonfinite_steps``) or for any reason, a non-finite topology
-      included (``afl_skipped_critic_steps``), and samples whose topology
-      was not finite (``afl_nonfinite_samples``). One value per iteration; MMEngine's
+      (``afl_nonfinite_steps``) or for any reason, a non-finite heatmap
+      pixel or topology included (``afl_skipped_critic_steps``), and
+      samples with a non-finite heatmap pixel or topology
+      (``afl_nonfinite_samples``). One value per iteration; MMEngine's
       ``LogProcessor`` prints their mean over the logging window, so the
       printed min / max are window means of the per-batch min / max. It
       also records the tracked samples (paper Sec. 5, Fig. 3);

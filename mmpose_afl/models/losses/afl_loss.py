@@ -201,12 +201,13 @@ class AFLHeatmapLoss(nn.Module):
     critic runs in float32 outside autocast, so the gradient penalty is
     computed in fp32 under ``--amp``. A critic step whose (DDP-averaged)
     gradients are not finite is skipped on every rank and counted. A batch
-    with a non-finite topology (an inf pixel, what an fp16 overflow under
-    ``--amp`` produces) never reaches the critic: the iteration's critic
-    steps are skipped, counted (``skipped_critic_steps``) and warned about
-    once (see :meth:`critic_step`), and the difficulty of such a sample,
-    which would be NaN and make every weight of the batch NaN, is the mean
-    of the batch's finite ones (:func:`finite_difficulty`).
+    with a non-finite heatmap pixel or topology (an inf / NaN pixel, what
+    an fp16 overflow under ``--amp`` produces) never reaches the critic:
+    the iteration's critic steps are skipped, counted
+    (``skipped_critic_steps``) and warned about once (see
+    :meth:`critic_step`), and the difficulty of a sample whose topology is
+    not finite, which would be NaN and make every weight of the batch NaN,
+    is the mean of the batch's finite ones (:func:`finite_difficulty`).
 
     Args:
         base_loss (dict): Config of the wrapped registered loss. Defaults to
@@ -457,8 +458,10 @@ class AFLHeatmapLoss(nn.Module):
             self._pending = dict(
                 real=real,
                 fake=fake,
-                nonfinite=(~(real.flatten(1).isfinite().all(1)
-                             & fake.flatten(1).isfinite().all(1))).sum(),
+                nonfinite=(~torch.stack([
+                    x.detach().flatten(1).isfinite().all(1)
+                    for x in (output, target, real, fake)
+                ]).all(0)).sum(),
                 difficulty=difficulty,
                 weight=weight,
                 error=error,
@@ -510,20 +513,26 @@ class AFLHeatmapLoss(nn.Module):
         all. A step whose averaged gradients are not finite is skipped (the
         same decision on every rank).
 
-        A batch in which any sample (on any rank) has a non-finite
-        predicted or target topology (an inf / NaN pixel, or one whose
-        weighted centroid overflows, e.g. an fp16 overflow under ``--amp``)
-        never reaches the critic: all ``n_critic`` steps of the iteration
-        are skipped on every rank, before anything is drawn from the random
-        generator, with a warning the first time. Decision: the whole batch
-        rather than its bad samples, because the AMP scaler skips the pose
-        model's step for that batch too, and so the critic, its optimizer
-        state and the random stream continue exactly as if the batch had
-        never been seen (such batches are rare; their count is logged).
+        A batch in which any sample (on any rank) has a non-finite pixel
+        in its predicted or target heatmaps, or a non-finite topology (a
+        weighted centroid that overflows), e.g. after an fp16 overflow
+        under ``--amp``, never reaches the critic: all ``n_critic`` steps
+        of the iteration are skipped on every rank, before anything is
+        drawn from the random generator, with a warning the first time.
+        Decision: the whole batch rather than its bad samples, because the
+        AMP scaler skips the pose model's step for that batch too, and so
+        the critic, its optimizer state and the random stream continue
+        exactly as if the batch had never been seen (such batches are rare;
+        their count is logged). The pixels are checked, not only the
+        topology: a NaN or -inf pixel falls below the centroid threshold
+        and leaves the topology finite, yet the batch's loss is NaN / inf
+        and its pose step skipped. (Under :class:`HSMLoss` a ±inf logit
+        gives a finite loss; its batch still skips the critic step, a rare
+        and harmless loss of one critic update.)
 
         Returns:
             dict: Of the last step, before its update (left out when the
-            iteration's steps were all skipped for a non-finite topology):
+            iteration's steps were all skipped for a non-finite sample):
             ``critic_loss``, ``wasserstein`` (``E[d(t(y))] -
             E[d(t(y'))]``), ``gradient_penalty``, ``gp_grad_norm`` (the
             mean gradient norm it penalises), ``drift`` (``1/2
@@ -532,7 +541,8 @@ class AFLHeatmapLoss(nn.Module):
             mean of the real and fake mean scores); of the batch:
             ``difficulty_{mean,min,max}``, ``ess`` (the applied weights'
             :func:`effective_sample_size`), ``nonfinite_samples`` (samples,
-            summed over ranks, with a non-finite topology); and of the
+            summed over ranks, with a non-finite heatmap pixel or
+            topology); and of the
             ``n_critic`` steps: ``skipped_critic_steps``, how many were not
             applied for either reason, and ``nonfinite_steps``, how many of
             those for non-finite gradients.
@@ -556,11 +566,11 @@ class AFLHeatmapLoss(nn.Module):
             if not self._warned_nonfinite:
                 warnings.warn(
                     f'AFLHeatmapLoss: {int(nonfinite)} sample(s) of this '
-                    'batch have a non-finite keypoint topology (an inf / NaN '
-                    'or overflowing heatmap pixel, e.g. an fp16 overflow '
-                    'under --amp); the critic is not trained on this batch '
-                    '(counted in afl_skipped_critic_steps) and their '
-                    'difficulty is the mean of the finite ones. Warned once.')
+                    'batch have a non-finite heatmap pixel or keypoint '
+                    'topology (an inf / NaN or overflowing heatmap pixel, '
+                    'e.g. an fp16 overflow under --amp); the critic is not '
+                    'trained on this batch (counted in '
+                    'afl_skipped_critic_steps). Warned once.')
                 self._warned_nonfinite = True
         else:
             critic_stats, nonfinite_steps = self._train_critic(
