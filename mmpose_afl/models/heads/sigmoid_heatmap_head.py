@@ -120,7 +120,8 @@ class SigmoidHeatmapHead(HeatmapHead):
 
         if train_cfg.get('compute_acc', True):
             _, avg_acc, _ = pose_pck_accuracy(
-                output=to_numpy(logits.sigmoid()),
+                # float: numpy has no bfloat16 (autocast's CPU dtype)
+                output=to_numpy(logits.float().sigmoid()),
                 target=to_numpy(gt_heatmaps),
                 mask=to_numpy(keypoint_weights) > 0)
             losses.update(
