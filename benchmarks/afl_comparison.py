@@ -11,7 +11,8 @@ A seed gives every method the same initialisation and data order, so each
 AFL run is compared with the MSE run of its own seed. Per dataset and AFL
 variant, for each metric: the per-seed differences to MSE, their mean ± sd,
 and a verdict from a two-sided paired t-test at 5 % (better / worse /
-not distinguishable); and whether every seed stays at or above MSE's
+not distinguishable; benchmarks/paired.py, shared with bench_accuracy.py);
+and whether every seed stays at or above MSE's
 value of that seed minus the sd of MSE over the seeds (issue 12's "never
 collapses"). Per AFL run, what the difficulty did: the smallest and the
 mean effective sample size of the weights over the logged windows
@@ -28,13 +29,12 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from scipy import stats
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
 
 from afl_difficulty_report import report  # noqa: E402
 from bench_accuracy import COLUMNS, METHODS  # noqa: E402
+from paired import RULE, paired  # noqa: E402
 
 from mmpose_afl.zoo import Measured, ZooError, read_measured  # noqa: E402
 
@@ -56,30 +56,6 @@ def finished(root: Path, dataset: str, method: str) -> Dict[int, Measured]:
         except ZooError:
             pass
     return found
-
-
-def paired(method: Dict[int, float], reference: Dict[int, float]) -> dict:
-    """Per-seed differences ``method - reference`` over the seeds both
-    have, their mean and sd (n - 1), the two-sided paired t-test's p-value
-    and a verdict at 5 %; and whether every seed of ``method`` is >=
-    the reference's value of that seed minus the reference's sd."""
-    seeds = sorted(set(method) & set(reference))
-    diffs = [method[s] - reference[s] for s in seeds]
-    mean = statistics.mean(diffs)
-    sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.
-    ref_sd = statistics.stdev([reference[s] for s in seeds]) if len(
-        seeds) > 1 else 0.
-    if len(diffs) > 1 and sd > 0:
-        p = float(stats.ttest_1samp(diffs, 0.).pvalue)
-    else:
-        p = float('nan')
-    verdict = 'not distinguishable'
-    if p < 0.05:
-        verdict = 'better' if mean > 0 else 'worse'
-    return dict(seeds=seeds, diffs=diffs, mean=mean, sd=sd, p=p,
-                verdict=verdict,
-                no_collapse=all(method[s] >= reference[s] - ref_sd
-                                for s in seeds))
 
 
 def ess(work_dir: Path) -> Optional[Dict[str, float]]:
@@ -132,6 +108,8 @@ def comparison(root: Path) -> List[str]:
                 ref = {s: m[key] for s, m in measured[REFERENCE].items()}
                 result = paired({s: m[key] for s, m in
                                  measured[method].items()}, ref)
+                if not result['seeds']:
+                    continue
                 lines.append(
                     f'| {method} | {column} | '
                     f'{statistics.mean(ref.values()):.3f} | ' +
@@ -185,7 +163,7 @@ def main(argv=None) -> int:
             '# AFL against MSE, paired by seed\n\nWritten by `python '
             f'benchmarks/afl_comparison.py {args.root}`; the runs are '
             "bench_accuracy.py's (see benchmarks/results_afl.md for the "
-            'budget and the machine).\n\n' + text + '\n')
+            'budget and the machine). ' + RULE + '\n\n' + text + '\n')
     return 0
 
 

@@ -1,30 +1,74 @@
 """Accuracy of every method on the synthetic data, with the same model,
-data and budget: mean ± sd over seeds, per part for COCO-WholeBody.
+data and budget: mean ± sd over seeds, per part for COCO-WholeBody, and
+every method's paired difference to MSE, overall and per difficulty
+stratum, with a verdict.
 
-    python benchmarks/bench_accuracy.py [--epochs 6] [--seeds 0 1 2]
-        [--methods MSE FoWKAL ...] [--datasets coco wholebody] [--jobs 2]
-        [--resume]
+    python benchmarks/bench_accuracy.py [--preset cpu|gpu] [--epochs N]
+        [--seeds 0 1 2] [--methods MSE FoWKAL ...]
+        [--datasets coco wholebody] [--jobs 2] [--device cpu|cuda]
+        [--resume] [--dry-run]
 
-``make bench-accuracy`` runs it with the defaults. Every
-run is a real ``mim train`` of the method's synthetic demo config
-(ResNet-18 at 128x96 from random weights, batch 16, Adam 1e-3, on the data
-of ``make data``, generated here when missing) shortened to ``--epochs`` epochs
-(the learning rate drops x0.1 at about 3/4 and 9/10 of them), with
-``randomness.seed`` = the seed, and one validation on the val set at the
-end with the configs' real metric (``CocoMetric``; for WholeBody
-``CocoWholeBodyPartMetric``, MMPose's ``CocoWholeBodyMetric`` with the
-per-part results returned). The metrics are read from the run's log with
-``mmpose_afl.zoo.read_measured``.
+``make bench-accuracy`` runs the ``cpu`` preset, ``make
+bench-accuracy-gpu`` the ``gpu`` one (``PRESETS``). Every run is a real
+``mim train`` of the method's synthetic demo config (ResNet-18 from random
+weights, Adam 1e-3) with the preset's data, input size, batch and
+``--epochs`` epochs (the learning rate drops x0.1 at about 3/4 and 9/10 of
+them), ``randomness.seed`` = the seed, and one validation on the val set at
+the end with the stratified metric (``StratifiedCocoMetric``; for
+WholeBody ``StratifiedCocoWholeBodyMetric``): the configs' COCO AP/AR (per
+part for WholeBody) plus AP/AR per stratum (difficulty flags, occlusion,
+labelled keypoints, area; mmpose_afl/evaluation/metrics/
+stratified_metric.py). The metrics are read from the run's log with
+``mmpose_afl.zoo.read_measured``. Each run trains a config written to
+``<out-dir>/configs`` (the method's config with all of the above merged
+in), so the work dir's dumped config is what ran.
+
+Pairing. The same seed gives every method the same initialisation, data
+order and augmentations: ``randomness.seed`` seeds the generators before
+the model is built and MMEngine's ``DefaultSampler`` draws the order from
+the seed alone, but the modules a method adds (AFL's critic, a SAHR
+branch) draw random numbers while they are built, which shifted the
+stream the head's ``init_weights`` and NumPy's augmentations then drew
+from (measured: AFL, HSM and SAHR started from other head weights than MSE
+at the same seed). Every run therefore has ``ReseedBeforeInitHook``, which
+reseeds right before ``init_weights``; checked for every method and both
+data sets (same backbone and head weights as MSE, same first batches;
+HSM's last conv keeps its own prior-bias initialisation) and tested in
+tests/test_bench_accuracy.py. Loader workers (the gpu preset) are seeded
+from the seed by MMEngine. Each method is then compared with the MSE run of
+its own seed (benchmarks/paired.py: per-seed differences, mean ± sd, and
+the verdict better / not distinguishable / worse of a two-sided paired
+t-test at 5 %; the rule is written in the report).
 
 Methods without a synthetic config of their own for a dataset are the
-nearest config plus ``--cfg-options`` (see ``METHODS``): heuristic and KAL
-are the FoWKAL config with ``kaf`` / ``weighting`` changed, SAHR and HSM on
+nearest config plus options (see ``METHODS``): heuristic and KAL are the
+FoWKAL config with ``kaf`` / ``weighting`` changed, SAHR and HSM on
 WholeBody the WholeBody baseline with the head and loss types changed. The
 FoWKAL family needs body parts, so it runs on WholeBody only.
 
-Writes ``benchmarks/results_accuracy.md`` (table, date, machine, budget,
-minutes per run) and ``benchmarks/results_accuracy.png``; each run's work
-dir is ``work_dirs/bench_accuracy/<dataset>/<method>/seed<seed>``.
+Presets. ``cpu``: the data of ``make data`` (200 train / 50 val images,
+generated here when missing), 128x96 input, batch 16, 6 epochs, seeds
+0-2, 2 runs in parallel with one thread and no loader worker each.
+``gpu``: 800 train / 100 val images (generated into the out dir), 256x192
+input (heatmaps 64x48), batch 32, 12 epochs, seeds 0-4, 8 runs in
+parallel on the one GPU with 2 loader workers each. Its size is an
+estimate, not a measurement (no GPU was available when it was written):
+16 method-data set pairs x 5 seeds = 80 runs of 9,600 training images
+each, about 0.8 M images at 256x192 in all, which 16 CPU cores should
+augment in about 4-5 minutes (the GPU's ResNet-18 steps are faster), plus
+about 10 waves of process start-up; aimed at 8 minutes on one H100, the
+report states the wall time it took. ``--dry-run`` keeps a preset's
+input size, batch layout and evaluation but shrinks it to 4 train / 2 val
+images, 1 epoch of batch 2 and seeds 0 and 1, to check the whole chain
+in a minute (``--device cpu`` runs it without a GPU; tested in the suite).
+
+Writes ``--out`` (default benchmarks/results_accuracy.md for ``cpu``,
+results_accuracy_gpu.md for ``gpu``, <out-dir>/results_dry_run.md for a
+dry run): the date, machine, budget and minutes per run, the table of mean
+± sd, the paired-difference tables and the verdict rule; and two figures
+next to it: ``.png`` (means ± sd) and ``_paired.png`` (per-seed paired
+differences to MSE and their mean ± sd). Each run's work dir is
+``<out-dir>/<dataset>/<method>/seed<seed>``.
 """
 import argparse
 import json
@@ -36,9 +80,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from bench_speed import machine
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import paired  # noqa: E402
+from bench_speed import machine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -118,35 +165,74 @@ COLUMNS = {
                 ('hand AP', 'coco-wholebody/hand_AP'),
                 ('whole AR', 'coco-wholebody/AR')],
 }
-# where the configs read the data, as `make data` writes it
+PREFIX = {COCO: 'coco/', WHOLEBODY: 'coco-wholebody/'}
+EVALUATOR = {COCO: 'StratifiedCocoMetric',
+             WHOLEBODY: 'StratifiedCocoWholeBodyMetric'}
+# strata of the paired tables, in this order (stratified_metric.py); those
+# without people in the val set are left out of the tables
+STRATA = ('clean', 'any_flag', 'occluded', 'truncated', 'unusual_pose',
+          'small', 'occl_none', 'occl_some', 'occl_heavy', 'kpts_few',
+          'kpts_mid', 'kpts_many', 'area_S', 'area_M', 'area_L')
+# WholeBody parts of the paired tables: (label, metric key prefix)
+PARTS = (('whole', ''), ('body', 'body_'), ('foot', 'foot_'),
+         ('face', 'face_'), ('hand', 'hand_'))
+REFERENCE = 'MSE'
+# where the configs read the data, as `make data` writes it (200 / 50
+# images, seed 0)
 DATA = {
     COCO: ('data/synthetic_coco', 'person_keypoints_{}2017.json'),
     WHOLEBODY: ('data/synthetic_coco_wholebody',
                 'coco_wholebody_{}_v1.0.json'),
 }
+MAKE_DATA_SIZES = (200, 50)
+# input_size: (w, h) of the network input, None: the configs' 128x96;
+# heatmaps are a quarter of it, as in the configs
+PRESETS = {
+    'cpu': dict(num_train=200, num_val=50, input_size=None, batch_size=16,
+                epochs=6, seeds=[0, 1, 2], jobs=2, workers=0, threads=1,
+                device='cpu'),
+    'gpu': dict(num_train=800, num_val=100, input_size=(192, 256),
+                batch_size=32, epochs=12, seeds=[0, 1, 2, 3, 4], jobs=8,
+                workers=2, threads=2, device='cuda'),
+}
+DRY_RUN = dict(num_train=4, num_val=2, batch_size=2, epochs=1, seeds=[0, 1],
+               workers=0)
 
 
-def data_sizes(dataset: str) -> Tuple[int, int]:
-    """(train, val) images of the dataset, generated as ``make data`` does
-    (200 / 50, seed 0) if it is missing."""
-    root, annotations = DATA[dataset]
-    root = REPO / root
+def slug(method: str) -> str:
+    return re.sub(r'\W+', '_', method)
+
+
+def data_root(dataset: str, num_train: int, num_val: int,
+              out_dir: Path) -> Path:
+    """Root of the synthetic set with these sizes (seed 0): ``make data``'s
+    for its sizes, else ``<out_dir>/data/<dataset>_<train>_<val>``;
+    generated when missing."""
+    if (num_train, num_val) == MAKE_DATA_SIZES:
+        root = REPO / DATA[dataset][0]
+    else:
+        root = out_dir / 'data' / f'{dataset}_{num_train}_{num_val}'
     if not (root / 'annotations').is_dir():
         from mmpose_afl.datasets.synthetic import generate_dataset
-        generate_dataset(root, dataset, 200, 50, 0)
+        generate_dataset(root, dataset, num_train, num_val, 0)
+    return root
+
+
+def data_sizes(dataset: str, root: Path) -> Tuple[int, int]:
+    """(train, val) images of the set under ``root``."""
     return tuple(
-        len(json.loads((root / 'annotations' /
-                        annotations.format(split)).read_text())['images'])
-        for split in ('train', 'val'))
+        len(json.loads((root / 'annotations' / DATA[dataset][1].format(
+            split)).read_text())['images']) for split in ('train', 'val'))
 
 
-def budget_options(epochs: int, seed: int) -> List[str]:
+def budget_options(epochs: int, seed: int, batch_size: int = 16,
+                   workers: int = 0) -> List[str]:
     """The common budget: ``epochs`` epochs, lr x0.1 at ~75 % and ~90 %,
-    one validation at the end, the seed, no checkpoints, no loader workers
-    (each run keeps to its one core)."""
+    one validation at the end, the seed, no checkpoints, the batch and
+    ``workers`` loader workers per run (0: each run keeps to its core)."""
     milestones = sorted({max(1, round(epochs * 0.75)),
                          max(1, round(epochs * 0.9))})
-    return [
+    options = [
         f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
         f'param_scheduler.1.end={epochs}',
         'param_scheduler.1.milestones=[{}]'.format(','.join(
@@ -154,42 +240,86 @@ def budget_options(epochs: int, seed: int) -> List[str]:
         f'randomness.seed={seed}', 'default_hooks.checkpoint.interval=-1',
         'default_hooks.checkpoint.save_last=False',
         'default_hooks.checkpoint.save_best=None',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False'
+        f'train_dataloader.batch_size={batch_size}',
     ]
+    for loader in ('train', 'val', 'test'):
+        options += [f'{loader}_dataloader.num_workers={workers}',
+                    f'{loader}_dataloader.persistent_workers={workers > 0}']
+    return options
 
 
-def train(dataset: str, method: str, seed: int, epochs: int, out_dir: Path,
-          resume: bool) -> Tuple[Dict[str, float], Optional[Tuple[float,
-                                                                  float]]]:
+def _resize(node, input_size: Tuple[int, int]) -> None:
+    """Set every ``input_size`` in a config to ``input_size`` and every
+    ``heatmap_size`` to a quarter of it (codec, head decoder, pipelines)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in list(items):
+        if key == 'input_size':
+            node[key] = tuple(input_size)
+        elif key == 'heatmap_size':
+            node[key] = (input_size[0] // 4, input_size[1] // 4)
+        elif isinstance(value, (dict, list)):
+            _resize(value, input_size)
+
+
+def run_config(dataset: str, method: str, seed: int, settings: dict,
+               root: Path, out_dir: Path) -> Path:
+    """Write the config one run trains: the method's config with the
+    budget, the data under ``root``, the stratified metric,
+    ``ReseedBeforeInitHook`` and the preset's input size merged in."""
+    from mmengine.config import Config, DictAction
+    config, options = METHODS[method][dataset]
+    cfg = Config.fromfile(str(REPO / config))
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--options', nargs='+', action=DictAction)
+    cfg.merge_from_dict(parser.parse_args(['--options', *budget_options(
+        settings['epochs'], seed, settings['batch_size'],
+        settings['workers']), *options]).options)
+    ann_file = f'{root}/annotations/{DATA[dataset][1].format("val")}'
+    for split in ('train', 'val', 'test'):
+        cfg[f'{split}_dataloader'].dataset.data_root = f'{root}/'
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        cfg[evaluator] = dict(cfg[evaluator], type=EVALUATOR[dataset],
+                              ann_file=ann_file)
+    imports = list(cfg.get('custom_imports', {}).get('imports', []))
+    cfg.custom_imports = dict(
+        imports=imports + ['mmpose_afl.engine.hooks.reseed_hook'],
+        allow_failed_imports=False)
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='ReseedBeforeInitHook')]
+    if settings['input_size']:
+        _resize(cfg._cfg_dict, settings['input_size'])
+    path = (out_dir / 'configs' / dataset / slug(method) / f'seed{seed}' /
+            Path(config).name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg.dump(str(path))
+    return path
+
+
+def train(dataset: str, method: str, seed: int, config: Path, out_dir: Path,
+          settings: dict, resume: bool
+          ) -> Tuple[Dict[str, float], Optional[Tuple[float, float]]]:
     """Metrics of one run, and its (wall, CPU) minutes (``None`` for a run
     reused with ``resume``). The CPU time (of ``mim train`` and the
     training process it starts) hardly depends on other load on the
-    machine, so it is what to size the budget by."""
+    machine, so it is what to size the CPU budget by."""
     from mmpose_afl.zoo import ZooError, read_measured
-    config, options = METHODS[method][dataset]
-    work_dir = out_dir / dataset / re.sub(r'\W+', '_', method) / f'seed{seed}'
+    work_dir = out_dir / dataset / slug(method) / f'seed{seed}'
     if resume:
         try:
             return read_measured(str(work_dir)).metrics, None
         except ZooError:
             pass
     work_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        str(BIN / 'mim'), 'train', 'mmpose', config, '--work-dir',
-        str(work_dir), '--cfg-options', *budget_options(epochs, seed),
-        *options
-    ]
+    cmd = [str(BIN / 'mim'), 'train', 'mmpose', str(config), '--work-dir',
+           str(work_dir)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(settings['threads']))
+    if settings['device'] == 'cpu':
+        env['CUDA_VISIBLE_DEVICES'] = ''
     start = time.time()
     log = work_dir / 'console_train.log'
     with open(log, 'w') as f:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=f,
-                                stderr=subprocess.STDOUT,
-                                env=dict(os.environ, OMP_NUM_THREADS='1'))
+                                stderr=subprocess.STDOUT, env=env)
         # wait4: the rusage of mim and of the processes it waited for
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -203,23 +333,34 @@ def train(dataset: str, method: str, seed: int, epochs: int, out_dir: Path,
     return read_measured(str(work_dir)).metrics, (wall, cpu)
 
 
-def mean_sd(values: List[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.
-    return f'{statistics.mean(values):.3f} ± {sd:.3f}'
+Results = Dict[str, Dict[str, Dict[int, Dict[str, float]]]]
 
 
-def table(results, dataset: str) -> List[str]:
+def table(results: Results, dataset: str) -> List[str]:
+    """Markdown: mean ± sd over the seeds of each method and column."""
     columns = COLUMNS[dataset]
     lines = ['| method | ' + ' | '.join(c for c, _ in columns) + ' |',
              '|---|' + '---:|' * len(columns)]
     for method, runs in results[dataset].items():
-        cells = [mean_sd([metrics[key] for metrics in runs])
+        cells = [paired._mean_sd([m[key] for m in runs.values()])
                  for _, key in columns]
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
     return lines
 
 
-def plot(results, path: Path) -> None:
+def paired_panels(dataset: str) -> List[Tuple[str, List[Tuple[str, str]]]]:
+    """(title, [(label, metric key)]) of the paired tables and figure
+    panels: COCO AP overall and per stratum; for WholeBody the same per
+    part (whole, body, foot, face, hand)."""
+    prefix = PREFIX[dataset]
+    parts = [('', '')] if dataset == COCO else PARTS
+    return [(f'synthetic {dataset}' + (f', {label}' if label else ''),
+             [(f'{label} AP'.strip(), f'{prefix}{pre}AP')] +
+             [(f'{label} AP {s}'.strip(), f'{prefix}{pre}AP_{s}')
+              for s in STRATA]) for label, pre in parts]
+
+
+def plot_means(results: Results, path: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -234,7 +375,7 @@ def plot(results, path: Path) -> None:
         x = np.arange(len(columns))
         for i, method in enumerate(methods):
             values = np.array([[m[key] for _, key in columns]
-                               for m in results[dataset][method]])
+                               for m in results[dataset][method].values()])
             sd = values.std(0, ddof=1) if len(values) > 1 else None
             ax.bar(x + (i - (len(methods) - 1) / 2) * width, values.mean(0),
                    width, yerr=sd, capsize=2, label=method)
@@ -246,73 +387,153 @@ def plot(results, path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--epochs', type=int, default=6,
-                        help='training epochs of every run '
-                        '(default: %(default)s)')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
-                        help='random seeds, one run each per method and '
-                        'dataset (default: %(default)s)')
-    parser.add_argument('--methods', nargs='+', default=list(METHODS),
-                        choices=list(METHODS), metavar='METHOD',
-                        help=f'methods to train (default: all of '
-                        f'{list(METHODS)})')
-    parser.add_argument('--datasets', nargs='+', default=[COCO, WHOLEBODY],
-                        choices=[COCO, WHOLEBODY],
-                        help='synthetic sets to train on (default: both)')
-    parser.add_argument('--jobs', type=int, default=2,
-                        help='runs in parallel, one CPU thread each '
-                        '(default: %(default)s)')
-    parser.add_argument('--resume', action='store_true',
-                        help='reuse runs whose work dir holds an evaluation')
-    parser.add_argument('--out-dir', type=Path,
-                        default=REPO / 'work_dirs' / 'bench_accuracy',
-                        help='work dirs of the runs and their data '
-                        '(default: work_dirs/bench_accuracy)')
-    parser.add_argument('--out', type=Path,
-                        default=REPO / 'benchmarks' / 'results_accuracy.md',
-                        help='table to write; the plot goes next to it '
-                        '(.png)')
-    args = parser.parse_args(argv)
-    sizes = {dataset: data_sizes(dataset) for dataset in args.datasets}
-    runs = [(d, m, s) for d in args.datasets for m in args.methods
-            if d in METHODS[m] for s in args.seeds]
-    start = time.time()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        done = list(pool.map(
-            lambda run: train(*run, args.epochs, args.out_dir, args.resume),
-            runs))
-    hours = (time.time() - start) / 3600
-
-    results: Dict[str, Dict[str, List[dict]]] = {}
-    for (dataset, method, _), (metrics, _) in zip(runs, done):
-        results.setdefault(dataset, {}).setdefault(method, []).append(metrics)
-    timed = [t for _, t in done if t is not None]
-    wall, cpu = ([statistics.mean(t[i] for t in timed) for i in (0, 1)]
-                 if timed else (0., 0.))
-    command = ' '.join(sys.argv[1:] if argv is None else argv)
+def report(results: Results, sizes: Dict[str, Tuple[int, int]],
+           settings: dict, command: str, preset: str,
+           timing: List[str]) -> List[str]:
+    """The markdown report."""
+    size = settings['input_size'] or (96, 128)
     lines = [
         '# Accuracy on the synthetic data', '',
-        'Written by `make bench-accuracy` (`python '
-        f'benchmarks/bench_accuracy.py {command}`); the protocol is in the '
-        'script\'s docstring. Every method: ResNet-18 128x96 from random '
-        f'weights, batch 16, {args.epochs} epochs, seeds {args.seeds}; mean '
-        '± sd (n - 1) over the seeds of the validation at the end.', ''
-    ] + machine() + [
-        f'- {args.jobs} runs in parallel, one thread each; per run '
-        f'{wall:.1f} min ({cpu:.1f} CPU min) on average over the '
-        f'{len(timed)} runs made; {hours:.2f} h in all', ''
-    ]
+        f'Written by `python benchmarks/bench_accuracy.py {command}` (preset '
+        f'{preset}); the protocol is in the script\'s docstring. Every '
+        f'method: ResNet-18 {size[1]}x{size[0]} from random weights, batch '
+        f'{settings["batch_size"]}, {settings["epochs"]} epochs, seeds '
+        f'{settings["seeds"]}; mean ± sd (n - 1) over the seeds of the '
+        'validation at the end.', ''
+    ] + timing
     for dataset in results:
         num_train, num_val = sizes[dataset]
         lines += [f'## synthetic {dataset} ({num_train} train / {num_val} '
                   'val images)', ''] + table(results, dataset) + ['']
-    args.out.write_text('\n'.join(lines))
-    plot(results, args.out.with_suffix('.png'))
+        if REFERENCE not in results[dataset] or len(results[dataset]) < 2:
+            continue
+        runs = results[dataset]
+        lines += [f'### Paired difference to {REFERENCE}', '',
+                  'Each cell: mean ± sd over the seeds of the method\'s '
+                  f'value minus {REFERENCE}\'s of the same seed, and the '
+                  'verdict: ▲ better, ▼ worse, = not distinguishable at '
+                  f'this budget. {paired.RULE} The {REFERENCE} column is its '
+                  'own mean ± sd. Strata: '
+                  'mmpose_afl/evaluation/metrics/stratified_metric.py.', '']
+        for title, rows in paired_panels(dataset):
+            lines += [f'#### {title}', ''] + paired.delta_table(
+                runs, rows, REFERENCE) + ['']
+        lines += ['### Per seed', ''] + paired.seed_table(
+            runs, COLUMNS[dataset], REFERENCE) + ['']
+    return lines
+
+
+def settings_of(args) -> dict:
+    """The preset, shrunk by ``--dry-run``, then the explicit options."""
+    settings = dict(PRESETS[args.preset])
+    if args.dry_run:
+        settings.update(DRY_RUN)
+    for key in ('epochs', 'seeds', 'jobs', 'device'):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    return settings
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        epilog='Presets: ' + ', '.join(
+            f'{name} {value}' for name, value in PRESETS.items()) + '.')
+    parser.add_argument('--preset', choices=list(PRESETS), default='cpu',
+                        help='data, input size, batch, epochs, seeds and '
+                        'parallel runs (see the epilog; default: '
+                        '%(default)s)')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='the preset shrunk to 4 train / 2 val images, '
+                        '1 epoch of batch 2, seeds 0 and 1: checks the '
+                        'whole chain in a minute')
+    parser.add_argument('--epochs', type=int,
+                        help='training epochs of every run (default: the '
+                        "preset's)")
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        help='random seeds, one run each per method and '
+                        "dataset (default: the preset's)")
+    parser.add_argument('--methods', nargs='+', default=list(METHODS),
+                        choices=list(METHODS), metavar='METHOD',
+                        help=f'methods to train (default: all of '
+                        f'{list(METHODS)}); MSE is the reference of the '
+                        'paired comparison')
+    parser.add_argument('--datasets', nargs='+', default=[COCO, WHOLEBODY],
+                        choices=[COCO, WHOLEBODY],
+                        help='synthetic sets to train on (default: both)')
+    parser.add_argument('--jobs', type=int,
+                        help="runs in parallel (default: the preset's)")
+    parser.add_argument('--device', choices=['cpu', 'cuda'],
+                        help="where the runs train (default: the preset's: "
+                        'cpu for cpu, cuda for gpu)')
+    parser.add_argument('--resume', action='store_true',
+                        help='reuse runs whose work dir holds an evaluation')
+    parser.add_argument('--out-dir', type=Path,
+                        help='work dirs of the runs, their configs and '
+                        'generated data (default: work_dirs/bench_accuracy, '
+                        'work_dirs/bench_accuracy_gpu, with _dry_run added '
+                        'for a dry run)')
+    parser.add_argument('--out', type=Path,
+                        help='report to write; the figures go next to it '
+                        '(default: benchmarks/results_accuracy.md, '
+                        'results_accuracy_gpu.md for the gpu preset, '
+                        '<out-dir>/results_dry_run.md for a dry run)')
+    args = parser.parse_args(argv)
+    settings = settings_of(args)
+    suffix = ('' if args.preset == 'cpu' else f'_{args.preset}') + (
+        '_dry_run' if args.dry_run else '')
+    out_dir = args.out_dir or REPO / 'work_dirs' / f'bench_accuracy{suffix}'
+    out = args.out or (out_dir / 'results_dry_run.md' if args.dry_run else
+                       REPO / 'benchmarks' / f'results_accuracy{suffix}.md')
+    import torch
+    if settings['device'] == 'cuda' and not torch.cuda.is_available():
+        print('bench_accuracy: no GPU here; run the chain on the CPU with '
+              '--device cpu (and --dry-run for a quick check)',
+              file=sys.stderr)
+        return 2
+    roots = {d: data_root(d, settings['num_train'], settings['num_val'],
+                          out_dir) for d in args.datasets}
+    runs = [(d, m, s) for d in args.datasets for m in args.methods
+            if d in METHODS[m] for s in settings['seeds']]
+    configs = [run_config(d, m, s, settings, roots[d], out_dir)
+               for d, m, s in runs]
+    start = time.time()
+    with ThreadPoolExecutor(settings['jobs']) as pool:
+        done = list(pool.map(
+            lambda run: train(*run[0], run[1], out_dir, settings,
+                              args.resume), zip(runs, configs)))
+    hours = (time.time() - start) / 3600
+
+    results: Results = {}
+    for (dataset, method, seed), (metrics, _) in zip(runs, done):
+        results.setdefault(dataset, {}).setdefault(method, {})[seed] = metrics
+    timed = [t for _, t in done if t is not None]
+    wall, cpu = ([statistics.mean(t[i] for t in timed) for i in (0, 1)]
+                 if timed else (0., 0.))
+    device = ('' if settings['device'] == 'cpu' else
+              f' on {torch.cuda.get_device_name(0)}')
+    timing = machine() + [
+        f'- {settings["jobs"]} runs in parallel{device}, '
+        f'{settings["threads"]} thread(s) and {settings["workers"]} loader '
+        f'worker(s) each; per run {wall:.1f} min ({cpu:.1f} CPU min) on '
+        f'average over the {len(timed)} runs made; {hours:.2f} h '
+        f'({hours * 60:.1f} min) in all', ''
+    ]
+    command = ' '.join(sys.argv[1:] if argv is None else argv)
+    lines = report(results, {d: data_sizes(d, roots[d]) for d in results},
+                   settings, command, args.preset, timing)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text('\n'.join(lines))
+    plot_means(results, out.with_suffix('.png'))
+    figure = out.with_name(out.stem + '_paired.png')
+    panels = [(title, results[d], rows) for d in results
+              if REFERENCE in results[d] and len(results[d]) > 1
+              for title, rows in paired_panels(d)]
+    if panels:
+        paired.plot(panels, REFERENCE, figure)
     print('\n'.join(lines))
-    print(f'bench_accuracy: wrote {args.out} and '
-          f'{args.out.with_suffix(".png")}')
+    print(f'bench_accuracy: wrote {out}, {out.with_suffix(".png")}' +
+          (f' and {figure}' if panels else ''))
     return 0
 
 
