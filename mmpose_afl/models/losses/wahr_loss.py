@@ -95,6 +95,18 @@ class WAHRLoss(PerSampleHeatmapLoss):
         self.gamma = gamma
         self.support_floor = support_floor
 
+    def weight(self, output: Tensor, weight_target: Tensor) -> Tensor:
+        """The WAHR weight ``W`` of every pixel (see the class docstring),
+        from the predictions ``output`` and the heatmaps ``weight_target``
+        (``G``, treated as a constant), both [B, K, H, W]."""
+        source = weight_target.detach()
+        gt_pow = torch.where(
+            gaussian_support(source, self.support_floor),
+            source.clamp(min=0).pow(self.gamma), torch.zeros_like(source))
+        # |P| (1 - G^g) + |1 - P| G^g, in fewer ops
+        abs_output = output.abs()
+        return abs_output + gt_pow * ((1 - output).abs() - abs_output)
+
     def sample_losses(self,
                       output: Tensor,
                       target: Tensor,
@@ -106,13 +118,8 @@ class WAHRLoss(PerSampleHeatmapLoss):
             raise ValueError(
                 f'WAHRLoss: `weight_target` {list(weight_target.shape)} must '
                 f'have the shape of `target` {list(target.shape)}')
-        source = (target if weight_target is None else weight_target).detach()
-        gt_pow = torch.where(
-            gaussian_support(source, self.support_floor),
-            source.clamp(min=0).pow(self.gamma), torch.zeros_like(source))
-        # |P| (1 - G^g) + |1 - P| G^g, in fewer ops
-        abs_output = output.abs()
-        weight = abs_output + gt_pow * ((1 - output).abs() - abs_output)
+        weight = self.weight(
+            output, target if weight_target is None else weight_target)
         loss = F.mse_loss(output, target, reduction='none') * weight
         _mask = self._get_mask(target, target_weights, mask)
         if _mask is not None:
