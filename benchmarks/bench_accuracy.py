@@ -49,15 +49,19 @@ FoWKAL family needs body parts, so it runs on WholeBody only.
 Presets. ``cpu``: the data of ``make data`` (200 train / 50 val images,
 generated here when missing), 128x96 input, batch 16, 6 epochs, seeds
 0-2, 2 runs in parallel with one thread and no loader worker each.
-``gpu``: 800 train / 100 val images (generated into the out dir), 256x192
-input (heatmaps 64x48), batch 32, 12 epochs, seeds 0-4, 8 runs in
-parallel on the one GPU with 2 loader workers each. Its size is an
-estimate, not a measurement (no GPU was available when it was written):
-16 method-data set pairs x 5 seeds = 80 runs of 9,600 training images
-each, about 0.8 M images at 256x192 in all, which 16 CPU cores should
-augment in about 4-5 minutes (the GPU's ResNet-18 steps are faster), plus
-about 10 waves of process start-up; aimed at 8 minutes on one H100, the
-report states the wall time it took. ``--dry-run`` keeps a preset's
+``gpu``: 256 train / 100 val images (generated into the out dir), 256x192
+input (heatmaps 64x48), batch 32, 8 epochs, seeds 0-4, 8 runs in parallel
+on the one GPU with 2 loader workers each. Its size is an estimate, not a
+measurement (no GPU was available when it was written), from CPU costs
+measured here: the training pipeline takes 10 ms (COCO) / 15 ms
+(WholeBody: 133 heatmaps) of CPU per person at 256x192, with about 2
+people per image, so 16 method-data set pairs x 5 seeds = 80 runs of
+about 4,100 people each cost about 4,300 CPU seconds of augmentation,
+plus about 1,200 for the runs' start-up (15 s each) and a few hundred for
+validation and the training loops' own work (about 10,000 ResNet-18 steps
+of batch 32 in all, not the bottleneck on an H100): about 6 minutes on the
+H100 machine's 16 cores if they are as fast as this machine's, aimed at
+at most 8; the report states the wall time it took. ``--dry-run`` keeps a preset's
 input size, batch layout and evaluation but shrinks it to 4 train / 2 val
 images, 1 epoch of batch 2 and seeds 0 and 1, to check the whole chain
 in a minute (``--device cpu`` runs it without a GPU; tested in the suite).
@@ -191,8 +195,8 @@ PRESETS = {
     'cpu': dict(num_train=200, num_val=50, input_size=None, batch_size=16,
                 epochs=6, seeds=[0, 1, 2], jobs=2, workers=0, threads=1,
                 device='cpu'),
-    'gpu': dict(num_train=800, num_val=100, input_size=(192, 256),
-                batch_size=32, epochs=12, seeds=[0, 1, 2, 3, 4], jobs=8,
+    'gpu': dict(num_train=256, num_val=100, input_size=(192, 256),
+                batch_size=32, epochs=8, seeds=[0, 1, 2, 3, 4], jobs=8,
                 workers=2, threads=2, device='cuda'),
 }
 DRY_RUN = dict(num_train=4, num_val=2, batch_size=2, epochs=1, seeds=[0, 1],
