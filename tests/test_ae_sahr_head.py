@@ -4,7 +4,11 @@ one image against hand values, the losses against numpy, gradients to s,
 decoding identical to the stock AE head, stock checkpoints, build errors,
 the configs, and real mim train / test / --resume runs on the multi-person
 synthetic set."""
+import inspect
 import math
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -439,11 +443,19 @@ def test_config_builds(config, head, loss):
     assert heatmaps.shape == tags.shape == (1, 17, 16, 24)
 
 
-def test_demo_trains_tests_and_resumes(multi_scale_coco, tmp_path):
-    work_dir = tmp_path / 'work'
-    schedule = short_schedule(max_epochs=1, batch_size=2)
+@pytest.fixture(scope='module')
+def demo_run(multi_scale_coco, tmp_path_factory):
+    """(work dir, console log) of a 1-epoch ``mim train`` of the demo on
+    the multi-person set (2 iterations of batch 2, one validation)."""
+    work_dir = tmp_path_factory.mktemp('ae_sahr_demo')
     log = run_train(DEMO, work_dir, data_root=multi_scale_coco,
-                    cfg_options=schedule)
+                    cfg_options=short_schedule(max_epochs=1, batch_size=2))
+    return work_dir, log
+
+
+def test_demo_trains_tests_and_resumes(demo_run, multi_scale_coco,
+                                       tmp_path):
+    work_dir, log = demo_run
     for key in ('loss_kpt', 'loss_scale', 'loss_pull', 'loss_push',
                 'coco/AP (M)'):
         assert key in log, key
@@ -457,12 +469,87 @@ def test_demo_trains_tests_and_resumes(multi_scale_coco, tmp_path):
                    data_root=multi_scale_coco, cfg_options=short_schedule())
     assert 'Epoch(test)' in log and 'coco/AP' in log
 
-    log = run_train(DEMO, work_dir, data_root=multi_scale_coco,
+    resumed = tmp_path / 'resumed'
+    shutil.copytree(work_dir, resumed)
+    (resumed / 'last_checkpoint').write_text(str(resumed / 'epoch_1.pth'))
+    log = run_train(DEMO, resumed, data_root=multi_scale_coco,
                     cfg_options=short_schedule(max_epochs=2, batch_size=2),
                     extra_args=['--resume'])
     assert 'resumed epoch: 1' in log
     assert 'Epoch(train) [1]' not in log and 'Epoch(train) [2]' in log
-    assert last_checkpoint(work_dir).name == 'epoch_2.pth'
+    assert last_checkpoint(resumed).name == 'epoch_2.pth'
+
+
+def predict_all(model, images):
+    """Bottom-up inference: keypoints, scores, heatmaps and tags of each
+    image."""
+    from mmpose.apis import inference_bottomup
+    # after one epoch no heatmap reaches the default 0.1: decode anyway
+    model.head.decoder.decode_keypoint_thr = 0.
+    model.test_cfg['output_heatmaps'] = True
+    outputs = []
+    for image in images:
+        (result, ) = inference_bottomup(model, image)
+        outputs += [result.pred_instances.keypoints,
+                    result.pred_instances.keypoint_scores,
+                    result.pred_fields.heatmaps.numpy(),
+                    result.pred_fields.tags.numpy()]
+    return outputs
+
+
+# predict_all with the stock config and the slim checkpoint in a fresh
+# interpreter that cannot import mmpose_afl
+STOCK_INFERENCE = inspect.getsource(predict_all) + """
+import sys
+import numpy as np, torch
+sys.modules['mmpose_afl'] = None  # any import of the plugin fails
+from mmpose.apis import init_model
+config, checkpoint, out, *images = sys.argv[1:]
+model = init_model(config, None, device='cpu')
+slim = torch.load(checkpoint, map_location='cpu', weights_only=False)
+model.load_state_dict(slim['state_dict'], strict=True)
+np.savez(out, *predict_all(model, images))
+"""
+
+
+def test_slim_checkpoint_predicts_the_same_in_stock_mmpose(
+        demo_run, multi_scale_coco, tmp_path):
+    from mmpose.apis import init_model
+    work_dir, _ = demo_run
+    checkpoint = tmp_path / 'trained.pth'
+    shutil.copy(work_dir / 'epoch_1.pth', checkpoint)
+    slim_path = tmp_path / 'slim.pth'
+    subprocess.run([sys.executable, 'tools/slim_checkpoint.py',
+                    str(checkpoint), str(slim_path)], cwd=REPO, check=True,
+                   capture_output=True)
+    stock = Config.fromfile(str(tmp_path / 'slim.py'))
+    assert stock.model.head.type == 'AssociativeEmbeddingHead'
+    assert stock.model.head.decoder.type == 'AssociativeEmbedding'
+    assert 'mmpose_afl' not in (tmp_path / 'slim.py').read_text()
+    slim = torch.load(slim_path, map_location='cpu', weights_only=False)
+    assert not any('scale_layers' in k for k in slim['state_dict'])
+
+    images = sorted(str(p) for p in (multi_scale_coco / 'val2017').iterdir())
+    out = tmp_path / 'stock.npz'
+    proc = subprocess.run([
+        sys.executable, '-c', STOCK_INFERENCE,
+        str(tmp_path / 'slim.py'),
+        str(slim_path),
+        str(out), *images
+    ], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    found = np.load(out)
+    stock_outputs = [found[f'arr_{i}'] for i in range(len(found.files))]
+
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    model = init_model(Config.fromstring(ckpt['meta']['cfg'], '.py'), None,
+                       device='cpu')
+    model.load_state_dict(ckpt['state_dict'], strict=True)
+    ours = predict_all(model, images)
+    assert len(ours) == len(stock_outputs) == 4 * len(images)
+    assert all(len(keypoints) > 0 for keypoints in ours[::4])
+    for a, b in zip(ours, stock_outputs):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_demo_in_two_process_ddp(multi_scale_coco, tmp_path):
