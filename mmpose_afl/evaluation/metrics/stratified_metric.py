@@ -123,7 +123,9 @@ class _StratumCOCOeval(COCOeval):
             for gts in self._gts.values() for gt in gts
             if not gt['coco_ignore'] and gt['id'] not in members
         }
-        p.areaRng = [list(area)] + p.areaRng[1:]  # 'all' -> this range
+        # one area range ('all' -> this one): COCO's M and L are not needed
+        # here, and each range costs a pass over every image
+        p.areaRng, p.areaRngLbl = [list(area)], ['all']
         cat_ids = p.catIds if p.useCats else [-1]
         self.evalImgs = [
             self.evaluateImg(img_id, cat_id, rng, p.maxDets[-1])
