@@ -61,10 +61,12 @@ plus about 1,200 for the runs' start-up (15 s each) and a few hundred for
 validation and the training loops' own work (about 10,000 ResNet-18 steps
 of batch 32 in all, not the bottleneck on an H100): about 6 minutes on the
 H100 machine's 16 cores if they are as fast as this machine's, aimed at
-at most 8; the report states the wall time it took. ``--dry-run`` keeps a preset's
-input size, batch layout and evaluation but shrinks it to 4 train / 2 val
-images, 1 epoch of batch 2 and seeds 0 and 1, to check the whole chain
-in a minute (``--device cpu`` runs it without a GPU; tested in the suite).
+at most 8; the report states the wall time it took.
+
+``--dry-run`` keeps a preset's input size, batch layout and evaluation but
+shrinks it to 4 train / 2 val images, 1 epoch of batch 2 and seeds 0 and
+1, to check the whole chain in about a minute (``--device cpu`` runs it
+without a GPU; tests/test_bench_accuracy.py runs it).
 
 Writes ``--out`` (default benchmarks/results_accuracy.md for ``cpu``,
 results_accuracy_gpu.md for ``gpu``, <out-dir>/results_dry_run.md for a
