@@ -242,6 +242,33 @@ def test_masked_ae_head_loss_and_why_it_exists():
         stock.loss(feats, samples)
 
 
+def test_an_image_without_people_is_background_only():
+    samples = fake_batch(7)
+    codec = KEYPOINT_CODECS.build(CODEC)
+    empty = codec.encode(np.zeros((0, 2, 2)), np.zeros((0, 2)))
+    samples[1].gt_fields = PixelData(
+        heatmaps=torch.tensor(empty['heatmaps']),
+        heatmap_mask=torch.ones(1, 16, 16, dtype=torch.bool))
+    samples[1].gt_instance_labels = InstanceData(
+        keypoint_indices=torch.tensor(empty['keypoint_indices']),
+        keypoint_weights=torch.tensor(empty['keypoint_weights']))
+    head = build_head()
+    with torch.no_grad():
+        head.scale_layers[3].bias.fill_(0.3)
+    feats = (torch.rand(2, 8, 16, 16), )
+    losses = head.loss(feats, samples)
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert all(torch.isfinite(p.grad).all() for p in head.parameters()
+               if p.grad is not None)
+    # image 1 adds nothing to the regulariser: no support pixel
+    gt = stacked(samples, 'heatmaps').numpy()
+    mask = stacked(samples, 'heatmap_mask').numpy()
+    assert losses['loss_scale'].item() == pytest.approx(
+        (0.09 * (gt >= FLOOR32) * mask).mean(), rel=1e-5)
+    assert not (gt[1] > 0).any()
+
+
 @pytest.mark.parametrize('mode', ['power', 'taylor'])
 def test_gradients_reach_s(mode):
     # s is the bias of the zero-weight last conv: compare d loss_kpt / d s
