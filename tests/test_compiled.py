@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch._dynamo.exc import BackendCompilerFailed
 
-from mmpose_afl.models.losses.compiled import (COMPILE_ENV, CompiledOrEager,
-                                               one_pass)
+from mmpose_afl.models.compiled import (COMPILE_ENV, CompiledOrEager, one_pass)
 
 
 def weighted_square(x: torch.Tensor, w: float) -> torch.Tensor:
@@ -68,3 +67,71 @@ def test_an_input_error_is_the_eager_error_and_keeps_compiling(monkeypatch):
     with pytest.raises(ValueError, match='wrong shape'):
         fn(torch.ones(1))
     assert fn.compiled is failing_compile
+
+
+def compiled_and_eager(monkeypatch, fn, inputs):
+    """Values and input gradients of ``fn`` (a one_pass function) with
+    compiling on, checked to really compile, and off."""
+    results, calls = [], []
+    compiled = fn.compiled
+    monkeypatch.setattr(fn, 'compiled',
+                        lambda *a: calls.append(1) or compiled(*a))
+    for switch in ('1', '0'):
+        monkeypatch.setenv(COMPILE_ENV, switch)
+        leaves = [
+            x.detach().clone().requires_grad_(x.is_floating_point())
+            if isinstance(x, torch.Tensor) else x for x in inputs
+        ]
+        out = fn(*leaves)
+        grads = torch.autograd.grad(out.sum(), [
+            x
+            for x in leaves if isinstance(x, torch.Tensor) and x.requires_grad
+        ])
+        results.append((out, grads))
+    assert calls == [1]  # compiled once, eager once
+    return results
+
+
+def small_heatmaps(seed=0, shape=(2, 3, 5, 4)):
+    """Float64 logits / predictions, a target in [0, 1] with zeros, and a
+    [B, K, 1, 1] keypoint mask with a zero."""
+    gen = torch.Generator().manual_seed(seed)
+    output = torch.randn(shape, generator=gen, dtype=torch.float64)
+    target = torch.rand(shape, generator=gen, dtype=torch.float64)
+    target = target * (target > 0.3)
+    mask = torch.ones(shape[:2] + (1, 1), dtype=torch.float64)
+    mask[0, 1] = 0
+    return output, target, mask
+
+
+def test_hsm_compiled_equals_eager_and_passes_gradcheck(monkeypatch):
+    from mmpose_afl.models.losses.hsm_loss import hsm_sample_losses
+    output, target, mask = small_heatmaps()
+    inputs = (output, target, mask, 1.0, 2.0)
+    (out_c, grads_c), (out_e,
+                       grads_e) = compiled_and_eager(monkeypatch,
+                                                     hsm_sample_losses, inputs)
+    torch.testing.assert_close(out_c, out_e)
+    for grad_c, grad_e in zip(grads_c, grads_e):
+        torch.testing.assert_close(grad_c, grad_e)
+    monkeypatch.setenv(COMPILE_ENV, '1')
+    assert torch.autograd.gradcheck(
+        lambda o: hsm_sample_losses(o, target, mask, 1.0, 2.0),
+        output.clone().requires_grad_())
+
+
+def test_topology_centroids_compiled_equal_eager(monkeypatch):
+    from mmpose_afl.models.afl_critic import keypoint_centroids
+    _, target, _ = small_heatmaps(seed=1)
+    weights = torch.tensor([[1., 0., 1.], [1., 1., 1.]], dtype=torch.float64)
+    results, calls = [], []
+    compiled = keypoint_centroids.compiled
+    monkeypatch.setattr(keypoint_centroids, 'compiled',
+                        lambda *a: calls.append(1) or compiled(*a))
+    for switch in ('1', '0'):
+        monkeypatch.setenv(COMPILE_ENV, switch)
+        results.append(keypoint_centroids(target, 0.5, weights))
+    assert calls == [1]
+    (centroids_c, present_c), (centroids_e, present_e) = results
+    assert torch.equal(present_c, present_e) and not present_e.all()
+    torch.testing.assert_close(centroids_c, centroids_e)

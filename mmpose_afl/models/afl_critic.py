@@ -8,9 +8,12 @@ import torch
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
+from .compiled import one_pass
+
 EPS = 1e-12
 
 
+@one_pass
 def keypoint_centroids(
         heatmaps: Tensor,
         threshold: float = 0.1,
@@ -20,7 +23,9 @@ def keypoint_centroids(
     The paper does not say how centroids are found; as SPEC.md decides,
     values below ``threshold`` are zeroed and the centroid is the
     intensity-weighted mean pixel position of the rest. A channel with no
-    mass left (or whose keypoint weight is 0) is *missing*.
+    mass left (or whose keypoint weight is 0) is *missing*. Compiled
+    (:func:`one_pass`): the heatmaps are read once, for the mass and both
+    moments together.
 
     Args:
         heatmaps (Tensor): Heatmaps in shape [B, K, H, W].

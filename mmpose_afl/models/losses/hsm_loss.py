@@ -7,6 +7,7 @@ from mmpose.registry import MODELS
 from torch import Tensor
 
 from .building_head import building_head
+from ..compiled import one_pass
 from .per_sample_loss import PerSampleHeatmapLoss
 
 TINY = 1e-12
@@ -97,14 +98,23 @@ class HSMLoss(PerSampleHeatmapLoss):
                       target_weights: Optional[Tensor] = None,
                       mask: Optional[Tensor] = None) -> Tensor:
         """The loss of each sample [B] (see :meth:`per_sample`)."""
-        # at least float32: exp(beta * Delta) overflows fp16 for beta > 11
-        dtype = torch.promote_types(output.dtype, torch.float32)
-        delta = (output.to(dtype).sigmoid() - target.to(dtype)).abs()
-        # the clamp keeps d(Delta^gamma) finite at Delta = 0 (gamma < 1);
-        # the loss there is exactly 0 through expm1(0) = 0
-        loss = torch.expm1(self.beta * delta) * delta.clamp(
-            min=TINY).pow(self.gamma)
-        _mask = self._get_mask(target, target_weights, mask)
-        if _mask is not None:
-            loss = loss * _mask
-        return loss.flatten(1).mean(dim=1)
+        return hsm_sample_losses(output, target,
+                                 self._get_mask(target, target_weights, mask),
+                                 self.beta, self.gamma)
+
+
+@one_pass
+def hsm_sample_losses(output: Tensor, target: Tensor, mask: Optional[Tensor],
+                      beta: float, gamma: float) -> Tensor:
+    """The per-sample means [B] of :class:`HSMLoss`'s per-pixel loss times
+    ``mask`` (any shape that broadcasts to the output's, or ``None``), in
+    one pass (see :func:`one_pass`)."""
+    # at least float32: exp(beta * Delta) overflows fp16 for beta > 11
+    dtype = torch.promote_types(output.dtype, torch.float32)
+    delta = (output.to(dtype).sigmoid() - target.to(dtype)).abs()
+    # the clamp keeps d(Delta^gamma) finite at Delta = 0 (gamma < 1); the
+    # loss there is exactly 0 through expm1(0) = 0
+    loss = torch.expm1(beta * delta) * delta.clamp(min=TINY).pow(gamma)
+    if mask is not None:
+        loss = loss * mask
+    return loss.flatten(1).mean(dim=1)
