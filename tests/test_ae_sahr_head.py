@@ -385,7 +385,7 @@ def test_zoo_baseline_is_the_stock_ae_model(config):
     (dict(scale_loss_weight=-1.), '`scale_loss_weight`'),
     (dict(support_floor=1.), '`support_floor`'),
     (dict(keypoint_loss=dict(type='WAHRLoss', support_floor=0.)),
-     '`support_floor`'),
+     '`keypoint_loss.support_floor`'),
     (dict(decoder=dict(type='MSRAHeatmap', input_size=(16, 16),
                        heatmap_size=(16, 16), sigma=2)), '`decoder.type`'),
 ])

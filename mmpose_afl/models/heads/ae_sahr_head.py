@@ -195,8 +195,9 @@ class AESAHRHead(ScaleAdaptiveMixin, MaskedAEHead):
         self.init_scale_branch(
             final_layer_channels(in_channels, deconv_out_channels,
                                  conv_out_channels), num_keypoints,
-            self.loss_module.keypoint_loss, scale_kernel_size, scale_target,
-            min_scale_exponent, scale_loss_weight, support_floor)
+            self.loss_module.keypoint_loss, 'keypoint_loss',
+            scale_kernel_size, scale_target, min_scale_exponent,
+            scale_loss_weight, support_floor)
 
     def forward_with_scales(
             self, feats: Tuple[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:

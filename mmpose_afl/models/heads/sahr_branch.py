@@ -45,9 +45,9 @@ class ScaleAdaptiveMixin:
     """
 
     def init_scale_branch(self, feat_channels: int, num_keypoints: int,
-                          heatmap_loss: nn.Module, scale_kernel_size: int,
-                          scale_target: str, min_scale_exponent: float,
-                          scale_loss_weight: float,
+                          heatmap_loss: nn.Module, loss_field: str,
+                          scale_kernel_size: int, scale_target: str,
+                          min_scale_exponent: float, scale_loss_weight: float,
                           support_floor: float) -> None:
         """Check the SAHR config values (a ``ValueError`` naming the head,
         the field and the expected value) and build ``scale_layers``.
@@ -58,6 +58,8 @@ class ScaleAdaptiveMixin:
             num_keypoints (int): Number of keypoint types K
             heatmap_loss (nn.Module): The head's heatmap loss; a
                 ``support_floor`` of its own must equal ``support_floor``
+            loss_field (str): The head's config field of that loss, named
+                in the error (``'loss'``, ``'keypoint_loss'``)
             scale_kernel_size (int): Kernel size of the depthwise conv; odd
             scale_target (str): ``'power'`` or ``'taylor'`` (see
                 :func:`scale_heatmaps`)
@@ -86,10 +88,10 @@ class ScaleAdaptiveMixin:
         loss_floor = getattr(heatmap_loss, 'support_floor', support_floor)
         if loss_floor != support_floor:
             raise ValueError(
-                f'{owner}: the heatmap loss\'s `support_floor` '
-                f'({loss_floor}) must equal the head\'s `support_floor` '
-                f'({support_floor}), so that the loss and the scaled target '
-                'share one Gaussian support')
+                f'{owner}: `{loss_field}.support_floor` ({loss_floor}) must '
+                f'equal the head\'s `support_floor` ({support_floor}), so '
+                'that the loss and the scaled target share one Gaussian '
+                'support')
 
         self.scale_target = scale_target
         self.min_scale_exponent = min_scale_exponent
