@@ -66,12 +66,31 @@ STEP_GROUPS = [
         'HSM': 'configs/hsm/td-hm_hrnet-w32_hsm-8xb64-210e_coco-256x192.py',
     }),
     (WHOLEBODY_HRNET, {
-        'FoWKAL': 'configs/fowkal/'
+        'FoWKAL':
+        'configs/fowkal/'
         'td-hm_hrnet-w32_dark-fowkal-8xb64-210e_coco-wholebody-256x192.py',
     }),
 ]
 
 Fn = Callable[[], None]
+# issue 14's targets on the CPU, ÷ KeypointMSELoss (table 1: time; every
+# loss: peak memory) and ÷ the stock step (table 3)
+TIME_TARGETS = {
+    'WAHRLoss': 2,
+    'HSMLoss': 2,
+    'SAHR (target + WAHR + scale loss)': 3,
+    'heuristic (FoWKALLoss)': 4,
+    'KAL (FoWKALLoss)': 4,
+    'FoWKAL (FoWKALLoss)': 4
+}
+MEMORY_TARGET = 2
+TOPOLOGY_TARGET = 0.5
+STEP_TARGET = 1.03
+
+
+def against(value: float, target: float) -> str:
+    """``value`` with a mark: within ``target`` or not."""
+    return f'{value:.2f} {"✓" if value <= target else "✗"} (≤ {target:g})'
 
 
 def sync(device: torch.device) -> None:
@@ -79,7 +98,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def side_by_side(fns: Dict[str, Fn], device: torch.device, repeats: int,
+def side_by_side(fns: Dict[str, Fn],
+                 device: torch.device,
+                 repeats: int,
                  warmup: int = 1) -> Dict[str, List[float]]:
     """Seconds per call of each function, one sample per repetition, the
     functions of a repetition run in rotating order."""
@@ -114,8 +135,10 @@ def peak_mib(fn: Fn, device: torch.device) -> float:
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     from torch.profiler import ProfilerActivity, profile
     from torch.profiler._memory_profiler import Action
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
-                 record_shapes=True, with_stack=True) as prof:
+    with profile(activities=[ProfilerActivity.CPU],
+                 profile_memory=True,
+                 record_shapes=True,
+                 with_stack=True) as prof:
         fn()
     current = peak = 0
     for _, action, (key, _), size in prof._memory_profile().timeline:
@@ -145,25 +168,30 @@ def heatmaps(batch: int, k: int, device: torch.device, seed: int = 0):
 
 
 def loss_configs(k: int) -> Dict[str, dict]:
-    parts = {} if k == 133 else dict(
-        parts=dict(body=list(range(k))), dense_parts=())
-    afl = dict(
-        type='AFLHeatmapLoss',
-        base_loss=MSE,
-        critic=dict(type='AFLCritic', num_keypoints=k))
+    parts = {} if k == 133 else dict(parts=dict(body=list(range(k))),
+                                     dense_parts=())
+    afl = dict(type='AFLHeatmapLoss',
+               base_loss=MSE,
+               critic=dict(type='AFLCritic', num_keypoints=k))
     return {
-        'KeypointMSELoss': MSE,
-        'AdaptiveWingLoss': dict(type='AdaptiveWingLoss',
-                                 use_target_weight=True),
-        'WAHRLoss': dict(type='WAHRLoss', use_target_weight=True),
-        'SAHR (target + WAHR + scale loss)': None,  # see sahr_step
-        'HSMLoss': dict(type='HSMLoss', use_target_weight=True),
-        'heuristic (FoWKALLoss)': dict(
-            type='FoWKALLoss', kaf='heuristic', weighting=None, **parts),
-        'KAL (FoWKALLoss)': dict(
-            type='FoWKALLoss', kaf='learned', weighting=None, **parts),
-        'FoWKAL (FoWKALLoss)': dict(type='FoWKALLoss', **parts),
-        'AFL (MSE) + critic step': afl,
+        'KeypointMSELoss':
+        MSE,
+        'AdaptiveWingLoss':
+        dict(type='AdaptiveWingLoss', use_target_weight=True),
+        'WAHRLoss':
+        dict(type='WAHRLoss', use_target_weight=True),
+        'SAHR (target + WAHR + scale loss)':
+        None,  # see sahr_step
+        'HSMLoss':
+        dict(type='HSMLoss', use_target_weight=True),
+        'heuristic (FoWKALLoss)':
+        dict(type='FoWKALLoss', kaf='heuristic', weighting=None, **parts),
+        'KAL (FoWKALLoss)':
+        dict(type='FoWKALLoss', kaf='learned', weighting=None, **parts),
+        'FoWKAL (FoWKALLoss)':
+        dict(type='FoWKALLoss', **parts),
+        'AFL (MSE) + critic step':
+        afl,
     }
 
 
@@ -197,8 +225,9 @@ def sahr_step(pred, gt, weights, device) -> Fn:
     scales = torch.zeros_like(gt, requires_grad=True)
 
     def step():
-        loss = wahr(leaf, scale_heatmaps(gt, scales), weights,
-                    weight_target=gt) + (scales.pow(2) * (gt > 0)).mean()
+        loss = wahr(
+            leaf, scale_heatmaps(gt, scales), weights,
+            weight_target=gt) + (scales.pow(2) * (gt > 0)).mean()
         torch.autograd.grad(loss, [leaf, scales])
 
     return step
@@ -208,8 +237,10 @@ def bench_losses(batch: int, device, repeats: int) -> List[str]:
     lines = [
         f'### 1. Losses: forward + backward on [{batch}, K, 64, 48] '
         '÷ KeypointMSELoss', '',
-        '| loss | K | time (ms) | ÷ MSE | peak memory (MiB) |',
-        '|---|---:|---:|---:|---:|'
+        '✓ / ✗: within issue 14\'s target or not (time: WAHR, HSM ≤ 2, SAHR '
+        f'≤ 3, FoWKAL ≤ 4; peak memory ≤ {MEMORY_TARGET} for every loss).', '',
+        '| loss | K | time (ms) | time ÷ MSE | peak memory (MiB) | '
+        'memory ÷ MSE |', '|---|---:|---:|---:|---:|---:|'
     ]
     for k in (17, 133):
         pred, gt, weights = heatmaps(batch, k, device)
@@ -219,11 +250,19 @@ def bench_losses(batch: int, device, repeats: int) -> List[str]:
             for name, cfg in loss_configs(k).items()
         }
         times = side_by_side(fns, device, repeats)
-        for name, fn in fns.items():
+        peaks = {name: peak_mib(fn, device) for name, fn in fns.items()}
+        for name in fns:
+            time_ratio = ratio(times, name, 'KeypointMSELoss')
+            memory_ratio = peaks[name] / peaks['KeypointMSELoss']
+            reference = name in ('KeypointMSELoss', 'AdaptiveWingLoss')
             lines.append(
                 f'| {name} | {k} | {statistics.median(times[name]) * 1e3:.1f}'
-                f' | {ratio(times, name, "KeypointMSELoss"):.2f} | '
-                f'{peak_mib(fn, device):.0f} |')
+                ' | ' +
+                (f'{time_ratio:.2f}' if name not in
+                 TIME_TARGETS else against(time_ratio, TIME_TARGETS[name])) +
+                f' | {peaks[name]:.0f} | ' +
+                (f'{memory_ratio:.2f}' if reference else against(
+                    memory_ratio, MEMORY_TARGET)) + ' |')
     return lines
 
 
@@ -247,7 +286,8 @@ def bench_afl(batch: int, device, repeats: int) -> List[str]:
     for k in (17, 133):
         pred, gt, weights = heatmaps(batch, k, device)
         loss = MODELS.build(
-            dict(type='AFLHeatmapLoss', base_loss=MSE,
+            dict(type='AFLHeatmapLoss',
+                 base_loss=MSE,
                  critic=dict(type='AFLCritic', num_keypoints=k))).to(device)
         loss.critic.to(device)
         loss.attached = True
@@ -269,22 +309,27 @@ def bench_afl(batch: int, device, repeats: int) -> List[str]:
             'topology of prediction + target':
             lambda: (heatmap_topology(pred, 0.1, weights),
                      heatmap_topology(gt, 0.1, weights)),
-            'critic scores of both (no grad)': score_both,
+            'critic scores of both (no grad)':
+            score_both,
             'AFL forward (no grad) + critic step':
             forward_and_critic_step,
         }
         times = side_by_side(fns, device, repeats)
         for name, fn in fns.items():
+            value = ratio(times, name, 'MSE forward + backward')
             lines.append(
                 f'| {name} | {k} | {statistics.median(times[name]) * 1e3:.2f}'
-                f' | {ratio(times, name, "MSE forward + backward"):.3f} | '
-                f'{peak_mib(fn, device):.1f} |')
+                ' | ' +
+                (against(value, TOPOLOGY_TARGET) if name.startswith('topology')
+                 and k == 133 else f'{value:.3f}') +
+                f' | {peak_mib(fn, device):.1f} |')
         params = sum(p.numel() for p in loss.critic.parameters())
         sizes.append(f'K = {k}: {params:,} parameters, '
                      f'{critic_flops(loss.critic, k, device) / 1e9:.5f} '
                      'GFLOPs per sample')
-    return lines + ['', 'Critic (`AFLCritic`, default widths): ' +
-                    '; '.join(sizes) + '.']
+    return lines + [
+        '', 'Critic (`AFLCritic`, default widths): ' + '; '.join(sizes) + '.'
+    ]
 
 
 def train_step(config: str, batch: int, device) -> Tuple[Fn, int]:
@@ -308,12 +353,13 @@ def train_step(config: str, batch: int, device) -> Tuple[Fn, int]:
     _, gt, weights = heatmaps(batch, k, device)
     width, height = cfg.codec.input_size
     gen = torch.Generator().manual_seed(0)
-    data = dict(
-        inputs=[
-            torch.randint(0, 256, (3, height, width), generator=gen,
-                          dtype=torch.uint8) for _ in range(batch)
-        ],
-        data_samples=data_samples(gt, weights))
+    data = dict(inputs=[
+        torch.randint(0,
+                      256, (3, height, width),
+                      generator=gen,
+                      dtype=torch.uint8) for _ in range(batch)
+    ],
+                data_samples=data_samples(gt, weights))
 
     def step():
         model.train_step(data, optim_wrapper)
@@ -350,11 +396,13 @@ def bench_steps(batch: int, device, repeats: int) -> List[str]:
             fns[name], ks[name] = train_step(config, batch, device)
         times = side_by_side(fns, device, repeats)
         for name, config in configs.items():
+            value = ratio(times, name, 'stock (MSE)')
             lines.append(
                 f'| {name} | `{Path(config.split("::")[-1]).name}` | '
-                f'{ks[name]} | {statistics.median(times[name]):.3f} | '
-                f'{ratio(times, name, "stock (MSE)"):.2f} | '
-                f'{peak_mib(fns[name], device):.0f} |')
+                f'{ks[name]} | {statistics.median(times[name]):.3f} | ' +
+                (f'{value:.2f}' if name ==
+                 'stock (MSE)' else against(value, STEP_TARGET)) +
+                f' | {peak_mib(fns[name], device):.0f} |')
     return lines
 
 
@@ -363,9 +411,11 @@ def machine() -> List[str]:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path('/proc/cpuinfo')
     if cpuinfo.exists():
-        names = [line.split(':', 1)[1].strip()
-                 for line in cpuinfo.read_text().splitlines()
-                 if line.startswith('model name')]
+        names = [
+            line.split(':', 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith('model name')
+        ]
         cpu = names[0] if names else cpu
     lines = [
         f'- date: {datetime.datetime.now():%Y-%m-%d %H:%M}',
@@ -378,23 +428,37 @@ def machine() -> List[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'],
+    parser.add_argument('--device',
+                        default='cpu',
+                        choices=['cpu', 'cuda'],
                         help='where to measure (default: %(default)s)')
-    parser.add_argument('--batch', type=int, default=64,
+    parser.add_argument('--batch',
+                        type=int,
+                        default=64,
                         help='batch of tables 1 and 2 (default: %(default)s)')
     parser.add_argument(
-        '--step-batch', type=int,
-        help='batch of table 3 (default: 32 on a GPU, 2 on a CPU)')
-    parser.add_argument('--repeats', type=int, default=7,
+        '--step-batch',
+        type=int,
+        nargs='+',
+        help='batch(es) of table 3 (default: 32 on a GPU, 2 and 16 on a '
+        'CPU)')
+    parser.add_argument('--repeats',
+                        type=int,
+                        default=7,
                         help='timed repetitions, in rotating order; the '
                         'median ratio is reported (default: %(default)s)')
-    parser.add_argument('--threads', type=int, default=1,
+    parser.add_argument('--threads',
+                        type=int,
+                        default=1,
                         help='CPU intra-op threads (default: %(default)s)')
-    parser.add_argument('--tables', nargs='+', default=['1', '2', '3'],
+    parser.add_argument('--tables',
+                        nargs='+',
+                        default=['1', '2', '3'],
                         choices=['1', '2', '3'],
                         help='which tables to measure: 1 losses, 2 AFL '
                         'critic side, 3 training steps (default: all)')
-    parser.add_argument('--out', help='markdown file to write (default: '
+    parser.add_argument('--out',
+                        help='markdown file to write (default: '
                         'benchmarks/results_<device>.md)')
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -402,7 +466,8 @@ def main(argv=None) -> int:
         parser.error('--device cuda, but torch sees no GPU')
     if device.type == 'cpu':
         torch.set_num_threads(args.threads)
-    step_batch = args.step_batch or (32 if device.type == 'cuda' else 2)
+    step_batches = args.step_batch or ([32]
+                                       if device.type == 'cuda' else [2, 16])
     out = Path(args.out or REPO / 'benchmarks' / f'results_{device.type}.md')
 
     import mmpose_afl  # noqa: F401  (registers the modules)
@@ -410,9 +475,13 @@ def main(argv=None) -> int:
     init_default_scope('mmpose')
     torch.manual_seed(0)
     tables = {
-        '1': lambda: bench_losses(args.batch, device, args.repeats),
-        '2': lambda: bench_afl(args.batch, device, args.repeats),
-        '3': lambda: bench_steps(step_batch, device, args.repeats),
+        '1':
+        lambda: bench_losses(args.batch, device, args.repeats),
+        '2':
+        lambda: bench_afl(args.batch, device, args.repeats),
+        '3':
+        lambda: sum((bench_steps(batch, device, args.repeats) + ['']
+                     for batch in step_batches), [])[:-1],
     }
     lines = [
         f'# Speed and memory on {device.type.upper()}', '',
@@ -423,9 +492,9 @@ def main(argv=None) -> int:
         'side by side; times are medians.', ''
     ] + machine() + [
         f'- {device.type.upper()} run: torch intra-op threads '
-        f'{torch.get_num_threads()}' + (
-            f', GPU {torch.cuda.get_device_name(device)}'
-            if device.type == 'cuda' else ''), ''
+        f'{torch.get_num_threads()}' +
+        (f', GPU {torch.cuda.get_device_name(device)}'
+         if device.type == 'cuda' else ''), ''
     ]
     for name in args.tables:
         print(f'bench_speed: table {name} ...', flush=True)
