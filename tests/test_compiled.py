@@ -135,3 +135,34 @@ def test_topology_centroids_compiled_equal_eager(monkeypatch):
     (centroids_c, present_c), (centroids_e, present_e) = results
     assert torch.equal(present_c, present_e) and not present_e.all()
     torch.testing.assert_close(centroids_c, centroids_e)
+
+
+def test_afl_mse_per_sample_equals_mmpose_mse_per_sample(monkeypatch):
+    """AFL's one-pass MSE path gives, per sample, what MMPose's
+    KeypointMSELoss gives on a batch of that one sample (both with keypoint
+    weights and skip_empty_channel), compiled and eagerly."""
+    from mmpose.models.losses import KeypointMSELoss
+    from mmpose.registry import MODELS
+    output, target, _ = small_heatmaps(seed=2)
+    target[1, 2] = 0  # an empty channel
+    weights = torch.tensor([[1., 0., .5], [1., 1., 1.]], dtype=torch.float64)
+    for switch in ('1', '0'):
+        monkeypatch.setenv(COMPILE_ENV, switch)
+        for skip in (False, True):
+            mse = dict(type='KeypointMSELoss',
+                       use_target_weight=True,
+                       skip_empty_channel=skip,
+                       loss_weight=3.)
+            afl = MODELS.build(
+                dict(type='AFLHeatmapLoss',
+                     base_loss=mse,
+                     critic=dict(type='AFLCritic', num_keypoints=3)))
+            reference = KeypointMSELoss(use_target_weight=True,
+                                        skip_empty_channel=skip,
+                                        loss_weight=3.)
+            expected = torch.stack([
+                reference(output[b:b + 1], target[b:b + 1], weights[b:b + 1])
+                for b in range(2)
+            ])
+            torch.testing.assert_close(
+                afl.per_sample_base_loss(output, target, weights), expected)

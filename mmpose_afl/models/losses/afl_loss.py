@@ -9,11 +9,12 @@ from typing import Dict, Optional, Tuple
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
+from mmpose.models.losses import KeypointMSELoss
 from mmpose.registry import MODELS, OPTIMIZERS
 from torch import Tensor, nn
 
 from mmpose_afl.models.afl_critic import heatmap_topology, keypoint_peak_error
-from .per_sample_loss import check_heatmap_shapes
+from .per_sample_loss import check_heatmap_shapes, mse_sample_losses
 
 DIFFICULTIES = ('anchored', 'paper')
 
@@ -154,9 +155,10 @@ class AFLHeatmapLoss(nn.Module):
 
     **Per-sample base loss.** A base loss with a ``per_sample(output,
     target, target_weights, mask)`` method (this project's losses) is asked
-    for it directly. Any other registered loss (MMPose's
-    ``KeypointMSELoss``, ``AdaptiveWingLoss``, ``KeypointOHKMMSELoss``, ...)
-    is evaluated on each sample as a batch of one through
+    for it directly; MMPose's ``KeypointMSELoss`` (the default) is computed
+    per sample in one compiled pass (:func:`mse_sample_losses`, with its
+    own ``_get_mask``). Any other registered loss (MMPose's
+    ``AdaptiveWingLoss``, ``KeypointOHKMMSELoss``, ...) is evaluated on each sample as a batch of one through
     ``torch.func.vmap``, i.e. vectorised, with no Python loop. For losses
     that are a mean over the batch of per-sample terms (all of MMPose's
     heatmap losses) the mean of these values is the batch loss. A base loss
@@ -346,6 +348,10 @@ class AFLHeatmapLoss(nn.Module):
         if hasattr(base, 'per_sample'):
             return base.per_sample(output, target, target_weights, mask,
                                    **extra) * base.loss_weight
+        if type(base) is KeypointMSELoss:  # the default base, in one pass
+            return mse_sample_losses(
+                output, target, base._get_mask(target, target_weights,
+                                               mask)) * base.loss_weight
         # MMPose's AdaptiveWingLoss and OHKM loss take no `mask` argument
         args = (output, target, target_weights) if mask is None else (
             output, target, target_weights, mask)
