@@ -150,6 +150,22 @@ def test_hand_computed_ap_overall_and_per_stratum(tmp_path):
         assert values[f'coco/AP_{name}'] == -1
 
 
+def test_a_detection_of_nobody_is_a_false_positive_in_every_stratum(
+        tmp_path):
+    rng = np.random.RandomState(2)
+    a, _, c = three_people(rng)
+    gt_file = write_gt(tmp_path / 'gt.json', [a, c])
+    stray = c['xy'] + [480., 0.]  # > 211 px from everyone: OKS 0
+    predictions = [(1, stray, 0.9), (1, c['xy'], 0.6), (1, a['xy'], 0.5)]
+    values = evaluate(tmp_path, gt_file, predictions, 'StratifiedCocoMetric')
+    # overall: false, true, true -> precision 2/3 at every recall
+    assert values['coco/AP'] == pytest.approx(2 / 3)
+    # clean = {C}: the stray false positive, then C (A's detection is
+    # ignored with A): precision 1/2 at every recall; occluded alike
+    assert values['coco/AP_clean'] == pytest.approx(0.5)
+    assert values['coco/AP_occluded'] == pytest.approx(0.5)
+
+
 def test_a_stratum_is_the_metric_on_its_people_alone(tmp_path):
     """Several images, separated people of every kind, noisy predictions:
     each stratum's AP/AR equals plain CocoMetric's on a ground truth and

@@ -14,8 +14,13 @@ area), so ``AP_area_M`` with the default edges equals ``AP (M)``. The
 other strata are properties of a ground-truth person that a detection does
 not have; an unmatched detection belongs to the person it overlaps most
 (highest OKS, computed anyway) and is ignored when that person is outside
-the stratum; a detection with OKS 0 to everyone counts as a false positive
-in every stratum (it is nobody's). People that COCO already ignores
+the stratum. A detection whose highest OKS is below ``NOBODY_OKS`` (1e-4)
+is nobody's and counts as a false positive in every stratum: OKS never
+reaches 0 in floating point, and 1e-4 lies between what a wrong
+prediction inside a person's box gets (every keypoint half a box off: about
+0.01 with COCO's sigmas) and what a detection a box or more away from
+everyone gets (about 2e-6 or less), so top-down predictions stay with
+their own person and stray detections are not hidden in a stratum. People that COCO already ignores
 (crowd, no labelled keypoint of the evaluated part) stay ignored.
 
 What this gives, and what the tests check: when no detection reaches OKS
@@ -77,6 +82,7 @@ from xtcocotools.cocoeval import COCOeval
 from .wholebody_part_metric import CocoWholeBodyPartMetric
 
 GROUPS = ('occlusion', 'keypoints', 'area', 'flags')
+NOBODY_OKS = 1e-4  # below it, an unmatched detection is nobody's
 _ALL_AREAS = [0, 1e10]
 
 
@@ -105,7 +111,7 @@ class _StratumCOCOeval(COCOeval):
         ious = np.asarray(ious)[:len(result['dtIds'])]
         nearest = ious.argmax(1)
         outside = np.array([
-            ious[i, j] > 0 and gts[j]['id'] in self.outside
+            ious[i, j] >= NOBODY_OKS and gts[j]['id'] in self.outside
             for i, j in enumerate(nearest)
         ], bool)
         result['dtIgnore'] = np.logical_or(
