@@ -8,7 +8,10 @@ the runs of an AFL-focused ``bench_accuracy.py``.
         [--out benchmarks/results_afl_paired.md]
 
 A seed gives every method the same initialisation and data order, so each
-AFL run is compared with the MSE run of its own seed. Per dataset and AFL
+AFL run is compared with the MSE run of its own seed. (That holds for runs
+of bench_accuracy.py since it adds ReseedBeforeInitHook, 2026-11-26;
+before, AFL's critic shifted the random stream, so AFL's head started from
+other weights than MSE's at the same seed: the data order was the same.) Per dataset and AFL
 variant, for each metric: the per-seed differences to MSE, their mean ± sd,
 and a verdict from a two-sided paired t-test at 5 % (better / worse /
 not distinguishable; benchmarks/paired.py, shared with bench_accuracy.py);
