@@ -299,28 +299,36 @@ def test_wholebody_per_part_strata_and_hand_mean(tmp_path):
     assert not any('occl_' in k or 'area_' in k for k in values)
 
 
-def test_runner_test_on_the_synthetic_set(synthetic_coco, tmp_path):
+@pytest.mark.parametrize('kind', ['coco', 'wholebody'])
+def test_runner_test_on_the_synthetic_set(kind, request, tmp_path):
     """MMEngine's Runner with the metric in the config, on the generated
-    synthetic COCO val set (random weights: only the wiring is checked)."""
+    synthetic val set (random weights: only the wiring is checked)."""
     from mmengine.config import Config
     from mmengine.runner import Runner
+    data_root = request.getfixturevalue(f'synthetic_{kind}')
+    name = dict(coco='coco', wholebody='coco-wholebody')[kind]
     cfg = Config.fromfile(str(
-        REPO / 'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-'
+        REPO / f'configs/baseline/td-hm_res18_1xb16-20e_synthetic-{name}-'
         '128x96.py'))
-    root = f'{synthetic_coco}/'
+    root = f'{data_root}/'
     cfg.test_dataloader.dataset.data_root = root
     cfg.test_dataloader.num_workers = 0
     cfg.test_dataloader.persistent_workers = False
+    ann = dict(coco='person_keypoints_val2017.json',
+               wholebody='coco_wholebody_val_v1.0.json')[kind]
     cfg.test_evaluator = dict(
-        type='StratifiedCocoMetric',
-        ann_file=root + 'annotations/person_keypoints_val2017.json')
+        type=dict(coco='StratifiedCocoMetric',
+                  wholebody='StratifiedCocoWholeBodyMetric')[kind],
+        ann_file=f'{root}annotations/{ann}')
     cfg.work_dir = str(tmp_path)
     cfg.default_hooks.logger.interval = 1
     values = Runner.from_cfg(cfg).test()
     flags = ('occluded', 'truncated', 'unusual_pose', 'small')
-    for name in ('occl_none', 'kpts_many', 'area_M', 'clean', 'any_flag',
-                 *flags):
-        for stat in ('AP', 'AR'):
-            value = values[f'coco/{stat}_{name}']
-            assert value == -1 or 0 <= value <= 1
-    assert 'coco/AP' in values and 'coco/AP (M)' in values
+    parts = [''] if kind == 'coco' else ['', 'body_', 'face_', 'hand_']
+    for part in parts:
+        for stratum in ('occl_none', 'kpts_many', 'area_M', 'clean',
+                        'any_flag', *flags):
+            for stat in ('AP', 'AR'):
+                value = values[f'{name}/{part}{stat}_{stratum}']
+                assert value == -1 or 0 <= value <= 1
+    assert f'{name}/AP' in values and f'{name}/AP (M)' in values
