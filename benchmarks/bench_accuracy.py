@@ -348,7 +348,7 @@ def table(results: Results, dataset: str) -> List[str]:
     lines = ['| method | ' + ' | '.join(c for c, _ in columns) + ' |',
              '|---|' + '---:|' * len(columns)]
     for method, runs in results[dataset].items():
-        cells = [paired._mean_sd([m[key] for m in runs.values()])
+        cells = [paired.mean_sd([m[key] for m in runs.values()])
                  for _, key in columns]
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
     return lines

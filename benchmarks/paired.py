@@ -70,7 +70,8 @@ def _values(runs: Runs, method: str, key: str) -> Dict[int, float]:
     return {s: m[key] for s, m in runs[method].items() if key in m}
 
 
-def _mean_sd(values: Sequence[float]) -> str:
+def mean_sd(values: Sequence[float]) -> str:
+    """``0.450 ± 0.071`` over the values >= 0 (``-`` if none)."""
     values = [v for v in values if v >= 0]
     if not values:
         return '-'
@@ -100,7 +101,7 @@ def delta_table(runs: Runs, rows: Sequence[Tuple[str, str]],
         if not any(v >= 0 for v in ref.values()):
             continue
         cells = [cell(paired(_values(runs, m, key), ref)) for m in methods]
-        lines.append(f'| {label} | {_mean_sd(list(ref.values()))} | ' +
+        lines.append(f'| {label} | {mean_sd(list(ref.values()))} | ' +
                      ' | '.join(cells) + ' |')
     return lines
 
