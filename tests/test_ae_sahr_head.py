@@ -470,6 +470,25 @@ def test_config_builds(config, head, loss):
     assert heatmaps.shape == tags.shape == (1, 17, 16, 24)
 
 
+def test_demo_and_baseline_start_alike_at_one_seed():
+    # what a paired comparison needs: with ReseedBeforeInitHook's reseed
+    # before init_weights(), every tensor the baseline has is the same in
+    # the SAHR model (the scale branch is built and initialised last)
+    from mmengine.runner import set_random_seed
+    states = []
+    for config in (BASELINE, DEMO):
+        set_random_seed(1)
+        model = MODELS.build(Config.fromfile(str(REPO / config)).model)
+        set_random_seed(1)
+        model.init_weights()
+        states.append(model.state_dict())
+    baseline, sahr = states
+    assert set(sahr) - set(baseline) == {
+        k for k in sahr if k.startswith('head.scale_layers.')}
+    for key, value in baseline.items():
+        assert torch.equal(sahr[key], value), key
+
+
 @pytest.fixture(scope='module')
 def demo_run(multi_scale_coco, tmp_path_factory):
     """(work dir, console log) of a 1-epoch ``mim train`` of the demo on
