@@ -1,2 +1,3 @@
 """Hooks of mmpose-afl, registered in MMPose's HOOKS."""
 from .afl_critic_hook import AFLCriticHook  # noqa: F401
+from .reseed_hook import ReseedBeforeInitHook  # noqa: F401
