@@ -1,4 +1,6 @@
 """WAHRLoss against hand values and a plain numpy re-derivation."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -7,10 +9,18 @@ import mmpose_afl  # noqa: F401
 from mmpose.registry import MODELS
 
 
+FLOOR = math.exp(-4.5)  # the default support_floor
+
+
+def numpy_g(source, gamma, floor=FLOOR):
+    """G^gamma, with G taken as 0 below the support floor."""
+    return np.where(source >= floor, source, 0)**gamma
+
+
 def numpy_wahr(pred, target, weights, gamma, weight_target=None):
     """Mean over all elements of W * (pred - target)^2 * weights, W from
     ``weight_target`` (default ``target``), per SWAHR."""
-    g = (target if weight_target is None else weight_target)**gamma
+    g = numpy_g(target if weight_target is None else weight_target, gamma)
     w = np.abs(1 - pred) * g + np.abs(pred) * (1 - g)
     return ((pred - target)**2 * w * weights).mean()
 
@@ -20,6 +30,7 @@ def random_case(seed=0, shape=(2, 3, 4, 5)):
     pred = rng.uniform(-0.3, 1.3, shape)
     target = rng.uniform(0, 1, shape)
     target[rng.rand(*shape) < 0.4] = 0  # outside the Gaussian support
+    target[rng.rand(*shape) < 0.1] *= 1e-3  # DARK-like tails, < exp(-4.5)
     target[0, 1] = 0  # an invisible keypoint: all-zero channel
     weights = rng.choice([0., 0.5, 1.], size=shape[:2])
     return pred, target, weights
@@ -37,10 +48,17 @@ def test_hand_values():
     # P = 0.2, G = 0: G^gamma = 0, W = |P| = 0.2, 0.2^2 * 0.2
     pred = torch.tensor([0.2]).view(1, 1, 1, 1)
     assert loss(pred, torch.zeros(1, 1, 1, 1)).item() == pytest.approx(0.008)
-    # P = -0.5, G = 0.5^100 so G^0.01 = 0.5: W = 1.5*0.5 + 0.5*0.5 = 1
+    # gamma 0.5, P = -0.5, G = 0.25 so G^0.5 = 0.5: W = 1.5*0.5 + 0.5*0.5
+    # = 1, (-0.5 - 0.25)^2 * 1
     pred = torch.full((1, 1, 1, 1), -0.5, dtype=torch.float64)
+    target = torch.full((1, 1, 1, 1), 0.25, dtype=torch.float64)
+    assert build(gamma=0.5)(pred, target).item() == pytest.approx(0.5625)
+    # G = 0.5^100 is below the support floor exp(-4.5): background, W = |P|
+    # = 0.5; with support_floor=0, G^0.01 = 0.5 and W = 1 as above
     target = torch.full((1, 1, 1, 1), 0.5**100, dtype=torch.float64)
-    assert loss(pred, target).item() == pytest.approx((0.5 + 0.5**100)**2)
+    assert loss(pred, target).item() == pytest.approx(0.5 * 0.5**2)
+    assert build(support_floor=0.)(pred, target).item() == pytest.approx(
+        (0.5 + 0.5**100)**2)
 
 
 @pytest.mark.parametrize('gamma', [0.01, 0.5])
@@ -103,7 +121,7 @@ def test_gradient_of_the_weight_is_not_detached():
     pred, target, weights = random_case(4)
     p = torch.tensor(pred, requires_grad=True)
     build()(p, torch.tensor(target), torch.tensor(weights)).backward()
-    g = target**0.01
+    g = numpy_g(target, 0.01)
     w = np.abs(1 - pred) * g + np.abs(pred) * (1 - g)
     dw = -np.sign(1 - pred) * g + np.sign(pred) * (1 - g)
     grad = (2 * (pred - target) * w + (pred - target)**2 * dw)
