@@ -22,6 +22,7 @@ demo-full: install
 data: install
 	$(PY) tools/make_synthetic_data.py --kind coco --out data/synthetic_coco
 	$(PY) tools/make_synthetic_data.py --kind wholebody --out data/synthetic_coco_wholebody
+	$(PY) tools/make_synthetic_data.py --kind coco --layout multi_scale --out data/synthetic_coco_multi_scale
 
 clean:
 	rm -rf work_dirs data

@@ -13,6 +13,7 @@ from .checkpoint_globals import allow_numpy_dtypes  # noqa: E402
 
 allow_numpy_dtypes()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registers)
+from . import (codecs, datasets, engine, evaluation,  # noqa: E402,F401
+               models)  # (registers)
 
 __all__ = ['__version__', 'check_dependencies']
