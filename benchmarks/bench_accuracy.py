@@ -42,7 +42,8 @@ t-test at 5 %; the rule is written in the report).
 
 Methods without a synthetic config of their own for a dataset are the
 nearest config plus options (see ``METHODS``): heuristic and KAL are the
-FoWKAL config with ``kaf`` / ``weighting`` changed, SAHR and HSM on
+FoWKAL config with ``kaf`` / ``weighting`` changed (heuristic also without
+normalisation, as the paper's row (c) and its config), SAHR and HSM on
 WholeBody the WholeBody baseline with the head and loss types changed. The
 FoWKAL family needs body parts, so it runs on WholeBody only.
 
@@ -128,7 +129,8 @@ METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
     },
     'heuristic': {
         WHOLEBODY: (FOWKAL, ['model.head.loss.kaf=heuristic',
-                             'model.head.loss.weighting=None']),
+                             'model.head.loss.weighting=None',
+                             'model.head.loss.normalize=False']),
     },
     'KAL': {
         WHOLEBODY: (FOWKAL, ['model.head.loss.weighting=None']),
