@@ -166,3 +166,38 @@ def test_afl_mse_per_sample_equals_mmpose_mse_per_sample(monkeypatch):
             ])
             torch.testing.assert_close(
                 afl.per_sample_base_loss(output, target, weights), expected)
+
+
+@pytest.mark.parametrize('weighting', ['fwahr', None])
+def test_fowkal_terms_compiled_equal_eager_and_mmpose_awing(
+        monkeypatch, weighting):
+    from mmpose.models.losses import AdaptiveWingLoss
+    from mmpose.registry import MODELS
+
+    from mmpose_afl.models.losses.fowkal_loss import fowkal_keypoint_terms
+    output, target, mask = small_heatmaps(seed=3)
+    output = output.sigmoid()  # heatmaps, as FoWKAL sees them
+    loss = MODELS.build(
+        dict(type='FoWKALLoss',
+             parts=dict(body=[0, 1, 2]),
+             dense_parts=(),
+             weighting=weighting))
+    fn = fowkal_keypoint_terms
+    results, calls = [], []
+    compiled = fn.compiled
+    monkeypatch.setattr(fn, 'compiled',
+                        lambda *a: calls.append(1) or compiled(*a))
+    for switch in ('1', '0'):
+        monkeypatch.setenv(COMPILE_ENV, switch)
+        leaf = output.clone().requires_grad_()
+        awing, mse = fn(loss, leaf, target, mask)
+        grad, = torch.autograd.grad((awing + 2 * mse).sum(), leaf)
+        results.append((awing, mse, grad))
+    assert calls == [1]
+    for compiled_value, eager_value in zip(*results):
+        torch.testing.assert_close(compiled_value, eager_value)
+    if weighting is None:  # unweighted, unmasked: MMPose's AWing itself
+        monkeypatch.setenv(COMPILE_ENV, '1')
+        awing, _ = fn(loss, output, target, None)
+        torch.testing.assert_close(awing.mean(),
+                                   AdaptiveWingLoss()(output, target))

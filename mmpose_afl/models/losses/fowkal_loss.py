@@ -15,6 +15,7 @@ from mmpose.models.losses import AdaptiveWingLoss
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
+from ..compiled import one_pass
 from .building_head import building_head
 from .gaussian_support import (GAUSSIAN_SUPPORT_FLOOR, check_support_floor,
                                gaussian_support)
@@ -544,20 +545,12 @@ class FoWKALLoss(PerSampleHeatmapLoss):
                 f'FoWKALLoss: the heatmaps have K={k} channels but `parts` '
                 f'cover {self.num_keypoints} keypoints; set `parts` (or '
                 '`metainfo`) for this dataset')
-        dtype = torch.promote_types(output.dtype, torch.float32)
-        output, target = output.to(dtype), target.to(dtype)
-        weight = self.pixel_weights(output, target)
         _mask = self._get_mask(target, target_weights, mask)
         if _mask is not None:
-            weight = _mask if weight is None else weight * _mask
             active = (_mask != 0).flatten(2).any(-1).expand(batch, k)
         else:
             active = output.new_ones((batch, k), dtype=torch.bool)
-        awing = self.awing_map(output, target)
-        mse = F.mse_loss(output, target, reduction='none')
-        if weight is not None:
-            awing, mse = awing * weight, mse * weight
-        return awing.flatten(2).mean(-1), mse.flatten(2).mean(-1), active
+        return (*fowkal_keypoint_terms(self, output, target, _mask), active)
 
     def _normalisers(self, awing: Tensor, mse: Tensor,
                      active: Tensor) -> Tensor:
@@ -650,3 +643,23 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         :meth:`regularization`, ``L_reg``."""
         return super().forward(output, target, target_weights,
                                mask) + self.regularization()
+
+
+@one_pass
+def fowkal_keypoint_terms(loss: FoWKALLoss, output: Tensor, target: Tensor,
+                          mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """``mean_HW(W * mask * AWing)`` and ``mean_HW(W * mask * (P^ - P)^2)``
+    of :meth:`FoWKALLoss.keypoint_terms`, each [B, K] in at least float32,
+    in one pass over the pixels (see :func:`one_pass`; MMPose's AWing
+    criterion, vectorised with ``vmap``, is compiled into it too).
+    ``mask`` is ``_get_mask``'s, or ``None``."""
+    dtype = torch.promote_types(output.dtype, torch.float32)
+    output, target = output.to(dtype), target.to(dtype)
+    weight = loss.pixel_weights(output, target)
+    if mask is not None:
+        weight = mask if weight is None else weight * mask
+    awing = loss.awing_map(output, target)
+    mse = F.mse_loss(output, target, reduction='none')
+    if weight is not None:
+        awing, mse = awing * weight, mse * weight
+    return awing.flatten(2).mean(-1), mse.flatten(2).mean(-1)
