@@ -83,13 +83,22 @@ def compiled_and_eager(monkeypatch, fn, inputs):
             if isinstance(x, torch.Tensor) else x for x in inputs
         ]
         out = fn(*leaves)
-        grads = torch.autograd.grad(out.sum(), [
-            x
-            for x in leaves if isinstance(x, torch.Tensor) and x.requires_grad
-        ])
+        grads = torch.autograd.grad(
+            out.sum(), [
+                x for x in leaves
+                if isinstance(x, torch.Tensor) and x.requires_grad
+            ],
+            allow_unused=True)  # e.g. WAHR's G: a constant
         results.append((out, grads))
     assert calls == [1]  # compiled once, eager once
     return results
+
+
+def assert_same_gradients(compiled, eager):
+    for grad_c, grad_e in zip(compiled, eager):
+        assert (grad_c is None) == (grad_e is None)  # None: not an input
+        if grad_e is not None:
+            torch.testing.assert_close(grad_c, grad_e)
 
 
 def small_heatmaps(seed=0, shape=(2, 3, 5, 4)):
@@ -112,8 +121,7 @@ def test_hsm_compiled_equals_eager_and_passes_gradcheck(monkeypatch):
                        grads_e) = compiled_and_eager(monkeypatch,
                                                      hsm_sample_losses, inputs)
     torch.testing.assert_close(out_c, out_e)
-    for grad_c, grad_e in zip(grads_c, grads_e):
-        torch.testing.assert_close(grad_c, grad_e)
+    assert_same_gradients(grads_c, grads_e)
     monkeypatch.setenv(COMPILE_ENV, '1')
     assert torch.autograd.gradcheck(
         lambda o: hsm_sample_losses(o, target, mask, 1.0, 2.0),
@@ -201,3 +209,53 @@ def test_fowkal_terms_compiled_equal_eager_and_mmpose_awing(
         awing, _ = fn(loss, output, target, None)
         torch.testing.assert_close(awing.mean(),
                                    AdaptiveWingLoss()(output, target))
+
+
+def test_wahr_compiled_equals_eager_and_passes_gradcheck(monkeypatch):
+    from mmpose_afl.models.losses.wahr_loss import wahr_sample_losses
+    output, target, mask = small_heatmaps(seed=4)
+    weight_target = target.sqrt()  # another G than T, as under SAHR
+    inputs = (output, target, weight_target, mask, 0.5, 0.05)
+    (out_c, grads_c), (out_e,
+                       grads_e) = compiled_and_eager(monkeypatch,
+                                                     wahr_sample_losses,
+                                                     inputs)
+    torch.testing.assert_close(out_c, out_e)
+    assert_same_gradients(grads_c, grads_e)
+    monkeypatch.setenv(COMPILE_ENV, '1')
+    assert torch.autograd.gradcheck(
+        lambda o: wahr_sample_losses(o, target, weight_target, mask, 0.5, 0.05
+                                     ),
+        output.clone().requires_grad_())
+
+
+@pytest.mark.parametrize('mode', ['power', 'taylor'])
+def test_sahr_target_compiled_equals_eager_and_passes_gradcheck(
+        monkeypatch, mode):
+    from mmpose_afl.models.heads.sahr_branch import scaled_target_and_penalty
+    _, target, mask = small_heatmaps(seed=5)
+    scales = 0.4 * torch.randn(target.shape,
+                               dtype=torch.float64,
+                               generator=torch.Generator().manual_seed(6))
+    fn = scaled_target_and_penalty
+    results, calls = [], []
+    compiled = fn.compiled
+    monkeypatch.setattr(fn, 'compiled',
+                        lambda *a: calls.append(1) or compiled(*a))
+    for switch in ('1', '0'):
+        monkeypatch.setenv(COMPILE_ENV, switch)
+        leaf = scales.clone().requires_grad_()
+        scaled, penalty = fn(target, leaf, mask, mode, 0.1, 0.05)
+        grad, = torch.autograd.grad(scaled.sum() + 3 * penalty, leaf)
+        results.append((scaled, penalty, grad))
+    assert calls == [1]
+    for compiled_value, eager_value in zip(*results):
+        torch.testing.assert_close(compiled_value, eager_value)
+    monkeypatch.setenv(COMPILE_ENV, '1')
+    # gradcheck back-propagates with retain_graph=True, which a compiled
+    # backward that donates its buffers refuses (training never does)
+    with torch._functorch.config.patch(donated_buffer=False):
+        assert torch.autograd.gradcheck(
+            lambda s: fn(target, s, mask, mode, 0.1, 0.05)[0].sum() + fn(
+                target, s, mask, mode, 0.1, 0.05)[1],
+            scales.clone().requires_grad_())

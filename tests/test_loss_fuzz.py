@@ -40,8 +40,9 @@ What each case must give (each is one test below):
   CPU: finite, within the dtype's precision of the float32 loss.
 - **mismatched shapes** (target, keypoint weights, mask): a ``ValueError``
   naming the loss, the field and the shapes, before anything is computed
-  or learnt; in ``SigmoidHeatmapHead``, gt heatmaps of another size than
-  its output: its loss's ``ValueError``.
+  or learnt; gt heatmaps of another size than the head's output: the
+  ``ValueError`` of ``SigmoidHeatmapHead``'s loss, of ``SAHRHead`` itself
+  (before it scales the target).
 - **channels_last** inputs: the same loss and gradient as contiguous ones.
 
 After every case the training state is finite: FoWKAL's running means and
@@ -405,9 +406,7 @@ def test_head_one_bad_heatmap_pixel(name, pixel):
 
 @pytest.mark.parametrize('name, dtype', [
     ('SAHRHead', torch.float16),
-    # ('SAHRHead', torch.bfloat16) is left out: its acc_pose hands the bf16
-    # heatmaps to numpy, 'TypeError: Got unsupported ScalarType BFloat16'
-    # (issue 13)
+    ('SAHRHead', torch.bfloat16),
     ('SigmoidHeatmapHead', torch.float16),
     ('SigmoidHeatmapHead', torch.bfloat16),
 ])
@@ -437,11 +436,13 @@ def test_head_channels_last(name):
     assert_head_state_finite(head)
 
 
-def test_sigmoid_head_gt_of_another_size_names_the_shapes():
-    """(SAHRHead is left out: it raises torch's broadcasting error from
-    scale_heatmaps before its loss checks the shapes; see issue 13.)"""
-    head = make_head('SigmoidHeatmapHead')
+@pytest.mark.parametrize('name, owner', [('SigmoidHeatmapHead', 'HSMLoss'),
+                                         ('SAHRHead', 'SAHRHead')])
+def test_head_gt_of_another_size_names_the_shapes(name, owner):
+    """The head's loss (SigmoidHeatmapHead) or the head itself, before it
+    scales the target (SAHRHead), names both shapes."""
+    head = make_head(name)
     feats, samples = head_batch(size=(HEAD_H, HEAD_W + 1))
     with pytest.raises(ValueError, match=(
-            r'HSMLoss: `output` \[2, 2, 6, 4\] and `target` \[2, 2, 6, 5\]')):
+            rf'{owner}: `output` \[2, 2, 6, 4\] and `target` \[2, 2, 6, 5\]')):
         head.loss(feats, samples)

@@ -2,13 +2,63 @@
 bottom-up: the scale branch, its build-time checks, the scale-adapted
 target with the heatmap loss, and the scale regulariser."""
 import inspect
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
+import torch
 from mmengine.model import Sequential
 from torch import Tensor, nn
 
-from ..losses.gaussian_support import check_support_floor, gaussian_support
-from .sahr_head import SCALE_TARGETS, scale_heatmaps
+from ..compiled import one_pass
+from ..losses.gaussian_support import (GAUSSIAN_SUPPORT_FLOOR,
+                                       check_support_floor, gaussian_support)
+from ..losses.per_sample_loss import check_heatmap_shapes
+
+SCALE_TARGETS = ('power', 'taylor')
+
+
+def scale_heatmaps(heatmaps: Tensor,
+                   scales: Tensor,
+                   mode: str = 'power',
+                   min_exponent: float = 0.1,
+                   support_floor: float = GAUSSIAN_SUPPORT_FLOOR) -> Tensor:
+    """The scale-adapted target ``gt^(1 + s)`` inside the Gaussian support
+    (``gt >= support_floor``, see :func:`gaussian_support`), 0 outside.
+
+    A Gaussian of std ``sigma`` becomes one of std ``sigma / sqrt(1 + s)``.
+    Outside the support the target is background (0), as with the official
+    code's Gaussians, which are cut off at 3 sigma: with the default floor
+    (``exp(-4.5)``, the value 3 sigma from the centre) the support is the
+    disc of radius 3 sigma under MMPose's standard, UDP and DARK encoders
+    alike, where ``gt > 0`` would be most of a DARK heatmap (78 % of the
+    pixels for one centred keypoint at 64x48; see :class:`WAHRLoss`).
+
+    Args:
+        heatmaps (Tensor): Ground-truth heatmaps ``gt`` in [0, 1],
+            [B, K, H, W]
+        scales (Tensor): Scale maps ``s``, [B, K, H, W]; not detached
+        mode (str): ``'power'``: the exact power ``exp((1 + s) ln gt)`` with
+            ``1 + s`` clamped to at least ``min_exponent``; ``'taylor'``:
+            the official code's 2nd-order expansion in ``s``,
+            ``gt (1 + s ln gt + (s ln gt)^2 / 2)``. Defaults to ``'power'``
+        min_exponent (float): Lower clamp of ``1 + s`` in ``'power'`` mode
+            (> 0). Defaults to 0.1
+        support_floor (float): The smallest ``gt`` inside the support; 0
+            gives ``gt > 0``. Defaults to :data:`GAUSSIAN_SUPPORT_FLOOR`
+
+    Returns:
+        Tensor: The scaled heatmaps, [B, K, H, W].
+    """
+    support = gaussian_support(heatmaps, support_floor)
+    # ln(gt) inside the support, 0 outside: no -inf and no NaN gradient
+    log_gt = torch.log(
+        torch.where(support, heatmaps, torch.ones_like(heatmaps)))
+    if mode == 'taylor':
+        log_scaled = log_gt * scales
+        scaled = heatmaps * (1 + log_scaled + 0.5 * log_scaled.pow(2))
+    else:
+        exponent = (1 + scales).clamp(min=min_exponent)
+        scaled = torch.exp(exponent * log_gt)
+    return torch.where(support, scaled, torch.zeros_like(scaled))
 
 
 def final_layer_channels(in_channels: int,
@@ -101,17 +151,20 @@ class ScaleAdaptiveMixin:
             heatmap_loss.forward).parameters
         # the head's init_cfg (Normal on every Conv2d) runs first, then this
         # one zeroes the last conv: s = 0 after init_weights()
-        self.scale_layers = Sequential(
-            nn.Conv2d(feat_channels, num_keypoints, kernel_size=1),
-            nn.BatchNorm2d(num_keypoints),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(
-                num_keypoints,
-                num_keypoints,
-                kernel_size=scale_kernel_size,
-                padding=scale_kernel_size // 2,
-                groups=num_keypoints),
-            init_cfg=dict(type='Constant', val=0, override=dict(name='3')))
+        self.scale_layers = Sequential(nn.Conv2d(feat_channels,
+                                                 num_keypoints,
+                                                 kernel_size=1),
+                                       nn.BatchNorm2d(num_keypoints),
+                                       nn.ReLU(inplace=True),
+                                       nn.Conv2d(num_keypoints,
+                                                 num_keypoints,
+                                                 kernel_size=scale_kernel_size,
+                                                 padding=scale_kernel_size //
+                                                 2,
+                                                 groups=num_keypoints),
+                                       init_cfg=dict(type='Constant',
+                                                     val=0,
+                                                     override=dict(name='3')))
         nn.init.zeros_(self.scale_layers[3].weight)
         nn.init.zeros_(self.scale_layers[3].bias)
 
@@ -150,16 +203,35 @@ class ScaleAdaptiveMixin:
         Returns:
             dict: ``loss_kpt`` and ``loss_scale``.
         """
-        scaled = scale_heatmaps(gt_heatmaps, scales, self.scale_target,
-                                self.min_scale_exponent, self.support_floor)
+        check_heatmap_shapes(
+            type(self).__name__, heatmaps, gt_heatmaps, target_weights, mask)
+        if scales.shape != heatmaps.shape:
+            raise ValueError(
+                f'{type(self).__name__}: the scale maps {list(scales.shape)} '
+                f'must have the shape of the heatmaps {list(heatmaps.shape)}')
+        scaled, penalty = scaled_target_and_penalty(gt_heatmaps, scales, mask,
+                                                    self.scale_target,
+                                                    self.min_scale_exponent,
+                                                    self.support_floor)
         extra = {}
         if self._loss_takes_weight_target:  # WAHR weight from the original
             extra['weight_target'] = gt_heatmaps
-        penalty = scales.pow(2) * gaussian_support(gt_heatmaps,
-                                                   self.support_floor)
-        if mask is not None:
-            penalty = penalty * mask
-        return dict(
-            loss_kpt=heatmap_loss(heatmaps, scaled, target_weights, mask,
-                                  **extra),
-            loss_scale=penalty.mean() * self.scale_loss_weight)
+        return dict(loss_kpt=heatmap_loss(heatmaps, scaled, target_weights,
+                                          mask, **extra),
+                    loss_scale=penalty * self.scale_loss_weight)
+
+
+@one_pass
+def scaled_target_and_penalty(gt_heatmaps: Tensor, scales: Tensor,
+                              mask: Optional[Tensor], mode: str,
+                              min_exponent: float,
+                              support_floor: float) -> Tuple[Tensor, Tensor]:
+    """:func:`scale_heatmaps` and the scale regulariser
+    ``mean(s^2 [gt in support] mask)`` (``mask`` 1 when ``None``) in one
+    pass over the pixels (see :func:`one_pass`)."""
+    scaled = scale_heatmaps(gt_heatmaps, scales, mode, min_exponent,
+                            support_floor)
+    penalty = scales.pow(2) * gaussian_support(gt_heatmaps, support_floor)
+    if mask is not None:
+        penalty = penalty * mask
+    return scaled, penalty.mean()

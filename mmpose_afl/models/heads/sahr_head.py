@@ -1,24 +1,22 @@
 """Scale-Adaptive Heatmap Regression head (SAHR) of SWAHR (Luo et al.,
 CVPR 2021) for top-down MMPose models, as in the official code
 (greatlog/SWAHR-HumanPose)."""
-import inspect
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import Sequential
 from mmpose.codecs import MSRAHeatmap, UDPHeatmap
 from mmpose.evaluation.functional import pose_pck_accuracy
 from mmpose.models.heads import HeatmapHead
 from mmpose.registry import MODELS
 from mmpose.utils.tensor_utils import to_numpy
 from mmpose.utils.typing import ConfigType, OptConfigType, OptSampleList
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..losses.gaussian_support import (GAUSSIAN_SUPPORT_FLOOR,
-                                       check_support_floor, gaussian_support)
+from ..losses.gaussian_support import GAUSSIAN_SUPPORT_FLOOR
+from .sahr_branch import (SCALE_TARGETS, ScaleAdaptiveMixin,  # noqa: F401
+                          final_layer_channels, scale_heatmaps)
 
 OptIntSeq = Optional[Sequence[int]]
-SCALE_TARGETS = ('power', 'taylor')
 
 
 def check_gaussian_heatmap_decoder(head: HeatmapHead) -> None:
@@ -39,53 +37,8 @@ def check_gaussian_heatmap_decoder(head: HeatmapHead) -> None:
         f"heatmap_type='gaussian'; got {got}")
 
 
-def scale_heatmaps(heatmaps: Tensor,
-                   scales: Tensor,
-                   mode: str = 'power',
-                   min_exponent: float = 0.1,
-                   support_floor: float = GAUSSIAN_SUPPORT_FLOOR) -> Tensor:
-    """The scale-adapted target ``gt^(1 + s)`` inside the Gaussian support
-    (``gt >= support_floor``, see :func:`gaussian_support`), 0 outside.
-
-    A Gaussian of std ``sigma`` becomes one of std ``sigma / sqrt(1 + s)``.
-    Outside the support the target is background (0), as with the official
-    code's Gaussians, which are cut off at 3 sigma: with the default floor
-    (``exp(-4.5)``, the value 3 sigma from the centre) the support is the
-    disc of radius 3 sigma under MMPose's standard, UDP and DARK encoders
-    alike, where ``gt > 0`` would be most of a DARK heatmap (78 % of the
-    pixels for one centred keypoint at 64x48; see :class:`WAHRLoss`).
-
-    Args:
-        heatmaps (Tensor): Ground-truth heatmaps ``gt`` in [0, 1],
-            [B, K, H, W]
-        scales (Tensor): Scale maps ``s``, [B, K, H, W]; not detached
-        mode (str): ``'power'``: the exact power ``exp((1 + s) ln gt)`` with
-            ``1 + s`` clamped to at least ``min_exponent``; ``'taylor'``:
-            the official code's 2nd-order expansion in ``s``,
-            ``gt (1 + s ln gt + (s ln gt)^2 / 2)``. Defaults to ``'power'``
-        min_exponent (float): Lower clamp of ``1 + s`` in ``'power'`` mode
-            (> 0). Defaults to 0.1
-        support_floor (float): The smallest ``gt`` inside the support; 0
-            gives ``gt > 0``. Defaults to :data:`GAUSSIAN_SUPPORT_FLOOR`
-
-    Returns:
-        Tensor: The scaled heatmaps, [B, K, H, W].
-    """
-    support = gaussian_support(heatmaps, support_floor)
-    # ln(gt) inside the support, 0 outside: no -inf and no NaN gradient
-    log_gt = torch.log(
-        torch.where(support, heatmaps, torch.ones_like(heatmaps)))
-    if mode == 'taylor':
-        log_scaled = log_gt * scales
-        scaled = heatmaps * (1 + log_scaled + 0.5 * log_scaled.pow(2))
-    else:
-        exponent = (1 + scales).clamp(min=min_exponent)
-        scaled = torch.exp(exponent * log_gt)
-    return torch.where(support, scaled, torch.zeros_like(scaled))
-
-
 @MODELS.register_module()
-class SAHRHead(HeatmapHead):
+class SAHRHead(ScaleAdaptiveMixin, HeatmapHead):
     """Top-down heatmap head with Scale-Adaptive Heatmap Regression.
 
     A :class:`HeatmapHead` (same layers, same state-dict keys, so a stock
@@ -185,23 +138,6 @@ class SAHRHead(HeatmapHead):
                      type='WAHRLoss', use_target_weight=True),
                  decoder: OptConfigType = None,
                  init_cfg: OptConfigType = None):
-        if not (isinstance(scale_kernel_size, int) and scale_kernel_size > 0
-                and scale_kernel_size % 2 == 1):
-            raise ValueError('SAHRHead: `scale_kernel_size` must be a '
-                             f'positive odd int (e.g. 9), got '
-                             f'{scale_kernel_size!r}')
-        if scale_target not in SCALE_TARGETS:
-            raise ValueError(f'SAHRHead: `scale_target` must be one of '
-                             f'{SCALE_TARGETS}, got {scale_target!r}')
-        if not min_scale_exponent > 0:
-            raise ValueError(
-                'SAHRHead: `min_scale_exponent` (the lower clamp of 1 + s) '
-                f'must be > 0 (e.g. 0.1), got {min_scale_exponent}')
-        if not scale_loss_weight >= 0:
-            raise ValueError('SAHRHead: `scale_loss_weight` must be >= 0 '
-                             f'(e.g. 1.0), got {scale_loss_weight}')
-        check_support_floor('SAHRHead', support_floor)
-
         super().__init__(
             in_channels=in_channels,
             out_channels=out_channels,
@@ -214,59 +150,17 @@ class SAHRHead(HeatmapHead):
             decoder=decoder,
             init_cfg=init_cfg)
         check_gaussian_heatmap_decoder(self)
-        loss_floor = getattr(self.loss_module, 'support_floor', support_floor)
-        if loss_floor != support_floor:
-            raise ValueError(
-                f'SAHRHead: `loss.support_floor` ({loss_floor}) must equal '
-                f'the head\'s `support_floor` ({support_floor}), so that the '
-                'loss and the scaled target share one Gaussian support')
-
-        self.scale_target = scale_target
-        self.min_scale_exponent = min_scale_exponent
-        self.scale_loss_weight = scale_loss_weight
-        self.support_floor = support_floor
-        self._loss_takes_weight_target = 'weight_target' in inspect.signature(
-            self.loss_module.forward).parameters
-
-        if conv_out_channels:
-            feat_channels = conv_out_channels[-1]
-        elif deconv_out_channels:
-            feat_channels = deconv_out_channels[-1]
-        else:
-            feat_channels = in_channels
-        # the head's init_cfg (Normal on every Conv2d) runs first, then this
-        # one zeroes the last conv: s = 0 after init_weights()
-        self.scale_layers = Sequential(
-            nn.Conv2d(feat_channels, out_channels, kernel_size=1),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(
-                out_channels,
-                out_channels,
-                kernel_size=scale_kernel_size,
-                padding=scale_kernel_size // 2,
-                groups=out_channels),
-            init_cfg=dict(type='Constant', val=0, override=dict(name='3')))
-        nn.init.zeros_(self.scale_layers[3].weight)
-        nn.init.zeros_(self.scale_layers[3].bias)
+        self.init_scale_branch(
+            final_layer_channels(in_channels, deconv_out_channels,
+                                 conv_out_channels), out_channels,
+            self.loss_module, 'loss', scale_kernel_size, scale_target,
+            min_scale_exponent, scale_loss_weight, support_floor)
 
     def forward_with_scales(self,
                             feats: Tuple[Tensor]) -> Tuple[Tensor, Tensor]:
         """Heatmaps and scale maps, both [B, K, H, W]."""
         x = self.conv_layers(self.deconv_layers(feats[-1]))
         return self.final_layer(x), self.scale_layers(x)
-
-    def effective_sigma(self, scales: Tensor) -> Tensor:
-        """The std ``sigma / sqrt(1 + s)`` (heatmap pixels) of the target
-        that scale maps ``scales`` give to the codec's Gaussian of std
-        ``sigma``, with ``1 + s`` clamped as in training (exact for
-        ``scale_target='power'``, a small-``s`` approximation for
-        ``'taylor'``). Needs ``decoder``."""
-        if self.decoder is None:
-            raise RuntimeError('SAHRHead.effective_sigma needs `decoder` '
-                               '(its Gaussian sigma)')
-        exponent = (1 + scales).clamp(min=self.min_scale_exponent)
-        return self.decoder.sigma / exponent.sqrt()
 
     def loss(self,
              feats: Tuple[Tensor],
@@ -294,22 +188,13 @@ class SAHRHead(HeatmapHead):
             d.gt_instance_labels.keypoint_weights for d in batch_data_samples
         ])
 
-        scaled = scale_heatmaps(gt_heatmaps, scales, self.scale_target,
-                                self.min_scale_exponent, self.support_floor)
-        support = gaussian_support(gt_heatmaps, self.support_floor)
-        extra = {}
-        if self._loss_takes_weight_target:  # WAHR weight from the original
-            extra['weight_target'] = gt_heatmaps
-        losses = dict(
-            loss_kpt=self.loss_module(heatmaps, scaled, keypoint_weights,
-                                      **extra),
-            loss_scale=(scales.pow(2) * support).mean() *
-            self.scale_loss_weight)
+        losses = self.sahr_losses(self.loss_module, heatmaps, scales,
+                                  gt_heatmaps, keypoint_weights)
 
         if train_cfg.get('compute_acc', True):
-            _, avg_acc, _ = pose_pck_accuracy(
-                output=to_numpy(heatmaps),
-                target=to_numpy(gt_heatmaps),
+            _, avg_acc, _ = pose_pck_accuracy(  # float: numpy has no bf16
+                output=to_numpy(heatmaps.float()),
+                target=to_numpy(gt_heatmaps.float()),
                 mask=to_numpy(keypoint_weights) > 0)
             losses.update(
                 acc_pose=torch.tensor(avg_acc, device=gt_heatmaps.device))

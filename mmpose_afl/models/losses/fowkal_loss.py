@@ -20,6 +20,7 @@ from .building_head import building_head
 from .gaussian_support import (GAUSSIAN_SUPPORT_FLOOR, check_support_floor,
                                gaussian_support)
 from .per_sample_loss import PerSampleHeatmapLoss
+from .wahr_loss import wahr_weight
 
 WHOLEBODY_METAINFO = 'configs/_base_/datasets/coco_wholebody.py'
 KAF_MODES = ('learned', 'heuristic')
@@ -504,15 +505,13 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         ``P`` constant), or ``None`` when ``weighting`` is ``None``."""
         if self.weighting is None:
             return None
-        gt = target.detach().clamp(min=0)
-        # P (and so P^g) is 0 outside the Gaussian's support
-        gt = torch.where(
-            gaussian_support(gt, self.support_floor), gt, torch.zeros_like(gt))
-        gt_pow = gt.pow(self.gamma)
-        abs_output = output.abs()
-        # P^g |1 - P^| + |P^| (1 - P^g), in fewer ops
-        weight = abs_output + gt_pow * ((1 - output).abs() - abs_output)
+        weight = wahr_weight(output, target, self.gamma, self.support_floor)
         if self.weighting == 'fwahr':
+            # tau * P, with P 0 outside the Gaussian's support
+            gt = target.detach().clamp(min=0)
+            gt = torch.where(
+                gaussian_support(gt, self.support_floor), gt,
+                torch.zeros_like(gt))
             weight = torch.where(output >= self.fwahr_threshold, weight,
                                  self.tau * gt)
         return weight

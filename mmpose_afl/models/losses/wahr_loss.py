@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmpose.registry import MODELS
 from torch import Tensor
 
+from ..compiled import one_pass
 from .gaussian_support import (GAUSSIAN_SUPPORT_FLOOR, check_support_floor,
                                gaussian_support)
 from .per_sample_loss import PerSampleHeatmapLoss
@@ -84,10 +85,9 @@ class WAHRLoss(PerSampleHeatmapLoss):
                  skip_empty_channel: bool = False,
                  loss_weight: float = 1.,
                  support_floor: float = GAUSSIAN_SUPPORT_FLOOR):
-        super().__init__(
-            use_target_weight=use_target_weight,
-            skip_empty_channel=skip_empty_channel,
-            loss_weight=loss_weight)
+        super().__init__(use_target_weight=use_target_weight,
+                         skip_empty_channel=skip_empty_channel,
+                         loss_weight=loss_weight)
         if not gamma > 0:
             raise ValueError(
                 f'WAHRLoss: `gamma` must be > 0 (e.g. 0.01), got {gamma}')
@@ -99,13 +99,8 @@ class WAHRLoss(PerSampleHeatmapLoss):
         """The WAHR weight ``W`` of every pixel (see the class docstring),
         from the predictions ``output`` and the heatmaps ``weight_target``
         (``G``, treated as a constant), both [B, K, H, W]."""
-        source = weight_target.detach()
-        gt_pow = torch.where(
-            gaussian_support(source, self.support_floor),
-            source.clamp(min=0).pow(self.gamma), torch.zeros_like(source))
-        # |P| (1 - G^g) + |1 - P| G^g, in fewer ops
-        abs_output = output.abs()
-        return abs_output + gt_pow * ((1 - output).abs() - abs_output)
+        return wahr_weight(output, weight_target, self.gamma,
+                           self.support_floor)
 
     def sample_losses(self,
                       output: Tensor,
@@ -118,13 +113,10 @@ class WAHRLoss(PerSampleHeatmapLoss):
             raise ValueError(
                 f'WAHRLoss: `weight_target` {list(weight_target.shape)} must '
                 f'have the shape of `target` {list(target.shape)}')
-        weight = self.weight(
-            output, target if weight_target is None else weight_target)
-        loss = F.mse_loss(output, target, reduction='none') * weight
-        _mask = self._get_mask(target, target_weights, mask)
-        if _mask is not None:
-            loss = loss * _mask
-        return loss.flatten(1).mean(dim=1)
+        return wahr_sample_losses(
+            output, target, target if weight_target is None else weight_target,
+            self._get_mask(target, target_weights, mask), self.gamma,
+            self.support_floor)
 
     def forward(self,
                 output: Tensor,
@@ -142,5 +134,36 @@ class WAHRLoss(PerSampleHeatmapLoss):
                 and the scale-adapted ones as ``target``. Defaults to
                 ``None``
         """
-        return super().forward(
-            output, target, target_weights, mask, weight_target=weight_target)
+        return super().forward(output,
+                               target,
+                               target_weights,
+                               mask,
+                               weight_target=weight_target)
+
+
+def wahr_weight(output: Tensor, weight_target: Tensor, gamma: float,
+                support_floor: float) -> Tensor:
+    """``W = |1 - P| G^gamma + |P| (1 - G^gamma)`` per pixel, ``G`` =
+    ``weight_target`` treated as a constant and 0 outside its Gaussian
+    support (:func:`gaussian_support`); shared with :class:`FoWKALLoss`."""
+    source = weight_target.detach()
+    gt_pow = torch.where(gaussian_support(source, support_floor),
+                         source.clamp(min=0).pow(gamma),
+                         torch.zeros_like(source))
+    # |P| (1 - G^g) + |1 - P| G^g, in fewer ops
+    abs_output = output.abs()
+    return abs_output + gt_pow * ((1 - output).abs() - abs_output)
+
+
+@one_pass
+def wahr_sample_losses(output: Tensor, target: Tensor, weight_target: Tensor,
+                       mask: Optional[Tensor], gamma: float,
+                       support_floor: float) -> Tensor:
+    """The per-sample means [B] of ``W (P - T)^2 mask`` (:class:`WAHRLoss`;
+    ``mask`` from ``_get_mask`` or ``None``) in one pass over the pixels
+    (see :func:`one_pass`)."""
+    loss = F.mse_loss(output, target, reduction='none') * wahr_weight(
+        output, weight_target, gamma, support_floor)
+    if mask is not None:
+        loss = loss * mask
+    return loss.flatten(1).mean(dim=1)
