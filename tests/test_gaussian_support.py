@@ -264,3 +264,22 @@ def test_support_stats_of_the_benchmark():
     # (768 + 695 + 768) / 2304 pixels > 0; (113 + 71 + 113) / 2304 inside
     assert (labelled > 0).mean() == pytest.approx(2231 / 2304)
     assert inside.mean() == pytest.approx(297 / 2304)
+
+
+def test_the_3_sigma_pixel_is_inside_in_float32_and_float64():
+    """A pixel exactly 3 sigma from an integer keypoint holds float32
+    exp(-4.5); compared in float64 it must not fall out (with the float64
+    floor exp(-4.5) it would: float32 rounds it down by 2e-10)."""
+    import math
+
+    from mmpose.codecs import MSRAHeatmap
+
+    from mmpose_afl.models.losses import gaussian_support
+    codec = MSRAHeatmap(input_size=(48, 64), heatmap_size=(12, 16), sigma=2)
+    heatmap = torch.from_numpy(
+        codec.encode(np.array([[[24., 32.]]]))['heatmaps'])[0]
+    rim = heatmap[8 + 6, 6]  # 3 sigma = 6 px below the centre (x 6, y 8)
+    assert rim == torch.tensor(math.exp(-4.5), dtype=torch.float32)
+    assert gaussian_support(heatmap)[14, 6]
+    assert gaussian_support(heatmap.double())[14, 6]
+    assert not (heatmap.double() >= math.exp(-4.5))[14, 6]

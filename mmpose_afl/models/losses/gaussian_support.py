@@ -2,15 +2,18 @@
 treat a pixel as foreground, the same under every MMPose Gaussian codec."""
 import math
 
+import numpy as np
 from torch import Tensor
 
-#: ``exp(-4.5)``: the value of a Gaussian 3 sigma from its centre, where
-#: MMPose's standard ``MSRAHeatmap`` (and ``UDPHeatmap``) cut it off along
-#: each axis. The unbiased (DARK) encoder does not cut it off at all (at
+#: ``exp(-4.5)`` rounded to float32 (the targets' dtype, so that a pixel
+#: exactly 3 sigma from an integer keypoint is inside the support whether
+#: it is compared in float32 or float64): the value of a Gaussian 3 sigma
+#: from its centre, where MMPose's standard ``MSRAHeatmap`` (and
+#: ``UDPHeatmap``) cut it off along each axis. The unbiased (DARK) encoder does not cut it off at all (at
 #: 256x192 most pixels of its heatmaps are > 0), so ``gt > 0`` is no
 #: foreground test there; ``gt >= GAUSSIAN_SUPPORT_FLOOR`` is the disc of
 #: radius 3 sigma under all three encoders.
-GAUSSIAN_SUPPORT_FLOOR = math.exp(-4.5)
+GAUSSIAN_SUPPORT_FLOOR = float(np.float32(math.exp(-4.5)))
 
 
 def check_support_floor(owner: str, support_floor: float) -> None:
