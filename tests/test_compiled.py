@@ -69,36 +69,43 @@ def test_an_input_error_is_the_eager_error_and_keeps_compiling(monkeypatch):
     assert fn.compiled is failing_compile
 
 
-def compiled_and_eager(monkeypatch, fn, inputs):
-    """Values and input gradients of ``fn`` (a one_pass function) with
-    compiling on, checked to really compile, and off."""
+def assert_compiled_equals_eager(monkeypatch, fn, run):
+    """``run(fn)`` (values and gradients of a one_pass function, a tuple of
+    tensors or ``None``s) with compiling on, checked to really compile,
+    equals ``run(fn)`` with compiling off."""
     results, calls = [], []
     compiled = fn.compiled
     monkeypatch.setattr(fn, 'compiled',
                         lambda *a: calls.append(1) or compiled(*a))
     for switch in ('1', '0'):
         monkeypatch.setenv(COMPILE_ENV, switch)
+        results.append(run(fn))
+    assert calls == [1]  # compiled once, eager once
+    for value_c, value_e in zip(*results):
+        assert (value_c is None) == (value_e is None)
+        if value_e is not None:
+            torch.testing.assert_close(value_c, value_e)
+    monkeypatch.setenv(COMPILE_ENV, '1')
+
+
+def values_and_gradients(*inputs):
+    """A ``run`` for :func:`assert_compiled_equals_eager`: the output of
+    ``fn(*inputs)`` and its sum's gradients to every float tensor input
+    (``None`` for one it treats as a constant)."""
+
+    def run(fn):
         leaves = [
             x.detach().clone().requires_grad_(x.is_floating_point())
             if isinstance(x, torch.Tensor) else x for x in inputs
         ]
         out = fn(*leaves)
-        grads = torch.autograd.grad(
-            out.sum(), [
-                x for x in leaves
-                if isinstance(x, torch.Tensor) and x.requires_grad
-            ],
-            allow_unused=True)  # e.g. WAHR's G: a constant
-        results.append((out, grads))
-    assert calls == [1]  # compiled once, eager once
-    return results
+        return (out, *torch.autograd.grad(out.sum(), [
+            x
+            for x in leaves if isinstance(x, torch.Tensor) and x.requires_grad
+        ],
+                                          allow_unused=True))
 
-
-def assert_same_gradients(compiled, eager):
-    for grad_c, grad_e in zip(compiled, eager):
-        assert (grad_c is None) == (grad_e is None)  # None: not an input
-        if grad_e is not None:
-            torch.testing.assert_close(grad_c, grad_e)
+    return run
 
 
 def small_heatmaps(seed=0, shape=(2, 3, 5, 4)):
@@ -116,33 +123,90 @@ def small_heatmaps(seed=0, shape=(2, 3, 5, 4)):
 def test_hsm_compiled_equals_eager_and_passes_gradcheck(monkeypatch):
     from mmpose_afl.models.losses.hsm_loss import hsm_sample_losses
     output, target, mask = small_heatmaps()
-    inputs = (output, target, mask, 1.0, 2.0)
-    (out_c, grads_c), (out_e,
-                       grads_e) = compiled_and_eager(monkeypatch,
-                                                     hsm_sample_losses, inputs)
-    torch.testing.assert_close(out_c, out_e)
-    assert_same_gradients(grads_c, grads_e)
-    monkeypatch.setenv(COMPILE_ENV, '1')
+    assert_compiled_equals_eager(
+        monkeypatch, hsm_sample_losses,
+        values_and_gradients(output, target, mask, 1.0, 2.0))
     assert torch.autograd.gradcheck(
         lambda o: hsm_sample_losses(o, target, mask, 1.0, 2.0),
         output.clone().requires_grad_())
+
+
+def test_wahr_compiled_equals_eager_and_passes_gradcheck(monkeypatch):
+    from mmpose_afl.models.losses.wahr_loss import wahr_sample_losses
+    output, target, mask = small_heatmaps(seed=4)
+    weight_target = target.sqrt()  # another G than T, as under SAHR
+    assert_compiled_equals_eager(
+        monkeypatch, wahr_sample_losses,
+        values_and_gradients(output, target, weight_target, mask, 0.5, 0.05))
+    assert torch.autograd.gradcheck(
+        lambda o: wahr_sample_losses(o, target, weight_target, mask, 0.5, 0.05
+                                     ),
+        output.clone().requires_grad_())
+
+
+@pytest.mark.parametrize('mode', ['power', 'taylor'])
+def test_sahr_target_compiled_equals_eager_and_passes_gradcheck(
+        monkeypatch, mode):
+    from mmpose_afl.models.heads.sahr_branch import scaled_target_and_penalty
+    _, target, mask = small_heatmaps(seed=5)
+    scales = 0.4 * torch.randn(target.shape,
+                               dtype=torch.float64,
+                               generator=torch.Generator().manual_seed(6))
+
+    def combined(fn, s):
+        scaled, penalty = fn(target, s, mask, mode, 0.1, 0.05)
+        return scaled.sum() + 3 * penalty
+
+    def run(fn):
+        leaf = scales.clone().requires_grad_()
+        value = combined(fn, leaf)
+        return (value, *torch.autograd.grad(value, leaf))
+
+    assert_compiled_equals_eager(monkeypatch, scaled_target_and_penalty, run)
+    # gradcheck back-propagates with retain_graph=True, which a compiled
+    # backward that donates its buffers refuses (training never does)
+    with torch._functorch.config.patch(donated_buffer=False):
+        assert torch.autograd.gradcheck(
+            lambda s: combined(scaled_target_and_penalty, s),
+            scales.clone().requires_grad_())
+
+
+@pytest.mark.parametrize('weighting', ['fwahr', None])
+def test_fowkal_terms_compiled_equal_eager_and_mmpose_awing(
+        monkeypatch, weighting):
+    from mmpose.models.losses import AdaptiveWingLoss
+    from mmpose.registry import MODELS
+
+    from mmpose_afl.models.losses.fowkal_loss import fowkal_keypoint_terms
+    output, target, mask = small_heatmaps(seed=3)
+    output = output.sigmoid()  # heatmaps, as FoWKAL sees them
+    loss = MODELS.build(
+        dict(type='FoWKALLoss',
+             parts=dict(body=[0, 1, 2]),
+             dense_parts=(),
+             weighting=weighting))
+
+    def run(fn):
+        leaf = output.clone().requires_grad_()
+        awing, mse = fn(loss, leaf, target, mask)
+        return (awing, mse, *torch.autograd.grad(
+            (awing + 2 * mse).sum(), leaf))
+
+    assert_compiled_equals_eager(monkeypatch, fowkal_keypoint_terms, run)
+    if weighting is None:  # unweighted, unmasked: MMPose's AWing itself
+        awing, _ = fowkal_keypoint_terms(loss, output, target, None)
+        torch.testing.assert_close(awing.mean(),
+                                   AdaptiveWingLoss()(output, target))
 
 
 def test_topology_centroids_compiled_equal_eager(monkeypatch):
     from mmpose_afl.models.afl_critic import keypoint_centroids
     _, target, _ = small_heatmaps(seed=1)
     weights = torch.tensor([[1., 0., 1.], [1., 1., 1.]], dtype=torch.float64)
-    results, calls = [], []
-    compiled = keypoint_centroids.compiled
-    monkeypatch.setattr(keypoint_centroids, 'compiled',
-                        lambda *a: calls.append(1) or compiled(*a))
-    for switch in ('1', '0'):
-        monkeypatch.setenv(COMPILE_ENV, switch)
-        results.append(keypoint_centroids(target, 0.5, weights))
-    assert calls == [1]
-    (centroids_c, present_c), (centroids_e, present_e) = results
-    assert torch.equal(present_c, present_e) and not present_e.all()
-    torch.testing.assert_close(centroids_c, centroids_e)
+    assert_compiled_equals_eager(monkeypatch, keypoint_centroids,
+                                 lambda fn: fn(target, 0.5, weights))
+    _, present = keypoint_centroids(target, 0.5, weights)
+    assert not present.all()  # a missing keypoint is part of the case
 
 
 def test_afl_mse_per_sample_equals_mmpose_mse_per_sample(monkeypatch):
@@ -174,88 +238,3 @@ def test_afl_mse_per_sample_equals_mmpose_mse_per_sample(monkeypatch):
             ])
             torch.testing.assert_close(
                 afl.per_sample_base_loss(output, target, weights), expected)
-
-
-@pytest.mark.parametrize('weighting', ['fwahr', None])
-def test_fowkal_terms_compiled_equal_eager_and_mmpose_awing(
-        monkeypatch, weighting):
-    from mmpose.models.losses import AdaptiveWingLoss
-    from mmpose.registry import MODELS
-
-    from mmpose_afl.models.losses.fowkal_loss import fowkal_keypoint_terms
-    output, target, mask = small_heatmaps(seed=3)
-    output = output.sigmoid()  # heatmaps, as FoWKAL sees them
-    loss = MODELS.build(
-        dict(type='FoWKALLoss',
-             parts=dict(body=[0, 1, 2]),
-             dense_parts=(),
-             weighting=weighting))
-    fn = fowkal_keypoint_terms
-    results, calls = [], []
-    compiled = fn.compiled
-    monkeypatch.setattr(fn, 'compiled',
-                        lambda *a: calls.append(1) or compiled(*a))
-    for switch in ('1', '0'):
-        monkeypatch.setenv(COMPILE_ENV, switch)
-        leaf = output.clone().requires_grad_()
-        awing, mse = fn(loss, leaf, target, mask)
-        grad, = torch.autograd.grad((awing + 2 * mse).sum(), leaf)
-        results.append((awing, mse, grad))
-    assert calls == [1]
-    for compiled_value, eager_value in zip(*results):
-        torch.testing.assert_close(compiled_value, eager_value)
-    if weighting is None:  # unweighted, unmasked: MMPose's AWing itself
-        monkeypatch.setenv(COMPILE_ENV, '1')
-        awing, _ = fn(loss, output, target, None)
-        torch.testing.assert_close(awing.mean(),
-                                   AdaptiveWingLoss()(output, target))
-
-
-def test_wahr_compiled_equals_eager_and_passes_gradcheck(monkeypatch):
-    from mmpose_afl.models.losses.wahr_loss import wahr_sample_losses
-    output, target, mask = small_heatmaps(seed=4)
-    weight_target = target.sqrt()  # another G than T, as under SAHR
-    inputs = (output, target, weight_target, mask, 0.5, 0.05)
-    (out_c, grads_c), (out_e,
-                       grads_e) = compiled_and_eager(monkeypatch,
-                                                     wahr_sample_losses,
-                                                     inputs)
-    torch.testing.assert_close(out_c, out_e)
-    assert_same_gradients(grads_c, grads_e)
-    monkeypatch.setenv(COMPILE_ENV, '1')
-    assert torch.autograd.gradcheck(
-        lambda o: wahr_sample_losses(o, target, weight_target, mask, 0.5, 0.05
-                                     ),
-        output.clone().requires_grad_())
-
-
-@pytest.mark.parametrize('mode', ['power', 'taylor'])
-def test_sahr_target_compiled_equals_eager_and_passes_gradcheck(
-        monkeypatch, mode):
-    from mmpose_afl.models.heads.sahr_branch import scaled_target_and_penalty
-    _, target, mask = small_heatmaps(seed=5)
-    scales = 0.4 * torch.randn(target.shape,
-                               dtype=torch.float64,
-                               generator=torch.Generator().manual_seed(6))
-    fn = scaled_target_and_penalty
-    results, calls = [], []
-    compiled = fn.compiled
-    monkeypatch.setattr(fn, 'compiled',
-                        lambda *a: calls.append(1) or compiled(*a))
-    for switch in ('1', '0'):
-        monkeypatch.setenv(COMPILE_ENV, switch)
-        leaf = scales.clone().requires_grad_()
-        scaled, penalty = fn(target, leaf, mask, mode, 0.1, 0.05)
-        grad, = torch.autograd.grad(scaled.sum() + 3 * penalty, leaf)
-        results.append((scaled, penalty, grad))
-    assert calls == [1]
-    for compiled_value, eager_value in zip(*results):
-        torch.testing.assert_close(compiled_value, eager_value)
-    monkeypatch.setenv(COMPILE_ENV, '1')
-    # gradcheck back-propagates with retain_graph=True, which a compiled
-    # backward that donates its buffers refuses (training never does)
-    with torch._functorch.config.patch(donated_buffer=False):
-        assert torch.autograd.gradcheck(
-            lambda s: fn(target, s, mask, mode, 0.1, 0.05)[0].sum() + fn(
-                target, s, mask, mode, 0.1, 0.05)[1],
-            scales.clone().requires_grad_())
