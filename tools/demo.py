@@ -261,6 +261,17 @@ def compare(kind: str, runs: Dict[str, Tuple[Dict, Path]],
     return md
 
 
+def demo_methods(text: str) -> List[str]:
+    """The value of a ``--methods`` option: a comma-separated subset of
+    :data:`DEMOS`."""
+    methods = text.split(',')
+    unknown = sorted(set(methods) - set(DEMOS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f'unknown {unknown}; choose from {list(DEMOS)}')
+    return methods
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
@@ -271,7 +282,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='quick: %(quick)s; full: %(full)s (default: %%(default)s)' % {
             k: ', '.join(f'{n}={v}' for n, v in p.items())
             for k, p in PRESETS.items()})
-    parser.add_argument('--methods', default=','.join(DEMOS),
+    parser.add_argument('--methods', type=demo_methods, default=list(DEMOS),
                         help='comma-separated subset of '
                         f'{",".join(DEMOS)} (default: all)')
     parser.add_argument('--epochs', type=int,
@@ -291,12 +302,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="where the runs, tables and figures go, "
                         "relative to the repo (default: the preset's)")
     args = parser.parse_args(argv)
-    methods = args.methods.split(',')
-    unknown = sorted(set(methods) - set(DEMOS))
-    if unknown:
-        parser.error(f'unknown --methods {unknown}; choose from '
-                     f'{list(DEMOS)}')
-    args.methods = methods
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)

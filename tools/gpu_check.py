@@ -43,7 +43,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / 'tools'))
-from demo import DEMOS, ensure_data, run_options  # noqa: E402
+from demo import DEMOS, demo_methods, ensure_data, run_options  # noqa: E402
 
 LOSS_LINE = re.compile(r'Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/\d+\].*?'
                        r'\bloss: (\S+)')
@@ -157,7 +157,8 @@ def main(argv=None) -> int:
                         help='the same flow on the CPU, tiny and without '
                         '--amp, for the test suite')
     parser.add_argument('--methods',
-                        default=','.join(DEMOS),
+                        type=demo_methods,
+                        default=list(DEMOS),
                         help=f'comma-separated subset of {",".join(DEMOS)} '
                         '(default: all)')
     parser.add_argument('--out-dir',
@@ -166,11 +167,7 @@ def main(argv=None) -> int:
                         '(default: work_dirs/gpu_check, results in '
                         'benchmarks/)')
     args = parser.parse_args(argv)
-    methods = args.methods.split(',')
-    unknown = sorted(set(methods) - set(DEMOS))
-    if unknown:
-        parser.error(f'unknown --methods {unknown}; choose from '
-                     f'{list(DEMOS)}')
+    methods = args.methods
     if not args.dry_run and not torch.cuda.is_available():
         parser.error('torch sees no GPU: run it where there is one, or '
                      'use --dry-run')
