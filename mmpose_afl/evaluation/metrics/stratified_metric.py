@@ -79,7 +79,7 @@ from mmpose.evaluation.metrics import CocoMetric
 from mmpose.registry import METRICS
 from xtcocotools.cocoeval import COCOeval
 
-from .wholebody_part_metric import CocoWholeBodyPartMetric
+from .wholebody_part_metric import CocoWholeBodyPartMetric, hands_mean
 
 GROUPS = ('occlusion', 'keypoints', 'area', 'flags')
 NOBODY_OKS = 1e-4  # below it, an unmatched detection is nobody's
@@ -306,9 +306,8 @@ class StratifiedCocoWholeBodyMetric(StratifiedMixin, CocoWholeBodyPartMetric):
         results = []
         for name in per_run['lefthand_']:
             for index, stat in enumerate(('AP', 'AR')):
-                sides = [per_run[side][name][index]
-                         for side in ('lefthand_', 'righthand_')
-                         if per_run[side][name][index] >= 0]
-                results.append((f'hand_{stat}_{name}',
-                                float(np.mean(sides)) if sides else -1.))
+                results.append(
+                    (f'hand_{stat}_{name}',
+                     hands_mean(per_run['lefthand_'][name][index],
+                                per_run['righthand_'][name][index])))
         return results

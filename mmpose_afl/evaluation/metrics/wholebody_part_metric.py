@@ -11,6 +11,13 @@ STATS_NAMES = ('AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5',
                'AR .75', 'AR (M)', 'AR (L)')
 
 
+def hands_mean(left: float, right: float) -> float:
+    """The ``hand`` value of the two sides' values: the mean of those that
+    were evaluated (>= 0); -1 when neither was."""
+    sides = [value for value in (left, right) if value >= 0]
+    return float(np.mean(sides)) if sides else -1.
+
+
 @METRICS.register_module()
 class CocoWholeBodyPartMetric(CocoWholeBodyMetric):
     """COCO-WholeBody AP/AR of the whole body and of each part.
@@ -73,10 +80,9 @@ class CocoWholeBodyPartMetric(CocoWholeBodyMetric):
             results += [(f'{part}_AP', stats[part][0]),
                         (f'{part}_AR', stats[part][5])]
         for name, index in (('AP', 0), ('AR', 5)):
-            sides = [stats[side][index] for side in ('lefthand', 'righthand')
-                     if stats[side][index] >= 0]
             results.append((f'hand_{name}',
-                            float(np.mean(sides)) if sides else -1.))
+                            hands_mean(stats['lefthand'][index],
+                                       stats['righthand'][index])))
         return results
 
     def _evaluate(self, coco_det, iou_type: str,
