@@ -242,6 +242,79 @@ def test_masked_ae_head_loss_and_why_it_exists():
         stock.loss(feats, samples)
 
 
+def ae_head_loss(head, feats, samples):
+    return sum(v for k, v in head.loss(feats, samples).items()
+               if k.startswith('loss'))
+
+
+def assert_finite_state(head):
+    for name, tensor in head.state_dict().items():
+        if tensor.is_floating_point():
+            assert tensor.isfinite().all(), name
+
+
+@pytest.mark.parametrize('type_', ['AESAHRHead', 'MaskedAEHead'])
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_bottom_up_heads_under_autocast(type_, dtype):
+    """Issue 13's fuzz cases for the bottom-up heads: under CPU autocast
+    the loss is finite and within the dtype's precision of float32's."""
+    head = build_head(type_)
+    samples, feats = fake_batch(4), (torch.rand(2, 8, 16, 16), )
+    expected = ae_head_loss(head, feats, samples)
+    with torch.autocast('cpu', dtype=dtype):
+        value = ae_head_loss(head, feats, samples)
+    value.backward()
+    torch.testing.assert_close(value.float(), expected, rtol=3e-2,
+                               atol=1e-5)
+    assert all(p.grad is None or p.grad.isfinite().all()
+               for p in head.parameters())
+    assert_finite_state(head)
+
+
+@pytest.mark.parametrize('type_', ['AESAHRHead', 'MaskedAEHead'])
+def test_bottom_up_heads_channels_last_and_bad_shapes(type_):
+    head = build_head(type_)
+    samples, feats = fake_batch(5), (torch.rand(2, 8, 16, 16), )
+    expected = ae_head_loss(head, feats, samples)
+    torch.testing.assert_close(
+        ae_head_loss(head, tuple(
+            f.to(memory_format=torch.channels_last) for f in feats),
+                     samples), expected)
+    for sample in samples:  # gt one pixel narrower than the output
+        gt = sample.gt_fields
+        sample.gt_fields = PixelData(heatmaps=gt.heatmaps[..., :-1],
+                                     heatmap_mask=gt.heatmap_mask[..., :-1])
+    with pytest.raises(ValueError, match=r'\[2, 2, 16, 15\]'):
+        head.loss(feats, samples)
+
+
+@pytest.mark.parametrize('pixel', [math.nan, math.inf, 1e30])
+def test_bottom_up_sahr_head_bad_pixel_leaves_the_state_finite(pixel):
+    """One bad value in the final layer's output (what an fp16 overflow
+    gives; as in tests/test_loss_fuzz.py): the loss may be non-finite, the
+    head's state stays finite, and on the next batch the head gives what a
+    twin that saw the same batch without the bad value gives."""
+    head, twin = build_head(), build_head()
+    twin.load_state_dict(head.state_dict())
+    samples, feats = fake_batch(6), (torch.rand(2, 8, 16, 16), )
+
+    def corrupt(module, inputs, output):
+        output = output.clone()
+        output[0, 0, 3, 3] = pixel
+        return output
+
+    hook = head.final_layer.register_forward_hook(corrupt)
+    head.loss(feats, samples)
+    hook.remove()
+    twin.loss(feats, samples)
+    assert_finite_state(head)
+    torch.testing.assert_close(ae_head_loss(head, feats, samples),
+                               ae_head_loss(twin, feats, samples))
+    for (name, a), b in zip(head.state_dict().items(),
+                            twin.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_an_image_without_people_is_background_only():
     samples = fake_batch(7)
     codec = KEYPOINT_CODECS.build(CODEC)

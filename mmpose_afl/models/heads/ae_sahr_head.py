@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ... import codecs  # noqa: F401  (registers AssociativeEmbeddingLabels)
 from ..losses.gaussian_support import GAUSSIAN_SUPPORT_FLOOR
+from ..losses.per_sample_loss import check_heatmap_shapes
 from .sahr_branch import ScaleAdaptiveMixin, final_layer_channels
 
 OptIntSeq = Optional[Sequence[int]]
@@ -45,7 +46,10 @@ class MaskedAEHead(AssociativeEmbeddingHead):
                         gt_heatmaps: Tensor,
                         gt_masks: Tensor) -> Dict[str, Tensor]:
         """``loss_kpt``: the keypoint loss of ``heatmaps`` against
-        ``gt_heatmaps`` on the pixels of ``gt_masks``."""
+        ``gt_heatmaps`` on the pixels of ``gt_masks`` (shapes checked first,
+        whatever the loss, so a mismatch names both shapes)."""
+        check_heatmap_shapes(type(self).__name__, heatmaps, gt_heatmaps,
+                             mask=gt_masks)
         return dict(
             loss_kpt=self.loss_module.keypoint_loss(heatmaps, gt_heatmaps,
                                                     None, gt_masks))
