@@ -4,7 +4,7 @@
         [--step-batch N] [--repeats 7] [--threads 1] [--out FILE]
 
 ``make bench`` runs it on the CPU, and on the GPU too when there is one.
-Three tables, written as markdown to ``benchmarks/results_<device>.md``
+Four tables, written as markdown to ``benchmarks/results_<device>.md``
 with the date and the machine:
 
 1. **Losses**: forward + backward of each loss on the same
@@ -22,6 +22,9 @@ with the date and the machine:
    loss, backward, optimizer step) of HRNet-w32 256x192 with each method's
    config ÷ the stock MMPose config of the same dataset; AFL includes its
    critic step. Randomly initialised weights, random images.
+4. **FoWKAL per pixel**: each piece of FoWKAL's per-pixel maths (squared
+   error, MMPose's AWing criterion, the WAHR and FWAHR weights) compiled
+   alone, forward + backward ÷ ``KeypointMSELoss``: where its time goes.
 
 Protocol: in every repetition each candidate of a table runs once, in an
 order that rotates between repetitions, on the same tensors; a ratio is
@@ -266,6 +269,47 @@ def bench_losses(batch: int, device, repeats: int) -> List[str]:
     return lines
 
 
+def bench_breakdown(batch: int, device, repeats: int) -> List[str]:
+    """Table 4: where FoWKAL's time goes, per pixel. Each piece of its
+    per-pixel maths compiled alone (as the loss compiles it all together),
+    forward + backward of its mean, ÷ KeypointMSELoss."""
+    from mmpose.models.losses import AdaptiveWingLoss
+    from mmpose.registry import MODELS
+
+    from mmpose_afl.models.compiled import one_pass
+    from mmpose_afl.models.losses.wahr_loss import wahr_weight
+    awing = AdaptiveWingLoss()
+    fowkal = MODELS.build(dict(type='FoWKALLoss'))
+    pieces = {
+        'squared error (P^ - P)^2':
+        lambda p, t: (p - t).pow(2),
+        'AWing (MMPose criterion: 3 pow, 1 log, 1 where)':
+        lambda p, t: torch.func.vmap(awing.criterion)
+        (p.reshape(-1, 1, 1, 1, 1), t.reshape(-1, 1, 1, 1, 1)),
+        'WAHR weight (1 pow)':
+        lambda p, t: wahr_weight(p, t, 0.01, fowkal.support_floor),
+        'FWAHR weight (WAHR weight + threshold, tau P)':
+        lambda p, t: fowkal.pixel_weights(p, t),
+    }
+    lines = [
+        f'### 4. FoWKAL per pixel: each piece alone on [{batch}, 133, 64, '
+        '48], compiled, forward + backward ÷ KeypointMSELoss', '',
+        '| piece | time (ms) | ÷ MSE |', '|---|---:|---:|'
+    ]
+    pred, gt, weights = heatmaps(batch, 133, device)
+    fns = {'KeypointMSELoss': loss_step(MSE, pred, gt, weights, device)}
+    for name, piece in pieces.items():
+        fn = one_pass(lambda p, t, piece=piece: piece(p, t).mean())
+        leaf = pred.detach().clone().requires_grad_(True)
+        fns[name] = (
+            lambda fn=fn, leaf=leaf: torch.autograd.grad(fn(leaf, gt), [leaf]))
+    times = side_by_side(fns, device, repeats)
+    for name in pieces:
+        lines.append(f'| {name} | {statistics.median(times[name]) * 1e3:.1f}'
+                     f' | {ratio(times, name, "KeypointMSELoss"):.2f} |')
+    return lines
+
+
 def critic_flops(critic, k: int, device) -> int:
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as counter:
@@ -453,10 +497,11 @@ def main(argv=None) -> int:
                         help='CPU intra-op threads (default: %(default)s)')
     parser.add_argument('--tables',
                         nargs='+',
-                        default=['1', '2', '3'],
-                        choices=['1', '2', '3'],
+                        default=['1', '2', '3', '4'],
+                        choices=['1', '2', '3', '4'],
                         help='which tables to measure: 1 losses, 2 AFL '
-                        'critic side, 3 training steps (default: all)')
+                        'critic side, 3 training steps, 4 FoWKAL\'s cost per '
+                        'pixel (default: all)')
     parser.add_argument('--out',
                         help='markdown file to write (default: '
                         'benchmarks/results_<device>.md)')
@@ -482,6 +527,8 @@ def main(argv=None) -> int:
         '3':
         lambda: sum((bench_steps(batch, device, args.repeats) + ['']
                      for batch in step_batches), [])[:-1],
+        '4':
+        lambda: bench_breakdown(args.batch, device, args.repeats),
     }
     lines = [
         f'# Speed and memory on {device.type.upper()}', '',
