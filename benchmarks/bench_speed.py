@@ -218,20 +218,22 @@ def loss_step(cfg: dict, pred, gt, weights, device) -> Fn:
 
 
 def sahr_step(pred, gt, weights, device) -> Fn:
-    """What ``SAHRHead.loss`` computes after its forward: the WAHR loss
-    against ``gt^(1+s)`` (weight from the original ``gt``) plus the scale
-    regulariser, differentiated to the heatmaps and the scale maps."""
+    """What ``SAHRHead.loss`` computes after its forward
+    (``sahr_losses``: the WAHR loss against ``gt^(1+s)``, weight from the
+    original ``gt``, plus the scale regulariser), differentiated to the
+    heatmaps and the scale maps."""
     from mmpose.registry import MODELS
-    from mmpose_afl.models.heads.sahr_head import scale_heatmaps
-    wahr = MODELS.build(dict(type='WAHRLoss', use_target_weight=True))
+    head = MODELS.build(
+        dict(type='SAHRHead',
+             in_channels=8,
+             out_channels=gt.shape[1],
+             deconv_out_channels=None)).to(device)
     leaf = pred.detach().clone().requires_grad_(True)
     scales = torch.zeros_like(gt, requires_grad=True)
 
     def step():
-        loss = wahr(
-            leaf, scale_heatmaps(gt, scales), weights,
-            weight_target=gt) + (scales.pow(2) * (gt > 0)).mean()
-        torch.autograd.grad(loss, [leaf, scales])
+        losses = head.sahr_losses(head.loss_module, leaf, scales, gt, weights)
+        torch.autograd.grad(sum(losses.values()), [leaf, scales])
 
     return step
 
