@@ -17,8 +17,11 @@ BASELINE_WB = ('configs/baseline/'
                'td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py')
 # every name the project registers into MMPose's registries
 REGISTERED = {
-    'AFLCritic', 'AFLCriticHook', 'AFLHeatmapLoss', 'CocoWholeBodyPartMetric',
-    'FoWKALLoss', 'HSMLoss', 'SAHRHead', 'SigmoidHeatmapHead', 'WAHRLoss'
+    'AESAHRHead', 'AFLCritic', 'AFLCriticHook', 'AFLHeatmapLoss',
+    'AssociativeEmbeddingLabels', 'CocoWholeBodyPartMetric', 'FoWKALLoss',
+    'HSMLoss', 'MaskedAEHead', 'ReseedBeforeInitHook', 'SAHRHead',
+    'SigmoidHeatmapHead', 'StratifiedCocoMetric',
+    'StratifiedCocoWholeBodyMetric', 'WAHRLoss'
 }
 
 
@@ -31,8 +34,8 @@ from mmengine.config import Config
 assert 'mmpose_afl' not in sys.modules
 cfg = Config.fromfile({str(REPO / BASELINE)!r})
 assert 'mmpose_afl' in sys.modules
-from mmpose.registry import HOOKS, METRICS, MODELS
-ours = sorted(name for reg in (MODELS, HOOKS, METRICS)
+from mmpose.registry import HOOKS, KEYPOINT_CODECS, METRICS, MODELS
+ours = sorted(name for reg in (MODELS, HOOKS, METRICS, KEYPOINT_CODECS)
               for name, cls in reg.module_dict.items()
               if cls.__module__.startswith('mmpose_afl'))
 print(','.join(ours))

@@ -16,6 +16,7 @@ from mmpose.testing import get_packed_inputs
 
 import mmpose_afl  # noqa: F401
 from mmpose_afl.models.heads.sahr_head import scale_heatmaps
+from mmpose_afl.models.losses import GAUSSIAN_SUPPORT_FLOOR
 from tests.e2e import (REPO, data_options, last_checkpoint, run_train,
                        short_schedule)
 
@@ -420,8 +421,8 @@ def test_config_builds(config):
     assert model.head.loss_module.gamma == 0.01
     assert model.head.scale_layers[3].kernel_size == (9, 9)
     assert model.head.scale_target == 'power'
-    assert model.head.support_floor == np.exp(-4.5)
-    assert model.head.loss_module.support_floor == np.exp(-4.5)
+    assert model.head.support_floor == GAUSSIAN_SUPPORT_FLOOR  # exp(-4.5)
+    assert model.head.loss_module.support_floor == GAUSSIAN_SUPPORT_FLOOR
     assert cfg.model.test_cfg.flip_test
     num_keypoints = cfg.model.head.out_channels
     with torch.no_grad():
