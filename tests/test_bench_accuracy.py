@@ -155,7 +155,7 @@ def test_gpu_preset_dry_run_on_the_cpu(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = out.read_text()
-    assert 'ResNet-18 256x192' in text and '(4 train / 2 val images)' in text
+    assert '(input coco 256x192)' in text and '(4 train / 2 val images)' in text
     assert '| metric | MSE | Δ AFL (MSE) |' in text
     assert '| AP | ' in text and paired.RULE in text
     assert out.with_name('report_paired.png').is_file()
@@ -183,3 +183,30 @@ def test_no_gpu_is_an_error_not_a_cpu_run(tmp_path):
          '--out-dir', str(tmp_path)], cwd=REPO, capture_output=True,
         text=True, timeout=300)
     assert proc.returncode == 2 and 'no GPU' in proc.stderr
+
+
+@pytest.mark.parametrize('input_size', [(144, 192), (96, 100), (0, 128),
+                                        (96, ), (96.5, 128)])
+def test_input_size_not_a_multiple_of_32_is_a_clear_error(input_size):
+    # 192x144 used to train until the loss, then fail on heatmaps 4 px
+    # wider than the codec's
+    with pytest.raises(ValueError, match='input_size'):
+        bench_accuracy.check_input_size(input_size)
+    with pytest.raises(ValueError, match='input_size'):
+        bench_accuracy._resize({'input_size': (96, 128)}, input_size)
+    bench_accuracy.check_input_size((96, 128))
+    bench_accuracy.check_input_size(None)
+
+
+def test_cpu_preset_is_the_calibrated_one():
+    cpu = bench_accuracy.PRESETS['cpu']
+    assert (cpu['batch_size'], cpu['epochs'],
+            cpu['seeds']) == (8, 12, [0, 1, 2])
+    assert cpu['input_size'] == {'coco': None, 'wholebody': (128, 192)}
+    for dataset, methods in cpu['methods'].items():
+        assert methods[0] == bench_accuracy.REFERENCE
+        assert all(dataset in bench_accuracy.METHODS[m] for m in methods)
+    cfg = {'codec': {'input_size': (96, 128), 'heatmap_size': (24, 32)}}
+    bench_accuracy._resize(cfg, (128, 192))
+    assert cfg['codec'] == {'input_size': (128, 192),
+                            'heatmap_size': (32, 48)}
