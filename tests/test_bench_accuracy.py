@@ -155,7 +155,8 @@ def test_gpu_preset_dry_run_on_the_cpu(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = out.read_text()
-    assert '(input coco 256x192)' in text and '(4 train / 2 val images)' in text
+    assert '(input coco 256x192)' in text
+    assert '(4 train / 2 val images)' in text
     assert '| metric | MSE | Δ AFL (MSE) |' in text
     assert '| AP | ' in text and paired.RULE in text
     assert out.with_name('report_paired.png').is_file()
