@@ -285,9 +285,11 @@ def bench_breakdown(batch: int, device, repeats: int) -> List[str]:
     pieces = {
         'squared error (P^ - P)^2':
         lambda p, t: (p - t).pow(2),
-        'AWing (MMPose criterion: 3 pow, 1 log, 1 where)':
+        'AWing, MMPose criterion via vmap (3 pow, 2 log, 1 where)':
         lambda p, t: torch.func.vmap(awing.criterion)
         (p.reshape(-1, 1, 1, 1, 1), t.reshape(-1, 1, 1, 1, 1)),
+        "AWing, FoWKAL's awing_map (1 exp, 1 pow, 2 log1p, 1 where)":
+        fowkal.awing_map,
         'WAHR weight (1 pow)':
         lambda p, t: wahr_weight(p, t, 0.01, fowkal.support_floor),
         'FWAHR weight (WAHR weight + threshold, tau P)':

@@ -239,6 +239,41 @@ def test_awing_matches_numpy_and_mmpose_adaptive_wing_loss():
     assert torch.allclose(mse_only(*args), mmpose_mse(*args), rtol=1e-7)
 
 
+def test_awing_map_equals_mmpose_criterion_in_value_and_gradient():
+    # awing_map writes MMPose's criterion out (exp instead of pow of the
+    # constant base, log1p): same values and gradients in float64, also at
+    # delta = 0 (pow's gradient there is 0, exp/log's would be NaN), on
+    # both sides of delta = theta and for targets 0 and 1
+    from mmpose.models.losses import AdaptiveWingLoss
+    loss = build()
+    target = torch.tensor([0., 0., 0.3, 1., 1., 0.7, 0., 0.2, 0.9],
+                          dtype=torch.float64)
+    output = target + torch.tensor(
+        [0., 0.49, -0.51, 0., -0.2, 0.8, 2.5, -1e-3, 0.5],
+        dtype=torch.float64)
+    shape = (1, 1, 3, 3)
+    target, output = target.view(shape), output.view(shape)
+    mmpose = torch.func.vmap(AdaptiveWingLoss().criterion)
+
+    def mmpose_map(out):
+        return mmpose(out.reshape(-1, 1, 1, 1, 1),
+                      target.reshape(-1, 1, 1, 1, 1)).view_as(out)
+
+    ours, theirs = (output.clone().requires_grad_() for _ in range(2))
+    torch.testing.assert_close(loss.awing_map(ours, target),
+                               mmpose_map(theirs), rtol=1e-12, atol=1e-12)
+    loss.awing_map(ours, target).sum().backward()
+    mmpose_map(theirs).sum().backward()
+    assert torch.isfinite(ours.grad).all() and ours.grad.view(-1)[0] == 0
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-12,
+                               atol=1e-12)
+    away = output.clone()
+    away.view(-1)[[0, 3]] += 0.1  # gradcheck's steps must not cross delta 0
+    assert torch.autograd.gradcheck(
+        lambda out: loss.awing_map(out, target),
+        away.requires_grad_())
+
+
 # --------------------------------------------------------------- the loss
 @pytest.mark.parametrize('weighting', [None, 'wahr', 'fwahr'])
 @pytest.mark.parametrize('part_average', [True, False])

@@ -141,10 +141,10 @@ class FoWKALLoss(PerSampleHeatmapLoss):
     running means, a re-weighting the paper's heuristic does not have.)
 
     **AWing** is MMPose's :class:`AdaptiveWingLoss` (alpha 2.1, omega 14,
-    epsilon 1, theta 0.5, the paper's), its ``criterion`` applied element by
-    element through ``torch.func.vmap`` so that its maths is reused
-    unchanged. Everything is computed in at least float32 (under ``--amp``
-    the head's output is fp16).
+    epsilon 1, theta 0.5, the paper's): its ``criterion``'s maths and
+    parameters, written out element-wise (:meth:`awing_map`; tested equal
+    in value and gradient). Everything is computed in at least float32
+    (under ``--amp`` the head's output is fp16).
 
     **Pixel weights** ``W`` (1 when ``weighting=None``; ``P`` is a constant,
     ``P^`` is not detached, as in WAHR's official code)::
@@ -517,11 +517,26 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         return weight
 
     def awing_map(self, output: Tensor, target: Tensor) -> Tensor:
-        """MMPose's AWing, element-wise: same shape as ``output``."""
-        criterion = torch.func.vmap(self.awing.criterion)
-        shape = (-1, 1, 1, 1, 1)  # one [1, 1, 1, 1] heatmap per element
-        return criterion(output.reshape(shape),
-                         target.reshape(shape)).view_as(output)
+        """MMPose's AWing (``self.awing.criterion``'s maths and parameters),
+        element-wise: same shape as ``output``.
+
+        Written out rather than called element by element: with ``r =
+        theta / epsilon`` and ``e = alpha - P``, the criterion's two powers
+        of the constant base, ``r^e`` and ``r^(e - 1)``, are one ``exp(e ln
+        r)`` and a division, and ``log(1 + x)`` is ``log1p``; only ``(delta /
+        epsilon)^e`` stays a ``pow`` (an ``exp``/``log`` would have a NaN
+        gradient at ``delta = 0``). Measured with both compiled on this CPU:
+        2.2x faster than ``vmap`` of the criterion (benchmarks/bench_speed.py,
+        table 4); equal to it in value and gradient (tests)."""
+        aw = self.awing
+        r = aw.theta / aw.epsilon
+        delta = (target - output).abs()
+        e = aw.alpha - target
+        r_e = torch.exp(e * math.log(r))
+        a = aw.omega / (1 + r_e) * e * (r_e / r) / aw.epsilon
+        c = aw.theta * a - aw.omega * torch.log1p(r_e)
+        near = aw.omega * torch.log1p(torch.pow(delta / aw.epsilon, e))
+        return torch.where(delta < aw.theta, near, a * delta - c)
 
     def keypoint_terms(
             self,
@@ -649,8 +664,8 @@ def fowkal_keypoint_terms(loss: FoWKALLoss, output: Tensor, target: Tensor,
                           mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """``mean_HW(W * mask * AWing)`` and ``mean_HW(W * mask * (P^ - P)^2)``
     of :meth:`FoWKALLoss.keypoint_terms`, each [B, K] in at least float32,
-    in one pass over the pixels (see :func:`one_pass`; MMPose's AWing
-    criterion, vectorised with ``vmap``, is compiled into it too).
+    in one pass over the pixels (see :func:`one_pass`; :meth:`awing_map`
+    is compiled into it too).
     ``mask`` is ``_get_mask``'s, or ``None``."""
     dtype = torch.promote_types(output.dtype, torch.float32)
     output, target = output.to(dtype), target.to(dtype)
