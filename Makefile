@@ -38,8 +38,9 @@ bench: install
 	else echo "bench: no GPU, CPU figures only"; fi
 
 # Every method trained with the same small model and budget on the synthetic
-# COCO and WholeBody sets, 3 seeds each (about an hour on 2 CPU cores), with
-# each method's paired difference to MSE overall and per difficulty stratum
+# COCO and WholeBody sets (the calibrated cpu preset: batch 8, 12 epochs,
+# 3 seeds; about 1.6 h on 2 idle CPU cores), with each method's paired
+# difference to MSE overall and per difficulty stratum
 # -> benchmarks/results_accuracy.md, .png and _paired.png.
 # bench-accuracy-gpu: the gpu preset (more data, 256x192, 8 epochs, 5 seeds;
 # sized for 8 minutes on one H100) -> benchmarks/results_accuracy_gpu.md.
