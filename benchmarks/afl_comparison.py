@@ -1,7 +1,7 @@
 """AFL against MSE, paired by seed, and what AFL's difficulty measured, from
 the runs of an AFL-focused ``bench_accuracy.py``.
 
-    python benchmarks/bench_accuracy.py --epochs 20 --methods MSE \\
+    python benchmarks/bench_accuracy.py --preset demo-full --methods MSE \\
         'AFL (MSE)' 'AFL (MSE, paper)' --datasets wholebody coco \\
         --out-dir work_dirs/bench_afl --out benchmarks/results_afl.md
     python benchmarks/afl_comparison.py work_dirs/bench_afl \\

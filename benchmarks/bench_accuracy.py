@@ -3,7 +3,8 @@ data and budget: mean ± sd over seeds, per part for COCO-WholeBody, and
 every method's paired difference to MSE, overall and per difficulty
 stratum, with a verdict.
 
-    python benchmarks/bench_accuracy.py [--preset cpu|gpu] [--epochs N]
+    python benchmarks/bench_accuracy.py [--preset cpu|gpu|demo-full]
+        [--epochs N]
         [--seeds 0 1 2] [--methods MSE FoWKAL ...]
         [--datasets coco wholebody] [--jobs 2] [--device cpu|cuda]
         [--resume] [--dry-run]
@@ -52,13 +53,16 @@ where what was tried is measured): the data of ``make data`` (200 train /
 50 val images, generated here when missing), batch 8, 12 epochs, seeds
 0-2, input 128x96 for COCO and 192x128 for WholeBody (heatmaps 32x24 and
 48x32), 2 runs in parallel with one thread and no loader worker each; the
-methods of ``CPU_METHODS`` (11 method-data set pairs, 33 runs, about 175
-CPU minutes measured for MSE: 3.9 per COCO run, 6.4 per WholeBody run).
-It puts the MSE baseline at COCO AP 0.57 ± 0.01 (target 0.5-0.75);
-WholeBody whole AP 0.31 / 0.24 on two seeds (target 0.3-0.7: borderline)
-with foot AP 0.02-0.04, under the 0.2 every part should reach: no CPU
-budget measured teaches MSE the feet, and the slow keypoints are what
-FoWKAL is for, so the data were not changed until MSE learns them.
+methods of ``CPU_METHODS`` (11 method-data set pairs, 33 runs; measured
+2026-11-26: 5.5 CPU min per run on average, 1.63 h in all). It puts the
+MSE baseline at COCO AP 0.571 ± 0.012 (target 0.5-0.75) and WholeBody
+whole AP 0.265 ± 0.036 (target 0.3-0.7: missed) with foot AP 0.03, under
+the 0.2 every part should reach: no CPU budget measured teaches MSE the
+feet, and the slow keypoints are what FoWKAL is for, so the data were not
+changed until MSE learns them (benchmarks/results_accuracy.md).
+``demo-full``: the setting of ``make demo-full`` and of
+benchmarks/results_afl.md (make data's sets, 128x96 for both, batch 16,
+20 epochs, seeds 0-2, every method unless ``--methods``).
 ``gpu``: 256 train / 100 val images (generated into the out dir), 256x192
 input (heatmaps 64x48), batch 32, 8 epochs, seeds 0-4, 8 runs in parallel
 on the one GPU with 2 loader workers each. Its size is an estimate, not a
@@ -230,6 +234,10 @@ PRESETS = {
                 input_size={COCO: (192, 256), WHOLEBODY: (192, 256)},
                 batch_size=32, epochs=8, seeds=[0, 1, 2, 3, 4], jobs=8,
                 workers=2, threads=2, device='cuda', methods=ALL_METHODS),
+    'demo-full': dict(num_train=200, num_val=50,
+                      input_size={COCO: None, WHOLEBODY: None}, batch_size=16,
+                      epochs=20, seeds=[0, 1, 2], jobs=2, workers=0,
+                      threads=1, device='cpu', methods=ALL_METHODS),
 }
 DRY_RUN = dict(num_train=4, num_val=2, batch_size=2, epochs=1, seeds=[0, 1],
                workers=0)
@@ -448,8 +456,7 @@ def report(results: Results, sizes: Dict[str, Tuple[int, int]],
         f'Written by `python benchmarks/bench_accuracy.py {command}` (preset '
         f'{preset}); the protocol is in the script\'s docstring. Every '
         f'method: ResNet-18 from random weights (input {sizes_text}), '
-        f'batch '
-        f'{settings["batch_size"]}, {settings["epochs"]} epochs, seeds '
+        f'batch {settings["batch_size"]}, {settings["epochs"]} epochs, seeds '
         f'{settings["seeds"]}; mean ± sd (n - 1) over the seeds of the '
         'validation at the end.', ''
     ] + timing
