@@ -6,15 +6,17 @@
 #   bash benchmarks/ae_sahr_comparison.sh [EPOCHS=40] [OUT=work_dirs/ae_sahr_cmp]
 # Issue 16: not run yet in full (hours of CPU); run once on a tiny set. Check
 # first that one seed of the baseline learns anything at EPOCHS.
-# (DATA=... SEEDS='0 1' to change the data root or the seeds)
+# (DATA=... SEEDS='0 1' to change the data root or the seeds; finished runs
+# are not repeated, so SEEDS=0 first and then the full command reuses seed 0)
 set -e
 EPOCHS=${1:-40}; OUT=${2:-work_dirs/ae_sahr_cmp}
 DATA=${DATA:-data/synthetic_coco_multi_scale}; SEEDS=${SEEDS:-0 1 2}
 [ -d $DATA ] || .venv/bin/python tools/make_synthetic_data.py --kind coco --layout multi_scale \
     --out $DATA --num-train 200 --num-val 50 --seed 0
 mkdir -p $OUT/configs
-run() {  # config seed
+run() {  # config seed; a run that reached its last checkpoint is kept
   name=$(basename $1 .py)
+  [ -f $OUT/$name/seed$2/epoch_$EPOCHS.pth ] && return
   OMP_NUM_THREADS=1 nice -n 10 .venv/bin/mim train mmpose $OUT/configs/$name.py \
     --work-dir $OUT/$name/seed$2 --cfg-options randomness.seed=$2 \
     train_cfg.max_epochs=$EPOCHS train_cfg.val_interval=$EPOCHS param_scheduler.1.end=$EPOCHS \
