@@ -8,8 +8,12 @@ PY := .venv/bin/python
 install:
 	bash tools/install_stack.sh
 
+# two pytest workers (pytest-xdist), one per core of the 2-core CI machine;
+# a file's tests stay on one worker, which keeps its fixtures shared
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 # every method briefly, with figures and tables (minutes)
 demo: install
