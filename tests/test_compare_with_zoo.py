@@ -142,7 +142,7 @@ def test_method_run_against_stand_in_and_zoo(tmp_path, tmp_path_factory,
     rows = _table_rows(out)
     names = list(STAND_IN)
     assert rows['model'][0] == names
-    assert rows['synthetic-baseline (zoo)'][0] == [
+    assert rows['synthetic-baseline (stand-in)'][0] == [
         f'{STAND_IN[n]:.3f}' for n in names]
     method_row = rows['td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96']
     assert method_row[0] == [f'{measured[COCO_KEYS[n]]:.3f}' for n in names]

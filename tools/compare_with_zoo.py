@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmpose_afl.zoo import (ZooError, data_mismatches,  # noqa: E402
                             default_metafiles, eval_data, find_baseline,
-                            load_entries, match_metrics, read_measured,
-                            run_config)
+                            load_entries, match_metrics, mmpose_config_root,
+                            read_measured, run_config)
 
 
 def parse_args(argv=None):
@@ -82,6 +82,14 @@ def compare(runs, metafiles, baseline=None, metrics=None):
     return groups
 
 
+def baseline_label(entry) -> str:
+    """The baseline's row: ``(zoo)`` when its numbers come from MMPose's
+    own metafiles, ``(stand-in)`` when from a ``--baseline-metafile``."""
+    zoo = Path(entry.source).resolve().is_relative_to(
+        mmpose_config_root().resolve())
+    return f'{entry.name} ({"zoo" if zoo else "stand-in"})'
+
+
 def markdown(groups) -> str:
     lines = []
     for entry, methods in groups.values():
@@ -91,7 +99,7 @@ def markdown(groups) -> str:
             f'(published: {entry.source})', '',
             '| model | ' + ' | '.join(names) + ' |',
             '|---|' + '---:|' * len(names),
-            f'| {entry.name} (zoo) | ' +
+            f'| {baseline_label(entry)} | ' +
             ' | '.join(f'{entry.metrics[n]:.3f}' for n in names) + ' |'
         ]
         for label, _, rows, _ in methods:
@@ -119,7 +127,7 @@ def bar_chart(groups, path: str) -> None:
         len(groups), 1, figsize=(9, 3.5 * len(groups)), squeeze=False)
     for ax, (entry, methods) in zip(axes[:, 0], groups.values()):
         names = [name for name, _, _ in methods[0][2]]
-        bars = [(f'{entry.name} (zoo)', [entry.metrics[n] for n in names])]
+        bars = [(baseline_label(entry), [entry.metrics[n] for n in names])]
         bars += [(label, [m for _, _, m in rows])
                  for label, _, rows, _ in methods]
         x = np.arange(len(names))
