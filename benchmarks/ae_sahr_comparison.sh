@@ -4,12 +4,11 @@
 # size (StratifiedCocoMetric: AP_small = the small tier 35-60 px, AP_area_M /
 # AP_area_L = COCO's area ranges). Run from the repo root:
 #   bash benchmarks/ae_sahr_comparison.sh [EPOCHS=40] [OUT=work_dirs/ae_sahr_cmp]
-# The table also goes to OUT/results.md. Seed 0 of the baseline reaches AP
-# 0.26 at 40 epochs (about 25 min per run with two runs in parallel on 2
-# cores).
+# The table also goes to OUT/results.md. Measured (3 seeds, about 27 min per
+# run with two in parallel on 2 cores): benchmarks/results_ae_sahr.md.
 # (DATA=... SEEDS='0 1' to change the data root or the seeds; finished runs
 # are not repeated, so SEEDS=0 first and then the full command reuses seed 0)
-set -e
+set -eo pipefail
 EPOCHS=${1:-40}; OUT=${2:-work_dirs/ae_sahr_cmp}
 DATA=${DATA:-data/synthetic_coco_multi_scale}; SEEDS=${SEEDS:-0 1 2}
 [ -d $DATA ] || .venv/bin/python tools/make_synthetic_data.py --kind coco --layout multi_scale \
