@@ -43,7 +43,7 @@ bench: install
 
 # Every method trained with the same small model and budget on the synthetic
 # COCO and WholeBody sets (the calibrated cpu preset: batch 8, 12 epochs,
-# 3 seeds; about 1.6 h on 2 idle CPU cores), with each method's paired
+# 3 seeds; about 1.6 h on 2 CPU cores), with each method's paired
 # difference to MSE overall and per difficulty stratum
 # -> benchmarks/results_accuracy.md, .png and _paired.png.
 # bench-accuracy-gpu: the gpu preset (more data, 256x192, 8 epochs, 5 seeds;

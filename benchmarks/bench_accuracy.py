@@ -57,9 +57,10 @@ methods of ``CPU_METHODS`` (11 method-data set pairs, 33 runs; measured
 2026-11-26: 5.5 CPU min per run on average, 1.63 h in all). It puts the
 MSE baseline at COCO AP 0.571 ± 0.012 (target 0.5-0.75) and WholeBody
 whole AP 0.265 ± 0.036 (target 0.3-0.7: missed) with foot AP 0.03, under
-the 0.2 every part should reach: no CPU budget measured teaches MSE the
-feet, and the slow keypoints are what FoWKAL is for, so the data were not
-changed until MSE learns them (benchmarks/results_accuracy.md).
+the 0.2 every part should reach: MSE at this budget puts both knees and
+both ankles on one leg for about 80 % of people, and the feet follow the
+ankles (benchmarks/left_right.py; generator changes tried against it are
+in benchmarks/calibration_notes.md, none kept).
 ``demo-full``: the setting of ``make demo-full`` and of
 benchmarks/results_afl.md (make data's sets, 128x96 for both, batch 16,
 20 epochs, seeds 0-2, every method unless ``--methods``).
