@@ -59,8 +59,9 @@ MSE baseline at COCO AP 0.571 ± 0.012 (target 0.5-0.75) and WholeBody
 whole AP 0.265 ± 0.036 (target 0.3-0.7: missed) with foot AP 0.03, under
 the 0.2 every part should reach: MSE at this budget puts both knees and
 both ankles on one leg for about 80 % of people, and the feet follow the
-ankles (benchmarks/left_right.py; generator changes tried against it are
-in benchmarks/calibration_notes.md, none kept).
+ankles (benchmarks/left_right.py). Neither a side cue drawn on the joints,
+turning flip test off, a wider heatmap sigma nor a later lr drop changes
+that (benchmarks/calibration_notes.md has every knob tried; none kept).
 ``demo-full``: the setting of ``make demo-full`` and of
 benchmarks/results_afl.md (make data's sets, 128x96 for both, batch 16,
 20 epochs, seeds 0-2, every method unless ``--methods``).
