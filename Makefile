@@ -9,16 +9,11 @@ install:
 	bash tools/install_stack.sh
 
 # two pytest workers (pytest-xdist), one per core of the 2-core CI machine;
-# a file's tests stay on one worker, which keeps its fixtures shared.
-# A run writes about 5.7 GB of checkpoints and logs under
-# /tmp/pytest-of-$USER, and pytest keeps the last three runs (with a few
-# clones beside them, that filled this machine's disk): only a failed
-# test's files are kept.
+# a file's tests stay on one worker, which keeps its fixtures shared
 TEST_WORKERS ?= 2
 
 test: install
-	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile \
-		-o tmp_path_retention_policy=failed
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 # every method briefly, with figures and tables (minutes)
 demo: install
