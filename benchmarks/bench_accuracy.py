@@ -20,26 +20,32 @@ WholeBody ``StratifiedCocoWholeBodyMetric``): the configs' COCO AP/AR (per
 part for WholeBody) plus AP/AR per stratum (difficulty flags, occlusion,
 labelled keypoints, area; mmpose_afl/evaluation/metrics/
 stratified_metric.py). The metrics are read from the run's log with
-``mmpose_afl.zoo.read_measured``. Each run trains a config written to
-``<out-dir>/configs`` (the method's config with all of the above merged
-in), so the work dir's dumped config is what ran.
+``mmpose_afl.zoo.read_measured``. In the ``cpu`` and ``gpu`` presets each
+seed has its own synthetic set, drawn with the seed as the generator's
+seed (``<out-dir>/data``): with one set for all seeds the sd measured
+training noise only, and the verdicts moved with the draw of a 50-image
+val set (benchmarks/calibration_notes.md, "unusual pose"); now the sd
+covers the data draw too, and the val set is 250 images. Each run trains
+a config written to ``<out-dir>/configs`` (the method's config with all of
+the above merged in), so the work dir's dumped config is what ran.
 
-Pairing. The same seed gives every method the same initialisation, data
-order and augmentations: ``randomness.seed`` seeds the generators before
-the model is built and MMEngine's ``DefaultSampler`` draws the order from
-the seed alone, but the modules a method adds (AFL's critic, a SAHR
-branch) draw random numbers while they are built, which shifted the
-stream the head's ``init_weights`` and NumPy's augmentations then drew
-from (measured: AFL, HSM and SAHR started from other head weights than MSE
-at the same seed). Every run therefore has ``ReseedBeforeInitHook``, which
-reseeds right before ``init_weights``; checked for every method and both
-data sets (same backbone and head weights as MSE, same first batches;
-HSM's last conv keeps its own prior-bias initialisation) and tested in
-tests/test_bench_accuracy.py. Loader workers (the gpu preset) are seeded
-from the seed by MMEngine. Each method is then compared with the MSE run of
-its own seed (benchmarks/paired.py: per-seed differences, mean ± sd, and
-the verdict better / not distinguishable / worse of a two-sided paired
-t-test at 5 %; the rule is written in the report).
+Pairing. The same seed gives every method the same data set,
+initialisation, data order and augmentations: ``randomness.seed`` seeds the
+generators before the model is built and MMEngine's ``DefaultSampler``
+draws the order from the seed alone, but the modules a method adds (AFL's
+critic, a SAHR branch) draw random numbers while they are built, which
+shifted the stream the head's ``init_weights`` and NumPy's augmentations
+then drew from (measured: AFL, HSM and SAHR started from other head weights
+than MSE at the same seed). Every run therefore has
+``ReseedBeforeInitHook``, which reseeds right before ``init_weights``;
+checked for every method and both data sets (same backbone and head weights
+as MSE, same first batches; HSM's last conv keeps its own prior-bias
+initialisation) and tested in tests/test_bench_accuracy.py. Loader workers
+(the gpu preset) are seeded from the seed by MMEngine. Each method is then
+compared with the MSE run of its own seed (benchmarks/paired.py: per-seed
+differences, mean ± sd, and the verdict better / not distinguishable /
+worse of a two-sided paired t-test at 5 %; the rule is written in the
+report).
 
 Methods without a synthetic config of their own for a dataset are the
 nearest config plus options (see ``METHODS``): heuristic and KAL are the
@@ -49,8 +55,9 @@ WholeBody the WholeBody baseline with the head and loss types changed. The
 FoWKAL family needs body parts, so it runs on WholeBody only.
 
 Presets. ``cpu`` (the calibration of benchmarks/calibration_notes.md,
-where what was tried is measured): the data of ``make data`` (200 train /
-50 val images, generated here when missing), batch 8, 12 epochs, seeds
+where what was tried is measured): 200 train / 250 val images per seed
+(make data's 200 / 50 enlarged at val, then one set per seed), batch 8,
+12 epochs, seeds
 0-2, input 128x96 for COCO and 192x128 for WholeBody (heatmaps 32x24 and
 48x32), 2 runs in parallel with one thread and no loader worker each; the
 methods of ``CPU_METHODS`` (11 method-data set pairs, 33 runs; measured
@@ -65,7 +72,8 @@ that (benchmarks/calibration_notes.md has every knob tried; none kept).
 ``demo-full``: the setting of ``make demo-full`` and of
 benchmarks/results_afl.md (make data's sets, 128x96 for both, batch 16,
 20 epochs, seeds 0-2, every method unless ``--methods``).
-``gpu``: 256 train / 100 val images (generated into the out dir), 256x192
+``gpu``: 256 train / 250 val images per seed (generated into the out
+dir), 256x192
 input (heatmaps 64x48), batch 32, 8 epochs, seeds 0-4, 8 runs in parallel
 on the one GPU with 2 loader workers each. Its size is an estimate, not a
 measurement (no GPU was available when it was written), from CPU costs
@@ -228,15 +236,15 @@ ALL_METHODS = {d: [m for m in METHODS if d in METHODS[m]]
 # (twice the updates of batch 16 for ~10 % more CPU), and 192x128 for
 # WholeBody, where face and hand keypoints a few pixels apart need it.
 PRESETS = {
-    'cpu': dict(num_train=200, num_val=50,
+    'cpu': dict(num_train=200, num_val=250, data_per_seed=True,
                 input_size={COCO: None, WHOLEBODY: (128, 192)}, batch_size=8,
                 epochs=12, seeds=[0, 1, 2], jobs=2, workers=0, threads=1,
                 device='cpu', methods=CPU_METHODS),
-    'gpu': dict(num_train=256, num_val=100,
+    'gpu': dict(num_train=256, num_val=250, data_per_seed=True,
                 input_size={COCO: (192, 256), WHOLEBODY: (192, 256)},
                 batch_size=32, epochs=8, seeds=[0, 1, 2, 3, 4], jobs=8,
                 workers=2, threads=2, device='cuda', methods=ALL_METHODS),
-    'demo-full': dict(num_train=200, num_val=50,
+    'demo-full': dict(num_train=200, num_val=50, data_per_seed=False,
                       input_size={COCO: None, WHOLEBODY: None}, batch_size=16,
                       epochs=20, seeds=[0, 1, 2], jobs=2, workers=0,
                       threads=1, device='cpu', methods=ALL_METHODS),
@@ -249,18 +257,20 @@ def slug(method: str) -> str:
     return re.sub(r'\W+', '_', method)
 
 
-def data_root(dataset: str, num_train: int, num_val: int,
-              out_dir: Path) -> Path:
-    """Root of the synthetic set with these sizes (seed 0): ``make data``'s
-    for its sizes, else ``<out_dir>/data/<dataset>_<train>_<val>``;
-    generated when missing."""
-    if (num_train, num_val) == MAKE_DATA_SIZES:
+def data_root(dataset: str, num_train: int, num_val: int, out_dir: Path,
+              data_seed: int = 0) -> Path:
+    """Root of the synthetic set with these sizes drawn with generator seed
+    ``data_seed``: ``make data``'s for its sizes and seed 0, else
+    ``<out_dir>/data/<dataset>_<train>_<val>_seed<data_seed>``; generated
+    when missing."""
+    if (num_train, num_val, data_seed) == (*MAKE_DATA_SIZES, 0):
         root = REPO / DATA[dataset][0]
     else:
-        root = out_dir / 'data' / f'{dataset}_{num_train}_{num_val}'
+        root = (out_dir / 'data' /
+                f'{dataset}_{num_train}_{num_val}_seed{data_seed}')
     if not (root / 'annotations').is_dir():
         from mmpose_afl.datasets.synthetic import generate_dataset
-        generate_dataset(root, dataset, num_train, num_val, 0)
+        generate_dataset(root, dataset, num_train, num_val, data_seed)
     return root
 
 
@@ -460,7 +470,13 @@ def report(results: Results, sizes: Dict[str, Tuple[int, int]],
         f'method: ResNet-18 from random weights (input {sizes_text}), '
         f'batch {settings["batch_size"]}, {settings["epochs"]} epochs, seeds '
         f'{settings["seeds"]}; mean ± sd (n - 1) over the seeds of the '
-        'validation at the end.', ''
+        'validation at the end. ' + (
+            'Each seed trains and validates on its own synthetic set, drawn '
+            'with the seed as generator seed (the same for every method), '
+            'so the sd covers the draw of the data as well as training.'
+            if settings['data_per_seed'] else
+            'Every seed trains and validates on the same synthetic set '
+            '(generator seed 0).'), ''
     ] + timing
     for dataset in results:
         num_train, num_val = sizes[dataset]
@@ -555,14 +571,15 @@ def main(argv=None) -> int:
               '--device cpu (and --dry-run for a quick check)',
               file=sys.stderr)
         return 2
-    roots = {d: data_root(d, settings['num_train'], settings['num_val'],
-                          out_dir) for d in args.datasets}
+    roots = {(d, s): data_root(d, settings['num_train'], settings['num_val'],
+                               out_dir, s if settings['data_per_seed'] else 0)
+             for d in args.datasets for s in settings['seeds']}
     methods = {d: [m for m in args.methods if d in METHODS[m]]
                if args.methods else settings['methods'][d]
                for d in args.datasets}
     runs = [(d, m, s) for d in args.datasets for m in methods[d]
             for s in settings['seeds']]
-    configs = [run_config(d, m, s, settings, roots[d], out_dir)
+    configs = [run_config(d, m, s, settings, roots[d, s], out_dir)
                for d, m, s in runs]
     start = time.time()
     with ThreadPoolExecutor(settings['jobs']) as pool:
@@ -587,7 +604,9 @@ def main(argv=None) -> int:
         f'({hours * 60:.1f} min) in all', ''
     ]
     command = ' '.join(sys.argv[1:] if argv is None else argv)
-    lines = report(results, {d: data_sizes(d, roots[d]) for d in results},
+    first = settings['seeds'][0]
+    lines = report(results, {d: data_sizes(d, roots[d, first])
+                             for d in results},
                    settings, command, args.preset, timing)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text('\n'.join(lines))

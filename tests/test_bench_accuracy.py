@@ -2,6 +2,7 @@
 comparison and its verdict against hand-computed values, the same
 initialisation and data for every method at one seed, and the gpu
 preset's dry run on the CPU through the real command."""
+import json
 import math
 import subprocess
 import sys
@@ -157,6 +158,8 @@ def test_gpu_preset_dry_run_on_the_cpu(tmp_path):
     text = out.read_text()
     assert '(input coco 256x192)' in text
     assert '(4 train / 2 val images)' in text
+    assert 'its own synthetic set' in text
+    assert (tmp_path / 'runs' / 'data' / 'coco_4_2_seed0').is_dir()
     assert '| metric | MSE | Δ AFL (MSE) |' in text
     assert '| AP | ' in text and paired.RULE in text
     assert out.with_name('report_paired.png').is_file()
@@ -173,6 +176,30 @@ def test_gpu_preset_dry_run_on_the_cpu(tmp_path):
     assert sizes.count((192, 256)) == 2  # TopdownAffine, GenerateTarget
     assert cfg.val_evaluator.type == 'StratifiedCocoMetric'
     assert cfg.train_cfg.max_epochs == 1
+
+
+def test_each_seed_draws_its_own_data_set(tmp_path):
+    # the cpu and gpu presets draw a set per seed, so that the seeds' sd
+    # covers the data draw (a 50-image val set flipped verdicts); the
+    # demo-full preset keeps make data's one set, as results_afl.md ran
+    assert bench_accuracy.PRESETS['cpu']['data_per_seed']
+    assert bench_accuracy.PRESETS['gpu']['data_per_seed']
+    assert not bench_accuracy.PRESETS['demo-full']['data_per_seed']
+    roots = [bench_accuracy.data_root('coco', 3, 2, tmp_path, seed)
+             for seed in (1, 2, 1)]
+    assert roots[0] == roots[2] == tmp_path / 'data' / 'coco_3_2_seed1'
+    ann = 'annotations/person_keypoints_{}2017.json'
+
+    def people(root, split):
+        return [a['keypoints'] for a in json.loads(
+            (root / ann.format(split)).read_text())['annotations']]
+
+    for split in ('train', 'val'):
+        assert people(roots[0], split) != people(roots[1], split)
+    # the generator's seed, not a shuffle of one set: same seed, same bytes
+    again = bench_accuracy.data_root('coco', 3, 2, tmp_path / 'again', 1)
+    assert ((again / ann.format('val')).read_bytes() ==
+            (roots[0] / ann.format('val')).read_bytes())
 
 
 def test_no_gpu_is_an_error_not_a_cpu_run(tmp_path):
