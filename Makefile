@@ -9,11 +9,15 @@ install:
 	bash tools/install_stack.sh
 
 # two pytest workers (pytest-xdist), one per core of the 2-core CI machine;
-# a file's tests stay on one worker, which keeps its fixtures shared
+# a file's tests stay on one worker, which keeps its fixtures shared.
+# Temporary files go to work_dirs/pytest, which pytest empties when a run
+# starts: a run writes ~5.7 GB (end-to-end checkpoints), and under /tmp
+# pytest kept the last three runs, which filled this machine's disk once
 TEST_WORKERS ?= 2
 
 test: install
-	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile \
+		--basetemp=work_dirs/pytest
 
 # every method briefly, with figures and tables (minutes)
 demo: install
