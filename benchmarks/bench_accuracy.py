@@ -72,22 +72,21 @@ heatmap sigma nor a later lr drop changes that
 ``demo-full``: the setting of ``make demo-full`` and of
 benchmarks/results_afl.md (make data's sets, 128x96 for both, batch 16,
 20 epochs, seeds 0-2, every method unless ``--methods``).
-``gpu``: 256 train / 250 val images per seed (generated into the out
-dir), 256x192
-input (heatmaps 64x48), batch 32, 8 epochs, seeds 0-4, 8 runs in parallel
-on the one GPU with 2 loader workers each. Its size is an estimate, not a
-measurement (no GPU was available when it was written), from CPU costs
-measured here: the training pipeline takes 10 ms (COCO) / 15 ms
-(WholeBody: 133 heatmaps) of CPU per person at 256x192, with about 2
-people per image, so 16 method-data set pairs x 5 seeds = 80 runs of
-about 4,100 people each cost about 4,300 CPU seconds of augmentation,
-plus about 1,200 for the runs' start-up (15 s each), about 200 for
-validation (250 images, about 500 people per run, 5 ms each) and a few
-hundred for the training loops' own work (about 10,000 ResNet-18 steps of
-batch 32 in all, not the bottleneck on an H100): about 6 minutes on the
-H100 machine's 16 cores if they are as fast as this machine's, plus about
-10 s to draw the 10 data sets 8 at a time, aimed at at most 8; the report
-states the wall time it took.
+``gpu``: 256 train / 250 val images per seed (generated into the out dir),
+256x192 input (heatmaps 64x48), batch 32, 8 epochs, seeds 0-4, 8 runs in
+parallel on the one GPU with 2 loader workers each. Its size is an
+estimate, not a measurement (no GPU was available when it was written),
+from CPU costs measured here: the training pipeline takes 10 ms (COCO) /
+15 ms (WholeBody: 133 heatmaps) of CPU per person at 256x192, with about 2
+people per image, so 16 method-data set pairs x 5 seeds = 80 runs of about
+4,100 people each cost about 4,300 CPU seconds of augmentation, plus about
+1,200 for the runs' start-up (15 s each), about 200 for validation (250
+images, about 500 people per run, 5 ms each) and a few hundred for the
+training loops' own work (about 10,000 ResNet-18 steps of batch 32 in all,
+not the bottleneck on an H100): about 6 minutes on the H100 machine's 16
+cores if they are as fast as this machine's, plus about 10 s to draw the 10
+data sets 8 at a time, aimed at at most 8; the report states the wall time
+it took.
 
 ``--dry-run`` keeps a preset's input size, batch layout and evaluation but
 shrinks it to 4 train / 2 val images, 1 epoch of batch 2 and seeds 0 and
@@ -232,11 +231,13 @@ CPU_METHODS = {
 }
 ALL_METHODS = {d: [m for m in METHODS if d in METHODS[m]]
                for d in (COCO, WHOLEBODY)}
-# input_size: (w, h) of the network input per dataset, None: the configs'
-# 128x96; heatmaps are a quarter of it, as in the configs. The cpu preset is
-# the calibration of benchmarks/calibration_notes.md: batch 8 and 12 epochs
-# (twice the updates of batch 16 for ~10 % more CPU), and 192x128 for
-# WholeBody, where face and hand keypoints a few pixels apart need it.
+# data_per_seed: each seed trains and validates on its own synthetic set
+# (generator seed = the seed), else all on seed 0's. input_size: (w, h) of
+# the network input per dataset, None: the configs' 128x96; heatmaps are a
+# quarter of it, as in the configs. The cpu preset is the calibration of
+# benchmarks/calibration_notes.md: batch 8 and 12 epochs (twice the updates
+# of batch 16 for ~10 % more CPU), and 192x128 for WholeBody, where face and
+# hand keypoints a few pixels apart need it.
 PRESETS = {
     'cpu': dict(num_train=200, num_val=250, data_per_seed=True,
                 input_size={COCO: None, WHOLEBODY: (128, 192)}, batch_size=8,
