@@ -11,11 +11,13 @@ install:
 # two pytest workers (pytest-xdist), one per core of the 2-core CI machine;
 # a file's tests stay on one worker, which keeps its fixtures shared.
 # Temporary files go to work_dirs/pytest, which pytest empties when a run
-# starts: a run writes ~5.7 GB (end-to-end checkpoints), and under /tmp
-# pytest kept the last three runs, which filled this machine's disk once
+# starts (it creates only the last level, hence the mkdir): a run writes
+# ~5.7 GB (end-to-end checkpoints), and under /tmp pytest kept the last
+# three runs, which filled this machine's disk once
 TEST_WORKERS ?= 2
 
 test: install
+	mkdir -p work_dirs
 	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile \
 		--basetemp=work_dirs/pytest
 
