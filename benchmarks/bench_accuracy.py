@@ -232,22 +232,27 @@ CPU_METHODS = {
 ALL_METHODS = {d: [m for m in METHODS if d in METHODS[m]]
                for d in (COCO, WHOLEBODY)}
 # data_per_seed: each seed trains and validates on its own synthetic set
-# (generator seed = the seed), else all on seed 0's. input_size: (w, h) of
-# the network input per dataset, None: the configs' 128x96; heatmaps are a
-# quarter of it, as in the configs. The cpu preset is the calibration of
-# benchmarks/calibration_notes.md: batch 8 and 12 epochs (twice the updates
-# of batch 16 for ~10 % more CPU), and 192x128 for WholeBody, where face and
-# hand keypoints a few pixels apart need it.
+# (generator seed = the seed), else all on seed 0's. unusual_pose: the
+# generator's option for those sets ('mild': the unusual-pose stratum is
+# learnable, see its docstring; demo-full keeps make data's 'any_angle').
+# input_size: (w, h) of the network input per dataset, None: the configs'
+# 128x96; heatmaps are a quarter of it, as in the configs. The cpu preset is
+# the calibration of benchmarks/calibration_notes.md: batch 8 and 12 epochs
+# (twice the updates of batch 16 for ~10 % more CPU), and 192x128 for
+# WholeBody, where face and hand keypoints a few pixels apart need it.
 PRESETS = {
     'cpu': dict(num_train=200, num_val=250, data_per_seed=True,
+                unusual_pose='mild',
                 input_size={COCO: None, WHOLEBODY: (128, 192)}, batch_size=8,
                 epochs=12, seeds=[0, 1, 2], jobs=2, workers=0, threads=1,
                 device='cpu', methods=CPU_METHODS),
     'gpu': dict(num_train=256, num_val=250, data_per_seed=True,
+                unusual_pose='mild',
                 input_size={COCO: (192, 256), WHOLEBODY: (192, 256)},
                 batch_size=32, epochs=8, seeds=[0, 1, 2, 3, 4], jobs=8,
                 workers=2, threads=2, device='cuda', methods=ALL_METHODS),
     'demo-full': dict(num_train=200, num_val=50, data_per_seed=False,
+                      unusual_pose='any_angle',
                       input_size={COCO: None, WHOLEBODY: None}, batch_size=16,
                       epochs=20, seeds=[0, 1, 2], jobs=2, workers=0,
                       threads=1, device='cpu', methods=ALL_METHODS),
@@ -261,19 +266,24 @@ def slug(method: str) -> str:
 
 
 def data_root(dataset: str, num_train: int, num_val: int, out_dir: Path,
-              data_seed: int = 0) -> Path:
+              data_seed: int = 0, unusual_pose: str = 'any_angle') -> Path:
     """Root of the synthetic set with these sizes drawn with generator seed
-    ``data_seed``: ``make data``'s for its sizes and seed 0, else
-    ``<out_dir>/data/<dataset>_<train>_<val>_seed<data_seed>``; generated
-    when missing."""
-    if (num_train, num_val, data_seed) == (*MAKE_DATA_SIZES, 0):
+    ``data_seed`` and the generator's ``unusual_pose`` option: ``make
+    data``'s for its sizes, seed 0 and ``'any_angle'``, else
+    ``<out_dir>/data/<dataset>_<train>_<val>_seed<data_seed>`` (with
+    ``_<unusual_pose>`` appended unless ``'any_angle'``); generated when
+    missing."""
+    if (num_train, num_val, data_seed, unusual_pose) == (
+            *MAKE_DATA_SIZES, 0, 'any_angle'):
         root = REPO / DATA[dataset][0]
     else:
+        poses = '' if unusual_pose == 'any_angle' else f'_{unusual_pose}'
         root = (out_dir / 'data' /
-                f'{dataset}_{num_train}_{num_val}_seed{data_seed}')
+                f'{dataset}_{num_train}_{num_val}_seed{data_seed}{poses}')
     if not (root / 'annotations').is_dir():
         from mmpose_afl.datasets.synthetic import generate_dataset
-        generate_dataset(root, dataset, num_train, num_val, data_seed)
+        generate_dataset(root, dataset, num_train, num_val, data_seed,
+                         unusual_pose=unusual_pose)
     return root
 
 
@@ -582,7 +592,8 @@ def main(argv=None) -> int:
     with ProcessPoolExecutor(settings['jobs']) as pool:
         made = dict(zip(sets, pool.map(
             data_root, *zip(*[(d, settings['num_train'], settings['num_val'],
-                               out_dir, seed) for d, seed in sets]))))
+                               out_dir, seed, settings['unusual_pose'])
+                              for d, seed in sets]))))
     roots = {(d, s): made[d, data_seed[s]] for d in args.datasets
              for s in settings['seeds']}
     methods = {d: [m for m in args.methods if d in METHODS[m]]

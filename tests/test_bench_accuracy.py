@@ -159,7 +159,8 @@ def test_gpu_preset_dry_run_on_the_cpu(tmp_path):
     assert '(input coco 256x192)' in text
     assert '(4 train / 2 val images)' in text
     assert 'its own synthetic set' in text
-    assert (tmp_path / 'runs' / 'data' / 'coco_4_2_seed0').is_dir()
+    data = tmp_path / 'runs' / 'data' / 'coco_4_2_seed0_mild'
+    assert json.loads((data / 'annotations' / 'person_keypoints_val2017.json').read_text())['info']['unusual_pose'] == 'mild'
     assert '| metric | MSE | Δ AFL (MSE) |' in text
     assert '| AP | ' in text and paired.RULE in text
     assert out.with_name('report_paired.png').is_file()
@@ -200,6 +201,25 @@ def test_each_seed_draws_its_own_data_set(tmp_path):
     again = bench_accuracy.data_root('coco', 3, 2, tmp_path / 'again', 1)
     assert ((again / ann.format('val')).read_bytes() ==
             (roots[0] / ann.format('val')).read_bytes())
+
+
+def test_benchmark_sets_have_the_mild_unusual_poses(tmp_path):
+    # the cpu and gpu presets' own sets pose unusual people mildly (with
+    # any angle, no method scores AP above 0 on them); demo-full keeps
+    # make data's sets, on which benchmarks/results_afl.md was measured
+    assert bench_accuracy.PRESETS['cpu']['unusual_pose'] == 'mild'
+    assert bench_accuracy.PRESETS['gpu']['unusual_pose'] == 'mild'
+    assert bench_accuracy.PRESETS['demo-full']['unusual_pose'] == 'any_angle'
+    mild = bench_accuracy.data_root('coco', 3, 2, tmp_path, 1, 'mild')
+    assert mild == tmp_path / 'data' / 'coco_3_2_seed1_mild'
+    info = json.loads((mild / 'annotations' / 'person_keypoints_val2017.json'
+                       ).read_text())['info']
+    assert info['unusual_pose'] == 'mild' and info['seed'] == 1
+    # make data's sizes and seed, but not its poses: not make data's set
+    own = tmp_path / 'data' / 'coco_200_50_seed0_mild'
+    (own / 'annotations').mkdir(parents=True)  # (so none is generated)
+    assert bench_accuracy.data_root('coco', 200, 50, tmp_path, 0,
+                                    'mild') == own
 
 
 def test_no_gpu_is_an_error_not_a_cpu_run(tmp_path):

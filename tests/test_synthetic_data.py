@@ -8,7 +8,8 @@ import pytest
 
 from mmpose.utils import register_all_modules
 
-from mmpose_afl.datasets.synthetic import PARTS, generate_dataset
+from mmpose_afl.datasets.synthetic import (PARTS, UNUSUAL_POSES, _body,
+                                          generate_dataset)
 
 register_all_modules()  # default scope 'mmpose' for datasets and pipelines
 
@@ -280,3 +281,83 @@ def _digest_of_layout(root, layout):
 def test_bad_layout_is_named(tmp_path):
     with pytest.raises(ValueError, match='layout'):
         generate_dataset(tmp_path, 'coco', layout='crowd')
+
+
+def _angle(a, b):
+    """Signed angle in degrees from vector ``a`` to vector ``b``."""
+    return np.degrees(np.arctan2(a[0] * b[1] - a[1] * b[0], a @ b))
+
+
+@pytest.mark.parametrize('unusual', [None, *UNUSUAL_POSES])
+def test_unusual_poses_stay_in_their_angle_ranges(unusual):
+    # re-derived from the keypoints: the torso's tilt (neck at the origin
+    # to the hips' centre, against straight down) and each limb's upper
+    # angle (against the torso's down) and bend (lower against upper part)
+    rng, twin = np.random.default_rng(0), np.random.default_rng(0)
+    tilts, uppers, bends = [], {'arm': [], 'leg': []}, []
+    for _ in range(300):
+        k = _body(rng, 100.0, unusual)
+        _body(twin, 100.0, None)  # every option draws as many numbers
+        assert rng.random() == twin.random()
+        down = (k[11] + k[12]) / 2
+        tilts.append(_angle(np.array([0.0, 1.0]), down))
+        for root, mid, end, sign, limb in ((5, 7, 9, 1, 'arm'),
+                                           (6, 8, 10, -1, 'arm'),
+                                           (11, 13, 15, 1, 'leg'),
+                                           (12, 14, 16, -1, 'leg')):
+            upper = _angle(down, k[mid] - k[root]) * sign
+            uppers[limb].append(upper)
+            bends.append(abs(_angle(k[mid] - k[root], k[end] - k[mid])))
+    tilts, bends = np.abs(tilts), np.array(bends)
+    arm, leg = np.array(uppers['arm']), np.array(uppers['leg'])
+    eps = 1e-6
+    if unusual is None:  # tilt +-12, arm 5..70, leg -5..25, bend <= 110
+        assert tilts.max() <= 12 + eps
+        assert arm.min() >= 5 - eps and arm.max() <= 70 + eps
+        assert leg.min() >= -5 - eps and leg.max() <= 25 + eps
+        assert bends.max() <= 110 + eps
+    elif unusual == 'mild':  # each range widened by 45 degrees
+        assert 60 < tilts.max() <= 90 + eps
+        assert arm.min() >= -40 - eps and arm.max() <= 115 + eps
+        assert leg.min() >= -50 - eps and leg.max() <= 70 + eps
+        assert arm.min() < 0 and leg.max() > 40
+        assert bends.max() <= 155 + eps and bends.max() > 120
+    else:  # any angle
+        assert tilts.max() > 150 and abs(arm).max() > 150
+        assert bends.max() > 170
+
+
+def test_mild_unusual_pose_changes_only_the_unusual_people(tmp_path):
+    def read(root, split):
+        data = json.loads((root / ANN['coco'].format(split)).read_text())
+        by_image = {i['id']: [] for i in data['images']}
+        for ann in data['annotations']:
+            by_image[ann['image_id']].append(ann)
+        return data['info'], by_image
+
+    generate_dataset(tmp_path / 'any', 'coco', num_train=30, num_val=2,
+                     seed=4)
+    generate_dataset(tmp_path / 'mild', 'coco', num_train=30, num_val=2,
+                     seed=4, unusual_pose='mild')
+    info_any, any_pose = read(tmp_path / 'any', 'train')
+    info_mild, mild = read(tmp_path / 'mild', 'train')
+    assert 'unusual_pose' not in info_any
+    assert info_mild['unusual_pose'] == 'mild'
+    same = changed = 0
+    for image_id, people in any_pose.items():
+        png = f'train2017/{image_id:012d}.png'
+        a = (tmp_path / 'any' / png).read_bytes()
+        b = (tmp_path / 'mild' / png).read_bytes()
+        unusual = any(p['difficulty']['unusual_pose']
+                      for p in people + mild[image_id])
+        if unusual:
+            changed += a != b
+        else:  # the same people, keypoints and pixels
+            assert a == b and people == mild[image_id], image_id
+            same += 1
+    assert same > 10 and changed > 3
+
+
+def test_bad_unusual_pose_is_named(tmp_path):
+    with pytest.raises(ValueError, match='unusual_pose'):
+        generate_dataset(tmp_path, 'coco', unusual_pose='upside_down')

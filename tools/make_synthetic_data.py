@@ -11,7 +11,8 @@ difficulty of each person is made.
 import argparse
 import time
 
-from mmpose_afl.datasets.synthetic import LAYOUTS, generate_dataset
+from mmpose_afl.datasets.synthetic import (LAYOUTS, UNUSUAL_POSES,
+                                          generate_dataset)
 
 DEFAULT_OUT = dict(
     coco='data/synthetic_coco', wholebody='data/synthetic_coco_wholebody')
@@ -39,12 +40,20 @@ def main() -> None:
                         help='default: 1-3 people per image; multi_scale: '
                         '2-4 people of clearly different sizes per image, '
                         'for bottom-up models (default: %(default)s)')
+    parser.add_argument('--unusual-pose', choices=UNUSUAL_POSES,
+                        default='any_angle',
+                        help='how the unusual_pose people are posed: '
+                        'any_angle (any tilt, any joint angle) or mild (tilt '
+                        'within +-90 degrees, joint angles 45 degrees beyond '
+                        'the usual ranges; the accuracy benchmark\'s sets) '
+                        '(default: %(default)s)')
     args = parser.parse_args()
     out = args.out or DEFAULT_OUT[args.kind] + (
         '' if args.layout == 'default' else f'_{args.layout}')
     start = time.time()
     written = generate_dataset(out, args.kind, args.num_train, args.num_val,
-                               args.seed, layout=args.layout)
+                               args.seed, layout=args.layout,
+                               unusual_pose=args.unusual_pose)
     print(f'wrote {args.num_train} train + {args.num_val} val images of '
           f'synthetic {args.kind} ({args.layout} layout) to {out} in '
           f'{time.time() - start:.1f} s')
