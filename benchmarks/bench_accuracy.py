@@ -64,15 +64,16 @@ data's sizes with a 5x larger val set, one set per seed), batch 8, 12
 epochs, seeds 0-2, input 128x96 for COCO and 192x128 for WholeBody
 (heatmaps 32x24 and 48x32), 2 runs in parallel with one thread and no
 loader worker each; the methods of ``CPU_METHODS`` (11 method-data set
-pairs, 33 runs; measured 2026-11-27: 6.5 CPU min per run on average, 1.87 h
-in all). It puts the MSE baseline at COCO AP 0.562 ± 0.021 (target
-0.5-0.75) and WholeBody whole AP 0.221 ± 0.026 (target 0.3-0.7: missed)
-with foot AP 0.05 and hand AP 0.16, under the 0.2 every part should reach:
-MSE at this budget puts both knees and both ankles on one leg for about 80 %
-of people, and the feet follow the ankles (benchmarks/left_right.py).
-Neither a side cue drawn on the joints, turning flip test off, a wider
-heatmap sigma nor a later lr drop changes that
-(benchmarks/calibration_notes.md has every knob tried; none kept).
+pairs, 33 runs; measured 2026-11-27 03:46-05:37: 6.4 CPU min per run on
+average, 1.82 h in all). It puts the MSE baseline at COCO AP 0.549 ±
+0.026 (target 0.5-0.75) and WholeBody whole AP 0.242 ± 0.020 (target
+0.3-0.7: missed) with foot AP 0.10 and hand AP 0.16, under the 0.2 every
+part should reach: MSE at this budget puts both knees and both ankles on
+one leg for about 80 % of people, and the feet follow the ankles
+(benchmarks/left_right.py). Neither a side cue drawn on the joints,
+turning flip test off, a heatmap sigma of 1.5 or 3, twice the learning
+rate nor a later lr drop changes that (benchmarks/calibration_notes.md
+has every knob tried; none kept).
 ``demo-full``: the setting of ``make demo-full`` and of
 benchmarks/results_afl.md (make data's sets, 128x96 for both, batch 16,
 20 epochs, seeds 0-2, every method unless ``--methods``).
