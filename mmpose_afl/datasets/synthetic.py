@@ -37,9 +37,10 @@ the annotation's extra ``difficulty`` field, which MMPose ignores):
   degrees beyond the usual maximum. Networks trained on 200 images for the
   accuracy benchmark's 12 epochs score AP 0 on every ``any_angle`` person
   (none passes OKS 0.5) but about 0.1 on ``mild`` ones (MSE on COCO: 0.109
-  ± 0.043 over 3 data sets), so only the mild stratum can tell methods
-  apart (benchmarks/calibration_notes.md, "unusual pose"). Both draw the same random numbers, so the two options give the
-  same people, flags and images wherever no unusual person is drawn.
+  +- 0.043 over 3 data sets), so only the mild stratum can tell methods
+  apart (benchmarks/calibration_notes.md, "unusual pose"). Both draw the
+  same random numbers, so the two options give the same people, flags and
+  images wherever no unusual person is drawn.
 - ``small`` (p = 0.15): body height 35-60 px instead of 110-190 px.
 
 About 45 % of people carry at least one flag; the rest are easy, upright,
