@@ -159,8 +159,9 @@ def test_gpu_preset_dry_run_on_the_cpu(tmp_path):
     assert '(input coco 256x192)' in text
     assert '(4 train / 2 val images)' in text
     assert 'its own synthetic set' in text
-    data = tmp_path / 'runs' / 'data' / 'coco_4_2_seed0_mild'
-    assert json.loads((data / 'annotations' / 'person_keypoints_val2017.json').read_text())['info']['unusual_pose'] == 'mild'
+    val = (tmp_path / 'runs' / 'data' / 'coco_4_2_seed0_mild' /
+           'annotations' / 'person_keypoints_val2017.json')
+    assert json.loads(val.read_text())['info']['unusual_pose'] == 'mild'
     assert '| metric | MSE | Δ AFL (MSE) |' in text
     assert '| AP | ' in text and paired.RULE in text
     assert out.with_name('report_paired.png').is_file()

@@ -2,6 +2,9 @@
 metric."""
 import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +13,8 @@ from mmpose.utils import register_all_modules
 
 from mmpose_afl.datasets.synthetic import (PARTS, UNUSUAL_POSES, _body,
                                           generate_dataset)
+
+from tests.e2e import REPO
 
 register_all_modules()  # default scope 'mmpose' for datasets and pipelines
 
@@ -361,3 +366,18 @@ def test_mild_unusual_pose_changes_only_the_unusual_people(tmp_path):
 def test_bad_unusual_pose_is_named(tmp_path):
     with pytest.raises(ValueError, match='unusual_pose'):
         generate_dataset(tmp_path, 'coco', unusual_pose='upside_down')
+
+
+def test_cli_mild_set_does_not_overwrite_make_datas(tmp_path):
+    # without --out, a mild set goes next to make data's, not over it
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'make_synthetic_data.py'),
+         '--kind', 'coco', '--num-train', '1', '--num-val', '1',
+         '--unusual-pose', 'mild'], cwd=tmp_path, capture_output=True,
+        text=True, timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    written = tmp_path / 'data' / 'synthetic_coco_mild'
+    info = json.loads((written / ANN['coco'].format('val')).read_text())
+    assert info['info']['unusual_pose'] == 'mild'
+    assert not (tmp_path / 'data' / 'synthetic_coco').exists()

@@ -28,7 +28,8 @@ def main() -> None:
                         '(default: %(default)s)')
     parser.add_argument('--out', help='output root (default: '
                         'data/synthetic_coco or data/synthetic_coco_wholebody,'
-                        ' with _multi_scale appended for that layout)')
+                        ' with _multi_scale appended for that layout and _mild'
+                        ' for mild unusual poses)')
     parser.add_argument('--num-train', type=int, default=200,
                         help='training images (default: %(default)s)')
     parser.add_argument('--num-val', type=int, default=50,
@@ -48,14 +49,18 @@ def main() -> None:
                         'the usual ranges; the accuracy benchmark\'s sets) '
                         '(default: %(default)s)')
     args = parser.parse_args()
+    # a non-default option never writes over make data's sets
     out = args.out or DEFAULT_OUT[args.kind] + (
-        '' if args.layout == 'default' else f'_{args.layout}')
+        '' if args.layout == 'default' else f'_{args.layout}') + (
+            '' if args.unusual_pose == 'any_angle' else
+            f'_{args.unusual_pose}')
     start = time.time()
     written = generate_dataset(out, args.kind, args.num_train, args.num_val,
                                args.seed, layout=args.layout,
                                unusual_pose=args.unusual_pose)
     print(f'wrote {args.num_train} train + {args.num_val} val images of '
-          f'synthetic {args.kind} ({args.layout} layout) to {out} in '
+          f'synthetic {args.kind} ({args.layout} layout, '
+          f'{args.unusual_pose} unusual poses) to {out} in '
           f'{time.time() - start:.1f} s')
     for split, path in written.items():
         print(f'  {split}: {path}')
