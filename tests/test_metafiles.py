@@ -1,5 +1,5 @@
 """The model index: one entry per method config in MMPose's metafile format,
-and the README's configs table generated from it."""
+and the configs table of docs/configs.md generated from it."""
 import importlib.util
 from pathlib import Path
 
@@ -80,6 +80,6 @@ def test_write_then_check(tmp_path, capsys):
     assert tool.BEGIN in capsys.readouterr().err
 
 
-def test_readme_configs_table_is_the_generated_one(capsys):
-    assert _tool().main(['--check', str(REPO / 'README.md')]) == 0, \
+def test_docs_configs_table_is_the_generated_one(capsys):
+    assert _tool().main(['--check', str(REPO / 'docs' / 'configs.md')]) == 0, \
         capsys.readouterr().err

@@ -1,14 +1,14 @@
-"""The README's configs table, generated from the model index
+"""The configs table of docs/configs.md, generated from the model index
 (``configs/*/metafile.yml``, MMPose's metafile format).
 
     python tools/configs_table.py                  # print the table
-    python tools/configs_table.py --write README.md
-    python tools/configs_table.py --check README.md
+    python tools/configs_table.py --write docs/configs.md
+    python tools/configs_table.py --check docs/configs.md
 
 ``--write`` replaces what lies between the lines ``<!-- configs-table -->``
 and ``<!-- /configs-table -->`` of the file with the table; ``--check``
 exits with status 1, saying so, when that part differs from the table (the
-test suite runs it on README.md). Columns: the config, its method (the
+test suite runs it on docs/configs.md). Columns: the config, its method (the
 metafile's ``Architecture``), its training data and the stock MMPose config
 it inherits (the first ``mmpose::`` base in its ``_base_`` chain).
 """
