@@ -156,6 +156,14 @@ METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
         COCO: (AFL_COCO, AFL_PAPER),
         WHOLEBODY: (AFL_WHOLEBODY, AFL_PAPER),
     },
+    # stock MMPose online hard keypoint mining (its default topk=8): the
+    # hard-example peer a user already has (docs/hard_examples.md)
+    'OHKM': {
+        COCO: ('configs/ohkm/'
+               'td-hm_res18_ohkm-1xb16-20e_synthetic-coco-128x96.py', []),
+        WHOLEBODY: ('configs/ohkm/td-hm_res18_ohkm-1xb16-20e_'
+                    'synthetic-coco-wholebody-128x96.py', []),
+    },
     'heuristic': {
         WHOLEBODY: (FOWKAL, ['model.head.loss.kaf=heuristic',
                              'model.head.loss.weighting=None',
