@@ -16,8 +16,8 @@ variant, for each metric: the per-seed differences to MSE, their mean ± sd,
 and a verdict from a two-sided paired t-test at 5 % (better / worse /
 not distinguishable; benchmarks/paired.py, shared with bench_accuracy.py);
 and whether every seed stays at or above MSE's
-value of that seed minus the sd of MSE over the seeds (issue 12's "never
-collapses"). Per AFL run, what the difficulty did: the smallest and the
+value of that seed minus the sd of MSE over the seeds (the "never
+collapses" goal of docs/afl.md). Per AFL run, what the difficulty did: the smallest and the
 mean effective sample size of the weights over the logged windows
 (``afl_ess``), and ``tools/afl_difficulty_report.py``'s rank correlation of
 the tracked samples' difficulty with their label count, its partial rank

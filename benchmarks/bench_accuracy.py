@@ -151,7 +151,7 @@ METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
         WHOLEBODY: (AFL_WHOLEBODY, AFL_TRACK_ALL),
     },
     # AFL exactly as the paper's Eq. 4 and critic loss (no drift penalty,
-    # absolute score, unnormalised weights): the collapse of issue 12
+    # absolute score, unnormalised weights): the collapse in docs/afl.md
     'AFL (MSE, paper)': {
         COCO: (AFL_COCO, AFL_PAPER),
         WHOLEBODY: (AFL_WHOLEBODY, AFL_PAPER),

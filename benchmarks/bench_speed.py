@@ -76,7 +76,7 @@ STEP_GROUPS = [
 ]
 
 Fn = Callable[[], None]
-# issue 14's targets on the CPU, ÷ KeypointMSELoss (table 1: time; every
+# the project's speed targets on the CPU, ÷ KeypointMSELoss (table 1: time; every
 # loss: peak memory) and ÷ the stock step (table 3)
 TIME_TARGETS = {
     'WAHRLoss': 2,
@@ -242,7 +242,7 @@ def bench_losses(batch: int, device, repeats: int) -> List[str]:
     lines = [
         f'### 1. Losses: forward + backward on [{batch}, K, 64, 48] '
         '÷ KeypointMSELoss', '',
-        '✓ / ✗: within issue 14\'s target or not (time: WAHR, HSM ≤ 2, SAHR '
+        '✓ / ✗: within the project\'s target or not (time: WAHR, HSM ≤ 2, SAHR '
         f'≤ 3, FoWKAL ≤ 4; peak memory ≤ {MEMORY_TARGET} for every loss).', '',
         '| loss | K | time (ms) | time ÷ MSE | peak memory (MiB) | '
         'memory ÷ MSE |', '|---|---:|---:|---:|---:|---:|'

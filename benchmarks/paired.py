@@ -37,7 +37,7 @@ def paired(method: Dict[int, float], reference: Dict[int, float]) -> dict:
     (with values >= 0), their mean and sd (n - 1), the two-sided paired
     t-test's p-value and the verdict (module docstring); and whether every
     seed of ``method`` is >= the reference's value of that seed minus the
-    reference's sd (issue 12's "never collapses")."""
+    reference's sd (the "never collapses" goal of docs/afl.md)."""
     seeds = sorted(s for s in set(method) & set(reference)
                    if method[s] >= 0 and reference[s] >= 0)
     diffs = [method[s] - reference[s] for s in seeds]

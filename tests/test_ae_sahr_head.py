@@ -256,8 +256,9 @@ def assert_finite_state(head):
 @pytest.mark.parametrize('type_', ['AESAHRHead', 'MaskedAEHead'])
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_bottom_up_heads_under_autocast(type_, dtype):
-    """Issue 13's fuzz cases for the bottom-up heads: under CPU autocast
-    the loss is finite and within the dtype's precision of float32's."""
+    """The edge-input fuzz cases (tests/test_loss_fuzz.py) for the bottom-up
+    heads: under CPU autocast the loss is finite and within the dtype's
+    precision of float32's."""
     head = build_head(type_)
     samples, feats = fake_batch(4), (torch.rand(2, 8, 16, 16), )
     expected = ae_head_loss(head, feats, samples)

@@ -463,7 +463,8 @@ def test_regulariser_matches_numpy_and_pulls_a_part_together():
 
 
 def test_consistency_term_sums_over_the_keypoints_of_a_part():
-    """SPEC.md's sum_part sum_k (lambda_k - mean_part lambda)^2 by hand:
+    """The consistency term sum_part sum_k (lambda_k - mean_part lambda)^2
+    (docs/fowkal.md) by hand:
     'big' 0.2, 0.5, 0.8 around 0.5 -> 0.09 + 0 + 0.09; 'single' 0; 'pair'
     0.3, 0.7 -> 0.04 + 0.04: 0.26 (a per-part mean would give 0.10)."""
     loss = build(consistency_weight=2.0, boundary_weight=0.0)

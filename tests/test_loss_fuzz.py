@@ -1,4 +1,4 @@
-"""Every loss and head of mmpose_afl fed edge and bad inputs (issue 13).
+"""Every loss and head of mmpose_afl fed edge and bad inputs.
 
 The subjects are all the losses the plugin registers (``WAHRLoss``,
 ``HSMLoss``, ``FoWKALLoss`` with FWAHR and without pixel weights,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the whole OpenMMLab stack this project needs into ./.venv, from nothing.
 #
-# This scripts ../shared/ENVIRONMENT.md (why each pin is what it is lives there):
+# The verified stack (docs/installation.md says why each pin is what it is):
 #   torch 2.14.1 / torchvision 0.29.1, mmcv 2.1.0 compiled with ops and patched
 #   for C++20, onedl-mmengine 0.10.12, mmdet 3.2.0 and mmpose 1.3.2 without their
 #   declared deps (chumpy does not build), xtcocotools rebuilt against numpy 2,
@@ -51,7 +51,7 @@ Settings (environment variables):
 
 The first install compiles mmcv (13-20 minutes on 2 cores); with the wheel
 cached, a fresh environment installs in a few minutes. The pins and the
-reasons for each are in ../shared/ENVIRONMENT.md.
+reasons for each are in docs/installation.md.
 USAGE
 }
 case "${1:-}" in
@@ -119,7 +119,8 @@ say "onedl-mmengine $MMENGINE, mmdet $MMDET, mmpose $MMPOSE, openmim $OPENMIM (n
 pipi --no-deps "onedl-mmengine==$MMENGINE" "mmdet==$MMDET" "mmpose==$MMPOSE" "openmim==$OPENMIM"
 
 say "xtcocotools $XTCOCOTOOLS rebuilt against this numpy"
-pipi --no-deps --force-reinstall --no-binary xtcocotools --no-build-isolation "xtcocotools==$XTCOCOTOOLS"
+# --no-cache-dir: pip would otherwise reuse a wheel it built against another numpy
+pipi --no-cache-dir --no-deps --force-reinstall --no-binary xtcocotools --no-build-isolation "xtcocotools==$XTCOCOTOOLS"
 
 say "mmpose_afl (editable)"
 pipi --no-deps --no-build-isolation -e "$ROOT"
