@@ -34,13 +34,12 @@ the annotation's extra ``difficulty`` field, which MMPose ignores):
   ``unusual_pose='any_angle'``, the default). ``unusual_pose='mild'``: tilt
   within +-90 degrees (lying, leaning), each limb's upper angle from its
   usual range widened by 45 degrees on either side and its bend up to 45
-  degrees beyond the usual maximum. Networks trained on 200 images for the
-  accuracy benchmark's 12 epochs score AP 0 on every ``any_angle`` person
-  (none passes OKS 0.5) but about 0.1 on ``mild`` ones (MSE on COCO: 0.109
-  +- 0.043 over 3 data sets), so only the mild stratum can tell methods
-  apart (benchmarks/calibration_notes.md, "unusual pose"). Both draw the
-  same random numbers, so the two options give the same people, flags and
-  images wherever no unusual person is drawn.
+  degrees beyond the usual maximum. ``mild`` exists because a small
+  network at the accuracy benchmark's budget learns nothing of the
+  ``any_angle`` poses, so that stratum could not tell methods apart
+  (docs/synthetic_data.md). Both draw the same random numbers, so the two
+  options give the same people, flags and images wherever no unusual
+  person is drawn.
 - ``small`` (p = 0.15): body height 35-60 px instead of 110-190 px.
 
 About 45 % of people carry at least one flag; the rest are easy, upright,
@@ -59,7 +58,8 @@ unchanged by the option (the same seed gives the same bytes as before).
 Visibility of every keypoint is read off a layer map of what was drawn
 last at its pixel, so the labels are exact.
 Generation is deterministic: the same seed gives the same bytes (PNG images
-and JSON).
+and JSON). Options, the command line and the known flaws (the left/right
+colour cue under flips): docs/synthetic_data.md.
 """
 import json
 import os.path as osp

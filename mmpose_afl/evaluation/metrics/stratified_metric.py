@@ -1,6 +1,7 @@
 """COCO keypoint AP/AR overall and per stratum of the ground-truth people:
 by occlusion, by number of labelled keypoints, by area and, where the
-annotations carry them, by the synthetic generator's ``difficulty`` flags.
+annotations carry them, by the synthetic generator's ``difficulty`` flags
+(docs/evaluation.md).
 
 How a stratum is evaluated. Every stratum reuses xtcocotools' ``COCOeval``
 (OKS, greedy matching, 101-point interpolated precision, ``summarize``)

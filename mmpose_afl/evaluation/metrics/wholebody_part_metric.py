@@ -1,5 +1,6 @@
 """COCO-WholeBody evaluation that returns each body part's AP and AR as
-metric values (MMPose's ``CocoWholeBodyMetric`` only prints them)."""
+metric values (MMPose's ``CocoWholeBodyMetric`` only prints them);
+docs/evaluation.md."""
 from typing import List, Tuple
 
 import numpy as np
@@ -40,7 +41,9 @@ class CocoWholeBodyPartMetric(CocoWholeBodyMetric):
     ``hand`` follows the convention of MMPose's model zoo and the
     COCO-WholeBody benchmark (the "Hand AP / AR" columns): the mean of the
     left-hand and right-hand results, each evaluated separately (answer of
-    the dataset's author, jin-s13/COCO-WholeBody issues #38 and #40). A side
+    the dataset's author in the COCO-WholeBody repository,
+    https://github.com/jin-s13/COCO-WholeBody/issues/38 and
+    https://github.com/jin-s13/COCO-WholeBody/issues/40). A side
     without any ground truth (xtcocotools reports -1) is left out of the
     mean; with neither side, ``hand_*`` is -1 too.
 

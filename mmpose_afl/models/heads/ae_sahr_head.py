@@ -1,6 +1,7 @@
 """Bottom-up associative-embedding heads: MMPose's AE head made trainable
 on images of several people, and SAHR + WAHR (Luo et al., CVPR 2021) on it,
-the setting of the paper and its official code (on HigherHRNet)."""
+the setting of the paper and its official code (on HigherHRNet);
+docs/sahr_wahr.md."""
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch

@@ -29,8 +29,8 @@ def scale_heatmaps(heatmaps: Tensor,
     code's Gaussians, which are cut off at 3 sigma: with the default floor
     (``exp(-4.5)``, the value 3 sigma from the centre) the support is the
     disc of radius 3 sigma under MMPose's standard, UDP and DARK encoders
-    alike, where ``gt > 0`` would be most of a DARK heatmap (78 % of the
-    pixels for one centred keypoint at 64x48; see :class:`WAHRLoss`).
+    alike, where ``gt > 0`` would be most of a DARK heatmap
+    (docs/sahr_wahr.md).
 
     Args:
         heatmaps (Tensor): Ground-truth heatmaps ``gt`` in [0, 1],

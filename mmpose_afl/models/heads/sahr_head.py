@@ -1,6 +1,6 @@
 """Scale-Adaptive Heatmap Regression head (SAHR) of SWAHR (Luo et al.,
 CVPR 2021) for top-down MMPose models, as in the official code
-(greatlog/SWAHR-HumanPose)."""
+(greatlog/SWAHR-HumanPose); docs/sahr_wahr.md."""
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -62,9 +62,8 @@ class SAHRHead(ScaleAdaptiveMixin, HeatmapHead):
     (:func:`gaussian_support`), by default the disc of radius 3 sigma under
     the standard, UDP and DARK encoders alike; with ``gt > 0``
     (``support_floor=0``) a DARK target, which is never cut off, would put
-    the regulariser on most of the map (78 % of the pixels for one centred
-    keypoint at 64x48, 5.5 % under the standard encoder) and make the
-    target's far tails part of the Gaussian the scale reshapes. A loss that
+    the regulariser on most of the map and make the target's far tails
+    part of the Gaussian the scale reshapes. A loss that
     has its own ``support_floor`` (:class:`WAHRLoss`) must use the same
     one. If the loss's ``forward`` takes ``weight_target``
     (:class:`WAHRLoss` does), the original ``gt`` is passed there so that
@@ -98,9 +97,8 @@ class SAHRHead(ScaleAdaptiveMixin, HeatmapHead):
             expansion, to reproduce it). The expansion agrees with the
             power only while ``|s ln gt|`` is small: on a 3-sigma support
             ``ln gt`` reaches -4.5, and past ``|s ln gt| = 1`` its quadratic
-            term raises the tails, so e.g. ``s = 0.5`` widens the target
-            (sigma_eff fitted over the 3-sigma disc: 2.05 instead of 1.63
-            for sigma 2) where the paper narrows it. Defaults to
+            term raises the tails, so a positive ``s`` can widen the target
+            where the paper narrows it (docs/sahr_wahr.md). Defaults to
             ``'power'``
         min_scale_exponent (float): Lower clamp of ``1 + s`` in ``'power'``
             mode; must be > 0 (at 0 the target would become 1 everywhere in

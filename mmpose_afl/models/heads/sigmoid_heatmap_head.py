@@ -1,5 +1,5 @@
 """A heatmap head whose outputs are logits (for losses that apply the sigmoid
-themselves, such as :class:`HSMLoss`)."""
+themselves, such as :class:`HSMLoss`; docs/hsm.md)."""
 from typing import Optional, Tuple
 
 import torch
@@ -43,7 +43,7 @@ class SigmoidHeatmapHead(HeatmapHead):
     bias 0, which for logits means ``sigmoid = 0.5`` on every pixel: the
     first steps then push all logits far down, where the sigmoid's slope
     (and so every gradient, the peaks' included) vanishes, and training
-    stalls at all-zero heatmaps (seen here: AP 0 after 20 epochs). As for
+    stalls at all-zero heatmaps (docs/hsm.md). As for
     the focal loss (Lin et al.) and CenterNet, the last conv's bias starts
     at the background prior ``log(p / (1 - p))`` with ``p = prior_prob``
     (0.1: roughly the background level at which, for a σ = 2 Gaussian on a

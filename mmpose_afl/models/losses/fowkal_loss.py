@@ -1,7 +1,8 @@
 """Keypoint-wise Adaptive Loss (KAL) with Foreground-Weight Adaptive Heatmap
 Regression (FWAHR) -- FoWKAL (Seong, Lee and Lee, "Keypoint-wise Adaptive
 Loss for Whole-Body Human Pose Estimation") -- and the pieces of its
-ablation: the heuristic loss, KAL alone, WAHR or FWAHR weighting."""
+ablation: the heuristic loss, KAL alone, WAHR or FWAHR weighting.
+Equations, decisions and their reasons: docs/fowkal.md."""
 import math
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -107,208 +108,73 @@ class FoWKALLoss(PerSampleHeatmapLoss):
     """FoWKAL: keypoint-wise mix of AWing and MSE, optionally (F)WAHR
     weighted, averaged per body part.
 
-    With ``P`` the ground-truth heatmap and ``P^`` the prediction (SPEC.md's
-    reading of the paper's notation), per pixel of keypoint ``k`` (the
-    paper's L_WAdaptive)::
+    With ``P`` the ground-truth heatmap and ``P^`` the prediction (the hat
+    is the estimate), per pixel of keypoint ``k``::
 
         l_k = W * [lambda_k AWing(P^, P) / m_awing
                    + (1 - lambda_k) (P^ - P)^2 / m_mse]
 
     and per sample ``L = sum_part 1/N_part sum_{k in part} mean_HW(l_k)``
     (``part_average=True``, the paper's sum; else ``1/K sum_k``).
-    ``forward`` returns ``mean_batch(L) * loss_weight + L_reg``.
+    ``forward`` returns ``mean_batch(L) * loss_weight + L_reg``. The
+    paper's ablation rows are options (docs/fowkal.md has the table):
+    heuristic ``kaf='heuristic', weighting=None, normalize=False``; KAL
+    ``weighting=None``; FoWKAL (default) ``kaf='learned',
+    weighting='fwahr'``.
 
-    Ablation rows of the paper (Table 2 / 3) as options:
-
-    - heuristic loss (c): ``kaf='heuristic', weighting=None,
-      normalize=False`` (lambda = 1, i.e. AWing, on ``dense_parts``;
-      lambda = 0, i.e. MSE, elsewhere)
-    - KAL (d): ``kaf='learned', weighting=None``
-    - heuristic + FWAHR (e) / + WAHR: ``kaf='heuristic',
-      weighting='fwahr'`` / ``'wahr'``, ``normalize=False``
-    - FoWKAL (f, the default): ``kaf='learned', weighting='fwahr'``;
-      KAL + WAHR: ``weighting='wahr'``
-
-    **The heuristic rows** are the paper's ``L_heuristic = lambda_fh L_bf +
-    lambda_bf L_fh``: a plain AWing term on the dense parts plus a plain MSE
-    term on the coarse ones. The paper gives no values for its two weights
-    and no normalisation; decision: both 1 (``loss_weight`` scales the
-    sum), so the configs of (c), (e) and heuristic + WAHR set
-    ``normalize=False`` and the loss is ``sum_part mean_{k in part}``
-    of AWing (dense) or MSE (coarse), i.e. KAL's formula with fixed 0/1
-    factors and no ``L_reg``: rows (c) and (d) differ only in the factors.
-    (``normalize=True``, the class default, divides the two terms by their
-    running means, a re-weighting the paper's heuristic does not have.)
-
-    **AWing** is MMPose's :class:`AdaptiveWingLoss` (alpha 2.1, omega 14,
-    epsilon 1, theta 0.5, the paper's): its ``criterion``'s maths and
-    parameters, written out element-wise (:meth:`awing_map`; tested equal
-    in value and gradient). Everything is computed in at least float32
-    (under ``--amp`` the head's output is fp16).
-
-    **Pixel weights** ``W`` (1 when ``weighting=None``; ``P`` is a constant,
-    ``P^`` is not detached, as in WAHR's official code)::
+    Pixel weights (``P`` a constant, ``P^`` not detached, as in WAHR's
+    official code)::
 
         WAHR:  W = P^g |1 - P^| + |P^| (1 - P^g)
         FWAHR: W = the WAHR weight  where P^ >= 2^(-1/g),  else  tau * P
 
-    where ``P`` (so also ``P^g``) is taken as 0 outside the Gaussian's
-    support, ``P < support_floor`` (:func:`gaussian_support`). Decision:
-    the paper assumes targets that are exactly 0 on the background, as
-    MMPose's standard (``MSRAHeatmap``) and UDP encoders give; the DARK
-    encoder (``MSRAHeatmap(unbiased=True)``, which the paper's
-    HRNet-w32 + DARK recipe uses) never cuts its Gaussian off, and with
-    ``gamma = 0.01`` even a tiny ``P`` has ``P^g`` near 1 (``1e-20^0.01 =
-    0.63``), so the background got a weight near ``|1 - P^|`` instead of
-    ``|P^|``: on the synthetic WholeBody demo's DARK targets (32x24,
-    sigma 2) 95 % of the labelled keypoints' pixels had ``P^g >= 1/2``,
-    and the background's mean FWAHR weight at ``P^ = 0.02`` was 0.75
-    (with the floor: 13 %, the 3-sigma disc, and 0.02;
-    ``benchmarks/fowkal_dark_support.py``). With the default floor
-    ``exp(-4.5)``
-    (:data:`GAUSSIAN_SUPPORT_FLOOR`, the value 3 sigma from the centre) the
-    support is the 3-sigma disc under all three encoders (the standard
-    encoder centres it on the rounded keypoint, and its patch's corners,
-    down to ``exp(-9)``, become background), so the weights are the same
-    under each. FWAHR's ``tau * P`` branch uses the same ``P``: a negative
-    prediction outside the support then weighs 0 under every encoder, as it
-    did under the standard one (without the floor, DARK's tail adds weights
-    up to ``tau exp(-4.5)`` = 0.011 there); inside the support nothing
-    changes. ``support_floor=0`` gives the old ``P > 0``. The regression
-    target itself is not changed: DARK's tail values stay in the AWing and
-    MSE terms.
+    Decisions where the paper is silent (reasons in docs/fowkal.md):
 
-    ``P^ >= 2^(-1/g)`` is ``P^^g >= 1/2``; with the default ``gamma=0.01``
-    the threshold is 2^-100 ~ 7.9e-31, so in practice FWAHR is WAHR where
-    the prediction is positive and ``tau * P`` where it is <= 0: negative
-    predictions on the background (``P = 0``) are not penalised, and on the
-    Gaussian only in proportion to ``P``. ``tau`` is not given by the paper.
-    Decision: ``tau = 1``. At ``P^ -> 0+`` the WAHR branch gives
-    ``W = P^g``, and ``tau * P <= P^g`` for every ``P`` in [0, 1] exactly
-    when ``tau <= 1``, with equality at the peak ``P = 1`` only for
-    ``tau = 1``. So ``tau = 1`` is the one value for which the weight is
-    continuous at the keypoint's peak and the second branch never weights a
-    pixel more than WAHR would at the switch: it only down-weights the
-    tails, the paper's "focus on the foreground".
+    - ``tau = 1``: the one value for which the weight is continuous at the
+      keypoint's peak and FWAHR's second branch never weights a pixel more
+      than WAHR would at the switch.
+    - ``P`` below ``support_floor`` (default ``exp(-4.5)``, the 3-sigma
+      value) is background in the weights, so DARK's uncut Gaussian tails
+      weigh like the standard and UDP encoders' background; the regression
+      target itself is unchanged.
+    - AWing is MMPose's :class:`AdaptiveWingLoss` criterion (alpha 2.1,
+      omega 14, epsilon 1, theta 0.5), written out element-wise
+      (:meth:`awing_map`; tested equal in value and gradient), computed in
+      at least float32.
+    - ``lambda_k = sigmoid(kaf_logits[k])``: a parameter of this loss, so
+      the pose optimiser trains it, it is checkpointed and DDP keeps it
+      identical on all ranks. Initialised from ``lambda_init``.
+    - ``normalize=True`` divides each term by a detached running mean of
+      its per-keypoint value (buffer ``running_means``, all-reduced under
+      DDP), because AWing is orders of magnitude larger than MSE and raw
+      factors would collapse to the MSE side. The means are updated only
+      from finite batch statistics, each clipped to ``norm_clip`` times
+      the running mean (the first update: ``norm_clip`` times the batch
+      median), so one overflowing batch cannot freeze training.
+    - ``L_reg = consistency_weight * sum_part sum_p (lambda_k - mean_p)^2
+      + boundary_weight * sum_part mean_p -log(4 lambda_k (1 - lambda_k))``:
+      a within-part consistency term plus a term that keeps every factor
+      off 0 and 1. It does not depend on the samples: added once, not
+      multiplied by ``loss_weight`` (0 for the heuristic).
+    - The heuristic rows use ``normalize=False``: the paper's
+      ``L_heuristic`` is a plain AWing term plus a plain MSE term.
+    - ``N_part`` is the part's size, the same for every sample; an
+      unlabelled keypoint adds 0 (as in the MSE / AWing baselines), so a
+      lone labelled keypoint never outweighs a fully labelled part's.
 
-    **Keypoint-wise adaptive factors** (KAF) ``lambda_k = sigmoid(theta_k)``
-    with ``theta`` (``kaf_logits``, shape [K]) a parameter of this loss:
-    the loss is a submodule of the head, so the pose optimiser trains it
-    (with the optimiser's lr and weight decay; ``paramwise_cfg`` with
-    ``custom_keys={'kaf_logits': ...}`` changes them), it is in the model's
-    ``state_dict`` (checkpointed, restored on ``--resume``) and DDP averages
-    its gradient like any other parameter, so it stays identical on all
-    ranks. It enters every loss value, so DDP with
-    ``find_unused_parameters=False`` works. Initialised from
-    ``lambda_init`` (default: the heuristic softened, 0.8 on dense parts,
-    0.2 on coarse ones).
+    Keypoint weights follow :class:`KeypointMSELoss`: ``target_weights``
+    ([B, K] or [B, K, H, W]) and ``mask`` multiply the per-pixel loss
+    whenever given, whatever ``use_target_weight`` says.
 
-    **Normalisation.** AWing is one to two orders of magnitude larger than
-    MSE on the same heatmaps, so raw factors would just drift to the MSE
-    side. With ``normalize=True`` each term is divided by a running mean of
-    its own per-keypoint value (mean over the keypoints with a non-zero
-    weight in the batch, detached, updated in training like BatchNorm's
-    statistics with ``norm_momentum``; buffer ``running_means`` =
-    (AWing, MSE), checkpointed). Both terms then average ~1 and
-    ``lambda_k`` moves towards the term that is relatively smaller *for
-    keypoint k*; the backbone also sees the two terms at comparable scale
-    (for the heuristic this plays the role of the paper's two weights of
-    L_bf and L_fh, which it does not give). Under DDP the batch sums are
-    all-reduced before the update, so the buffer is identical on every rank.
-
-    The running means are updated only from finite, bounded batch
-    statistics: a term whose batch statistic is not finite leaves its
-    running mean as it is, and a batch statistic above ``norm_clip`` times
-    the running mean counts as ``norm_clip`` times it. Reason: one ±inf
-    pixel (what an fp16 overflow under ``--amp`` produces), or one pixel
-    above ~1e13 whose square overflows float32, made the running means inf;
-    every later term was then divided by inf, the heatmap gradient was
-    exactly 0 for the rest of training and the loss on screen (``L_reg``)
-    looked finite. A single outlier pixel of 100 lifted the MSE running
-    mean ~60000x, cutting the gradient to 0.14 % for ~1,000 iterations.
-    With the clip, one bad batch moves a running mean by at most a factor
-    ``1 + norm_momentum * (norm_clip - 1)`` (1.03 at the defaults), while
-    a loss that falls is followed as before (a statistic below the running
-    mean is never clipped). A term's first update, having no running mean
-    to compare with, clips each keypoint's term at ``norm_clip`` times the
-    (lower) median of the batch's labelled keypoints' terms before the
-    mean (on each rank before the all-reduce, so ranks still agree): one
-    outlier pixel in the very first batch, which used to set the scale
-    unclipped (a pixel of 100 then took ~1,000 iterations at momentum 0.01
-    to be forgotten), can lift the first running mean to at most
-    ``norm_clip`` times the median (an infinite keypoint term is capped
-    the same way; a NaN one still makes the statistic non-finite, and the
-    update is skipped).
-
-    **L_reg** (paper: "relationships between body parts"; its form is not
-    given). Decision, with ``sum_p`` / ``mean_p`` the sum / mean over the
-    keypoints of part p::
-
-        L_reg = consistency_weight * sum_part sum_p (lambda_k - mean_p)^2
-          + boundary_weight * sum_part mean_p -log(4 lambda_k (1 - lambda_k))
-
-    (``mean_p`` alone: the part's mean factor.)
-
-    The first term is SPEC.md's within-part consistency term
-    ``sum_part sum_k (lambda_k - mean_part lambda)^2`` as written: it pulls
-    the factors of a part together with a force per factor,
-    ``2 (lambda_k - mean_p lambda)``, that does not depend on the part's
-    size, while the data term's pull on ``lambda_k`` carries the factor
-    ``1 / N_part``. So the larger the part, the more its factors move
-    together: where the two balance, a factor's deviation from its part's
-    mean is about ``d_k / (2 consistency_weight N_part)`` (``d_k`` its
-    normalised AWing-minus-MSE difference from the part's average), e.g.
-    68x tighter on the face than a per-part mean would hold it (what this
-    class did before; lower ``consistency_weight`` for freer factors). The
-    second term (not in SPEC.md: "whatever keeps lambda off the
-    boundaries") is 0 at lambda = 1/2 and grows without bound at 0 and 1,
-    so no factor saturates (its gradient in theta is ``2 lambda - 1``,
-    bounded, while the data term's gradient ``lambda (1 - lambda) (...)``
-    vanishes at the boundaries; the two balance inside (0, 1)). It is a
-    per-part mean, at the data term's ``1 / N_part`` scale, so where the
-    boundary and the data term balance does not depend on the part's size.
-    ``L_reg`` does not depend on the samples: it is added once, not
-    multiplied by ``loss_weight`` (0 for the heuristic).
-
-    **Keypoint weights** follow :class:`KeypointMSELoss` (whose mask
-    handling this class reuses): ``target_weights`` ([B, K] or [B, K, H, W])
-    and ``mask`` multiply the per-pixel loss whenever given, whatever
-    ``use_target_weight`` says (kept for config compatibility). For 0/1
-    weights this equals :class:`AdaptiveWingLoss`'s own convention
-    (multiplying prediction and target by the weight).
-
-    **Unlabelled keypoints count in** ``N_part``: ``N_part`` is the number
-    of keypoints of the part, the same for every sample, and an unlabelled
-    (weight 0) keypoint adds 0 to its part's sum. Decision: the paper
-    writes ``N_part`` without a sample index, and its baseline rows (a) and
-    (b) (MMPose's :class:`KeypointMSELoss` and :class:`AdaptiveWingLoss`)
-    average over all keypoints, labelled or not, so every row gives a
-    labelled keypoint the same weight in every sample. Dividing by the
-    labelled count instead would make a keypoint's weight depend on what
-    else is labelled: the one visible keypoint of a truncated hand would
-    weigh 21x a keypoint of a fully labelled hand, so the rarest, often
-    hardest-to-see labels would dominate. The cost: a part labelled in few
-    samples (the hands in COCO-WholeBody) contributes in proportion to how
-    often it is labelled, as under the baseline rows.
-
-    **Use inside another loss** (e.g. ``AFLHeatmapLoss``):
-    :meth:`per_sample` returns the per-sample ``L`` [B] *without*
-    ``loss_weight`` and without ``L_reg``; :meth:`regularization` returns
-    ``L_reg``. ``forward`` is exactly
-    ``per_sample(...).mean() * loss_weight + regularization()``; a wrapper
-    that re-weights samples should add ``regularization()`` once per step
-    in the same way. Each training-mode call of :meth:`per_sample` updates
-    the running means once. For an empty batch the data term is 0 and
-    ``L_reg`` is still added (it does not depend on the samples, and DDP
-    ranks then agree on its gradient); inputs of the wrong shape raise a
-    ``ValueError`` naming the shapes (see :class:`PerSampleHeatmapLoss`).
-
-    **Logging.** In training, each :meth:`per_sample` call of a loss with
-    learned factors writes the mean factor of every part to MMEngine's
-    message hub as ``train/kaf_<part>``, which the logger hook prints with
-    the losses (``kaf_body: 0.2001 ...``) and writes to the scalar files.
-    The per-keypoint values are ``sigmoid(kaf_logits)`` of a checkpoint;
-    ``tools/draw_kaf.py`` draws them on the skeleton.
+    Inside another loss (e.g. ``AFLHeatmapLoss``): :meth:`per_sample`
+    returns the per-sample ``L`` [B] without ``loss_weight`` and ``L_reg``,
+    :meth:`regularization` returns ``L_reg``; ``forward`` is exactly
+    ``per_sample(...).mean() * loss_weight + regularization()``. Each
+    training-mode call of :meth:`per_sample` updates the running means once
+    and logs each part's mean factor as ``train/kaf_<part>``
+    (``tools/draw_kaf.py`` draws the factors on the skeleton). An empty
+    batch gives a zero data term plus ``L_reg``; inputs of the wrong shape
+    raise a ``ValueError`` naming the shapes.
 
     Args:
         kaf (str): ``'learned'`` (KAL) or ``'heuristic'`` (fixed factors, 1
@@ -629,7 +495,7 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         factors = torch.sigmoid(self.kaf_logits)
         part_mean = (self.part_onehot @ factors) / self.part_onehot.sum(1)
         deviation = factors - self.part_onehot.t() @ part_mean
-        consistency = (deviation**2).sum()  # SPEC.md's sum_part sum_k
+        consistency = (deviation**2).sum()  # sum_part sum_k
         # -log(4 lambda (1 - lambda)), stable in theta
         boundary = -(F.logsigmoid(self.kaf_logits) +
                      F.logsigmoid(-self.kaf_logits) + math.log(4.))

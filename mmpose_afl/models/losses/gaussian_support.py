@@ -1,5 +1,6 @@
 """The support of a Gaussian target heatmap: where WAHR, FWAHR and SAHR
-treat a pixel as foreground, the same under every MMPose Gaussian codec."""
+treat a pixel as foreground, the same under every MMPose Gaussian codec
+(docs/sahr_wahr.md, "Gaussian support")."""
 import math
 
 import numpy as np
@@ -9,9 +10,9 @@ from torch import Tensor
 #: exactly 3 sigma from an integer keypoint is inside the support whether
 #: it is compared in float32 or float64): the value of a Gaussian 3 sigma
 #: from its centre, where MMPose's standard ``MSRAHeatmap`` (and
-#: ``UDPHeatmap``) cut it off along each axis. The unbiased (DARK) encoder does not cut it off at all (at
-#: 256x192 most pixels of its heatmaps are > 0), so ``gt > 0`` is no
-#: foreground test there; ``gt >= GAUSSIAN_SUPPORT_FLOOR`` is the disc of
+#: ``UDPHeatmap``) cut it off along each axis. The unbiased (DARK)
+#: encoder does not cut it off at all, so ``gt > 0`` is no foreground test
+#: there; ``gt >= GAUSSIAN_SUPPORT_FLOOR`` is the disc of
 #: radius 3 sigma under all three encoders.
 GAUSSIAN_SUPPORT_FLOOR = float(np.float32(math.exp(-4.5)))
 

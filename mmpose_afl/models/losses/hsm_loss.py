@@ -1,5 +1,5 @@
 """Hard Sample Mining loss (HSM) of Tao Hu, "Hard Sample Mining Loss for
-Human Pose Estimation"."""
+Human Pose Estimation" (docs/hsm.md)."""
 from typing import Optional
 
 import torch
@@ -24,9 +24,8 @@ class HSMLoss(PerSampleHeatmapLoss):
         loss = (exp(beta * Delta) - 1) * Delta^gamma
 
     The paper prints ``(1 - e^{beta Delta}) Delta^gamma``, which is <= 0 for
-    beta > 0 and would be minimised by maximising ``Delta``; as SPEC.md
-    decides, this is its magnitude (0 at ``Delta = 0``, increasing in
-    ``Delta``). With beta = 1, gamma = 2 (the paper's best) it is an
+    beta > 0 and would be minimised by maximising ``Delta``: a sign slip, so
+    this is its magnitude (0 at ``Delta = 0``, increasing in ``Delta``). With beta = 1, gamma = 2 (the paper's best) it is an
     exponential weight on the squared error of the sigmoid output.
 
     The model's heatmaps become logits: pair this loss with
@@ -34,8 +33,8 @@ class HSMLoss(PerSampleHeatmapLoss):
     that keypoint scores lie in [0, 1] and starts its logits at a background
     prior. Built inside any other head, the loss raises a ``ValueError``
     that names ``SigmoidHeatmapHead``: under the stock ``HeatmapHead``
-    training stalls at all-zero heatmaps (AP 0.000 on the synthetic data)
-    and decoding would score keypoints with raw logits. A head of your own
+    training stalls at all-zero heatmaps and decoding would score
+    keypoints with raw logits (docs/hsm.md). A head of your own
     that applies the sigmoid before decoding declares it with the class
     attribute ``applies_sigmoid = True``.
 

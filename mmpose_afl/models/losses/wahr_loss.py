@@ -1,5 +1,6 @@
 """Weight-Adaptive Heatmap Regression loss (WAHR) of SWAHR (Luo et al.,
-CVPR 2021), as in the official code (greatlog/SWAHR-HumanPose)."""
+CVPR 2021), as in the official code (greatlog/SWAHR-HumanPose);
+docs/sahr_wahr.md."""
 from typing import Optional
 
 import torch
@@ -28,25 +29,16 @@ class WAHRLoss(PerSampleHeatmapLoss):
 
     **Gaussian support.** ``G^gamma`` is taken as 0 outside the Gaussian's
     support, ``G < support_floor`` (:func:`gaussian_support`), so there
-    ``W = |P|``, the background weight. Decision (the paper and official
-    code assume a background of exact zeros, which MMPose's DARK encoder
-    does not give): with ``gamma = 0.01`` even a tiny ``G`` has ``G^gamma``
-    near 1 (``1e-20^0.01 = 0.63``), and DARK
-    (``MSRAHeatmap(unbiased=True)``) never cuts its Gaussian off. For one
-    keypoint at the centre of a 256x192 input (64x48 heatmap, sigma 2),
-    78 % of DARK's pixels have ``G > 0`` (5.5 % under the standard encoder
-    and UDP, whose 13x13 patch is cut off); on DARK's pixels outside the
-    3-sigma disc ``G^0.01`` has a median of 0.61, so at ``P = 0.02`` their
-    weight is ~0.60 instead of 0.02. The default floor ``exp(-4.5)``
-    (:data:`GAUSSIAN_SUPPORT_FLOOR`), the value 3 sigma from the centre,
-    keeps the disc of radius 3 sigma (113 pixels for sigma 2, 3.7 % of that
-    heatmap), the same pixels under the standard encoder, UDP and DARK (the
-    standard encoder's disc is centred on the rounded keypoint, so at a
-    sub-pixel keypoint its rim differs by a few pixels; its patch's 56
-    corner pixels, down to ``exp(-9)``, become background too).
-    ``support_floor=0`` gives the old ``G > 0``. The regression target
-    ``T`` itself is not changed: DARK's tail values stay in
-    ``(P - T)^2``.
+    ``W = |P|``, the background weight. Decision: the paper and official
+    code assume a background of exact zeros, but MMPose's DARK encoder
+    (``MSRAHeatmap(unbiased=True)``) never cuts its Gaussian off, and with
+    ``gamma = 0.01`` even a tiny ``G`` has ``G^gamma`` near 1, so DARK's
+    background would be weighted like foreground. The default floor
+    ``exp(-4.5)`` (:data:`GAUSSIAN_SUPPORT_FLOOR`), the value 3 sigma from
+    the centre, keeps the 3-sigma disc, the same pixels under the standard
+    encoder, UDP and DARK (measurements: docs/sahr_wahr.md).
+    ``support_floor=0`` gives ``G > 0``. The regression target ``T``
+    itself is not changed.
 
     ``P`` is not detached: the weight is part of the loss, as in the official
     code. ``G`` enters the weight as a constant (detached, as the data's
