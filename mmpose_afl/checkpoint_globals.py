@@ -2,7 +2,7 @@
 ``torch.load(weights_only=True)``, so that every load is the safe one and
 prints nothing.
 
-MMEngine (the onedl build, see ENVIRONMENT.md) loads a checkpoint with
+MMEngine (the onedl build, see docs/installation.md) loads a checkpoint with
 ``weights_only=True`` and an allow-list of its own; whatever that rejects it
 loads again with ``weights_only=False``, after printing PyTorch's long
 "Weights only load failed ..." text. Every MMPose checkpoint is rejected:

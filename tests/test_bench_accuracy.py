@@ -255,7 +255,7 @@ def test_cpu_preset_is_the_calibrated_one():
     for dataset, methods in cpu['methods'].items():
         assert methods[0] == bench_accuracy.REFERENCE
         assert all(dataset in bench_accuracy.METHODS[m] for m in methods)
-    # results_afl.md's setting stays reproducible (README's command)
+    # results_afl.md's setting stays reproducible (docs/benchmarks.md's command)
     demo_full = bench_accuracy.PRESETS['demo-full']
     assert (demo_full['batch_size'], demo_full['epochs'],
             demo_full['input_size']) == (16, 20, {'coco': None,

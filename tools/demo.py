@@ -21,7 +21,7 @@ iteration, loss, ETA); a failed run prints the end of its log.
 
 The quick preset shows the flow, not which method is better: a few epochs
 from random weights leave every method far from converged, and one seed
-cannot separate methods (see the README's accuracy benchmark for that).
+cannot separate methods (see docs/benchmarks.md's accuracy benchmark).
 """
 import argparse
 import re
