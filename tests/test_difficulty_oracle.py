@@ -24,20 +24,20 @@ def _report():
 
 
 # ------------------------------------------------------------ OKS error
-def test_peak_offsets_by_hand():
-    from mmpose_afl.evaluation.sample_oks import heatmap_peak_offsets
-    output = torch.zeros(1, 3, 4, 5)  # H 4, W 5
-    target = torch.zeros(1, 3, 4, 5)
-    target[0, 0, 1, 1] = target[0, 1, 2, 4] = target[0, 2, 0, 0] = 1
-    output[0, 0, 3, 2] = 1  # (x 2, y 3) vs (1, 1): (+1 / 5, +2 / 4)
-    output[0, 1, 2, 4] = 1  # on its peak
-    output[0, 2, 3, 4] = 1  # unlabelled below
-    offsets = heatmap_peak_offsets(output, target,
-                                   torch.tensor([[1., 0.5, 0.]]))
+def test_keypoint_offsets_by_hand():
+    from mmpose_afl.evaluation.sample_oks import keypoint_offsets
+    # frame W 5, H 4; keypoint 0 off by (+1, +2) px, 1 on its ground
+    # truth, 2 unlabelled, 3 labelled but not predicted
+    pred = torch.tensor([[[2., 3.], [4., 2.], [4., 3.], [0., 0.]]])
+    gt = torch.tensor([[[1., 1.], [4., 2.], [0., 0.], [1., 1.]]])
+    labelled = torch.tensor([[True, True, False, True]])
+    present = torch.tensor([[True, True, True, False]])
+    offsets = keypoint_offsets(pred, gt, (5, 4), labelled, present)
     assert offsets[0, 0].tolist() == pytest.approx([0.2, 0.5])
     assert offsets[0, 1].tolist() == [0., 0.]
     assert torch.isnan(offsets[0, 2]).all()
-    assert heatmap_peak_offsets(output, target)[0, 2].tolist() == \
+    assert torch.isinf(offsets[0, 3]).all()
+    assert keypoint_offsets(pred, gt, (5, 4))[0, 2].tolist() == \
         pytest.approx([0.8, 0.75])
 
 
@@ -50,6 +50,10 @@ def test_oks_error_by_hand():
     expected = 1 - (math.exp(-e1) + math.exp(-e2)) / 2
     assert oks_error(offsets, (80, 60), 1000., [.1, .2, .3]) == \
         pytest.approx(expected)
+    # a labelled keypoint without a prediction adds 0 and still counts
+    missing = offsets[:2] + [[math.inf, math.inf]]
+    assert oks_error(missing, (80, 60), 1000., [.1, .2, .3]) == \
+        pytest.approx(1 - (math.exp(-e1) + math.exp(-e2)) / 3)
     assert oks_error([[0., 0.]], (80, 60), 10., [.1]) == 0.
     assert oks_error([[math.nan, math.nan]], (80, 60), 10., [.1]) is None
     assert oks_error([[0., 0.]], (80, 60), 0., [.1]) is None
@@ -93,6 +97,24 @@ def test_oks_error_is_cocoeval_oks():
     oks = evaluator.computeOks(1, 1)
     assert oks_error(offsets, scale, area, sigmas) == pytest.approx(
         1 - float(oks[0, 0]), abs=1e-9)
+
+
+def test_sample_oracle_reads_scale_and_area_from_the_meta():
+    from mmpose_afl.evaluation.sample_oks import oks_error, sample_oracle
+    offsets = [[0.25, 0.], [0., 0.5]]
+    meta = dict(input_scale=np.array([80., 60.]),
+                raw_ann_info=dict(area=1000.))
+    assert sample_oracle(0.5, offsets, meta, [.1, .2]) == dict(
+        base_loss=0.5,
+        oks_error=pytest.approx(oks_error(offsets, (80, 60), 1000.,
+                                          [.1, .2])))
+    # what is missing leaves the OKS error out, never a wrong number
+    for broken in (dict(meta, raw_ann_info={}), dict(input_scale=(80, 60))):
+        assert sample_oracle(0.5, offsets, broken, [.1, .2])[
+            'oks_error'] is None
+    assert sample_oracle(None, offsets, meta, None) == dict(
+        base_loss=None, oks_error=None)
+    assert sample_oracle(0.5, offsets, meta, [.1])['oks_error'] is None
 
 
 # ------------------------------------------------------------ the report

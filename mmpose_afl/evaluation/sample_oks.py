@@ -1,16 +1,20 @@
-"""The OKS error of one training sample's heatmap prediction: the
+"""The OKS error of one training sample's keypoint prediction: the
 per-sample signal that knows the answer, against which a hard-example
 signal (AFL's difficulty, the base loss) is measured by
 ``tools/afl_difficulty_report.py`` (docs/hard_examples.md, "The oracle").
 
 How it is computed, in heatmap space:
 
-1. For each keypoint ``k`` the offset from the ground-truth peak to the
-   predicted peak (the argmax pixels of the target and of the predicted
-   heatmap, as :func:`keypoint_peak_error` takes them), divided by the
-   heatmap's width and height: ``(dx_k / W, dy_k / H)``
-   (:func:`heatmap_peak_offsets`; NaN for a keypoint whose target weight is
-   0, i.e. unlabelled or outside the crop).
+1. For each keypoint ``k`` the offset of the predicted from the
+   ground-truth keypoint, divided by the width and height of the frame
+   they lie in: ``(dx_k / W, dy_k / H)`` (:func:`keypoint_offsets`). The
+   keypoints are those AFL's adapter gives for the critic's topology: for
+   heatmaps the centroids of the heatmap values >= the centroid threshold
+   (``keypoint_centroids``) in heatmap pixels, for SimCC and regression
+   heads their coordinates. An unlabelled keypoint (target weight 0, also
+   one outside the crop) does not count; a labelled one the prediction
+   lacks (no heatmap value above the threshold) counts as infinitely far
+   off.
 2. Back to image pixels with the crop the heatmap covers, the sample's
    ``input_scale`` ``(s_w, s_h)`` (the box after MMPose's ``TopdownAffine``,
    padding and aspect ratio included): ``d_k^2 = (dx_k / W * s_w)^2 +
@@ -20,13 +24,14 @@ How it is computed, in heatmap space:
 
        OKS = mean_{k labelled} exp(-d_k^2 / (2 * area * (2 sigma_k)^2))
 
-   and the error is ``1 - OKS`` (0: every labelled peak on its ground
-   truth; towards 1: all far off). ``None`` without a labelled keypoint.
+   and the error is ``1 - OKS`` (0: every labelled keypoint on its
+   ground truth; towards 1: all far off). ``None`` without a labelled
+   keypoint.
 
-Decision: peaks, not a sub-pixel decoder, so that the error needs nothing
-but the two heatmaps and is the same quantity as the peak distance that
-AFLCriticHook already records; its resolution is one heatmap pixel (4 input
-pixels at the usual stride).
+Decision: the adapter's coordinates rather than a decoder of each head,
+so that one definition serves every head family and the OKS error is
+measured on exactly the points whose topology the critic scores. Centroids
+are sub-pixel, unlike the argmax peaks of the recorded ``error``.
 """
 from typing import Optional, Sequence
 
@@ -35,33 +40,36 @@ import torch
 from torch import Tensor
 
 
-def heatmap_peak_offsets(output: Tensor,
-                         target: Tensor,
-                         keypoint_weights: Optional[Tensor] = None
-                         ) -> Tensor:
-    """Offsets of the predicted from the ground-truth heatmap peaks, as
-    fractions of the heatmap's width and height.
+def keypoint_offsets(pred: Tensor,
+                     gt: Tensor,
+                     size: Sequence[float],
+                     labelled: Optional[Tensor] = None,
+                     pred_present: Optional[Tensor] = None) -> Tensor:
+    """Offsets of predicted from ground-truth keypoint coordinates as
+    fractions of the frame they lie in (heatmap pixels, SimCC bins, input
+    pixels), ``((x' - x) / W, (y' - y) / H)``.
 
     Args:
-        output (Tensor): Predicted heatmaps [B, K, H, W].
-        target (Tensor): Target heatmaps, same shape.
-        keypoint_weights (Tensor, optional): [B, K]; a keypoint of weight
-            0 gets NaN offsets. Defaults to ``None`` (all labelled)
+        pred (Tensor): Predicted coordinates [B, K, 2] as (x, y).
+        gt (Tensor): Ground-truth coordinates, same shape.
+        size (Sequence[float]): ``(W, H)`` of the frame.
+        labelled (Tensor, optional): [B, K] bool; an unlabelled keypoint
+            gets NaN offsets. Defaults to ``None`` (all labelled)
+        pred_present (Tensor, optional): [B, K] bool; a labelled keypoint
+            that the prediction does not have gets infinite offsets (it
+            adds 0 to the OKS, as a prediction infinitely far off).
+            Defaults to ``None`` (all predicted)
 
     Returns:
-        Tensor: [B, K, 2] float32 ``(dx / W, dy / H)``, detached.
+        Tensor: [B, K, 2] float32, detached.
     """
-    batch, num, height, width = output.shape
-
-    def peaks(heatmaps: Tensor) -> Tensor:
-        index = heatmaps.detach().flatten(2).argmax(dim=2)
-        return torch.stack([index % width, index // width], dim=-1).float()
-
-    offsets = (peaks(output) - peaks(target)) / output.new_tensor(
-        [width, height], dtype=torch.float32)
-    if keypoint_weights is not None:
-        labelled = keypoint_weights.detach().reshape(batch, num, 1) > 0
-        offsets = torch.where(labelled, offsets, float('nan'))
+    offsets = (pred.detach().float() - gt.detach().float()) / torch.tensor(
+        [float(size[0]), float(size[1])], device=pred.device)
+    if pred_present is not None:
+        offsets = torch.where(pred_present.unsqueeze(-1), offsets,
+                              float('inf'))
+    if labelled is not None:
+        offsets = torch.where(labelled.unsqueeze(-1), offsets, float('nan'))
     return offsets
 
 
@@ -70,8 +78,9 @@ def oks_error(offsets: Sequence[Sequence[float]], input_scale: Sequence[float],
     """``1 - OKS`` of one sample (see the module docstring).
 
     Args:
-        offsets: [K, 2] of :func:`heatmap_peak_offsets` for this sample
-            (NaN for unlabelled keypoints).
+        offsets: [K, 2] of :func:`keypoint_offsets` for this sample
+            (NaN: unlabelled, left out; inf: labelled but not predicted,
+            adds 0 to the OKS).
         input_scale: ``(s_w, s_h)`` in image pixels, the crop the heatmap
             covers (MMPose's ``input_scale`` meta key).
         area (float): The annotation's ``area`` in image pixels (> 0).
@@ -87,7 +96,7 @@ def oks_error(offsets: Sequence[Sequence[float]], input_scale: Sequence[float],
     if len(sigmas) != len(offsets):
         raise ValueError(f'oks_error: {len(offsets)} keypoint offsets but '
                          f'{len(sigmas)} sigmas')
-    labelled = np.isfinite(offsets).all(axis=1)
+    labelled = ~np.isnan(offsets).any(axis=1)  # inf: labelled, not predicted
     if not labelled.any() or not (area is not None and area > 0):
         return None
     scale = np.asarray(input_scale, dtype=np.float64).reshape(2)
@@ -95,3 +104,30 @@ def oks_error(offsets: Sequence[Sequence[float]], input_scale: Sequence[float],
     variances = (2 * sigmas[labelled])**2
     oks = np.exp(-squared / (2 * float(area) * variances)).mean()
     return float(1 - oks)
+
+
+def sample_oracle(base_loss: Optional[float], offsets: Optional[Sequence],
+                  metainfo: dict, sigmas: Optional[Sequence[float]]) -> dict:
+    """The oracle fields AFLCriticHook writes for one tracked sample:
+    ``base_loss`` as given and ``oks_error`` (:func:`oks_error` from the
+    sample's ``input_scale`` and its annotation's ``area`` in
+    ``raw_ann_info``, MMPose's default meta keys). ``oks_error`` is
+    ``None`` when any of them, the offsets or the dataset's ``sigmas`` is
+    missing.
+
+    Args:
+        base_loss (float, optional): The sample's base loss.
+        offsets (Sequence, optional): Its [K, 2] peak offsets.
+        metainfo (dict): The data sample's meta information.
+        sigmas (Sequence[float], optional): The dataset's keypoint sigmas.
+
+    Returns:
+        dict: ``base_loss`` and ``oks_error``.
+    """
+    area = (metainfo.get('raw_ann_info') or {}).get('area')
+    scale = metainfo.get('input_scale')
+    error = None
+    if None not in (offsets, area, scale, sigmas) and \
+            len(sigmas) == len(offsets):
+        error = oks_error(offsets, scale, float(area), sigmas)
+    return dict(base_loss=base_loss, oks_error=error)
