@@ -127,7 +127,7 @@ def sample_oracle(base_loss: Optional[float], offsets: Optional[Sequence],
     area = (metainfo.get('raw_ann_info') or {}).get('area')
     scale = metainfo.get('input_scale')
     error = None
-    if None not in (offsets, area, scale, sigmas) and \
+    if all(v is not None for v in (offsets, area, scale, sigmas)) and \
             len(sigmas) == len(offsets):
         error = oks_error(offsets, scale, float(area), sigmas)
     return dict(base_loss=base_loss, oks_error=error)
