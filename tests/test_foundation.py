@@ -18,6 +18,7 @@ BASELINE_WB = ('configs/baseline/'
 # every name the project registers into MMPose's registries
 REGISTERED = {
     'AESAHRHead', 'AFLCritic', 'AFLCriticHook', 'AFLHeatmapLoss',
+    'AFLRegressionLoss', 'AFLSimCCLoss',
     'AssociativeEmbeddingLabels', 'CocoWholeBodyPartMetric', 'FoWKALLoss',
     'HSMLoss', 'MaskedAEHead', 'ReseedBeforeInitHook', 'SAHRHead',
     'SigmoidHeatmapHead', 'StratifiedCocoMetric',

@@ -1,6 +1,7 @@
 """The critic side of the Adversarial Focal Loss: the topology extractor of
-the AFL paper (Appendix A.2) and the light-weight WGAN-GP critic that scores
-its output."""
+the AFL paper (Appendix A.2), one function of keypoint coordinates for
+every head family, and the light-weight WGAN-GP critic that scores its
+output. See ``docs/afl.md``."""
 import math
 from typing import Optional, Sequence, Tuple
 
@@ -20,9 +21,9 @@ def keypoint_centroids(
         keypoint_weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Intensity-weighted centroid of each heatmap channel.
 
-    The paper does not say how centroids are found; as SPEC.md decides,
-    values below ``threshold`` are zeroed and the centroid is the
-    intensity-weighted mean pixel position of the rest. A channel with no
+    The paper does not say how centroids are found. Decision: values below
+    ``threshold`` are zeroed and the centroid is the intensity-weighted
+    mean pixel position of the rest. A channel with no
     mass left (or whose keypoint weight is 0) is *missing*. Compiled
     (:func:`one_pass`): the heatmaps are read once, for the mass and both
     moments together.
@@ -56,21 +57,62 @@ def keypoint_centroids(
     return centroids, present
 
 
-def heatmap_topology(heatmaps: Tensor,
-                     threshold: float = 0.1,
-                     keypoint_weights: Optional[Tensor] = None) -> Tensor:
-    """Planar and angular affinities of the keypoint centroids (AFL paper,
-    Appendix A.2), all in one vectorised pass over batch and keypoints.
+def coordinate_topology(coords: Tensor, present: Tensor,
+                        size: Tuple[float, float]) -> Tensor:
+    """Planar and angular affinities of keypoint coordinates (AFL paper,
+    Appendix A.2), all in one vectorised pass over batch and keypoints: the
+    one topology every AFL loss computes, whatever the head family.
 
-    With centroids ``c_i`` (see :func:`keypoint_centroids`) and ``g`` the
-    mean of the centroids that exist::
+    With coordinates ``c_i`` and ``g`` the mean of those that exist::
 
         planar(i, j)  = 1 - ||c_i - c_j|| / ||(W, H)||
         angular(i, j) = 1/2 + 1/2 cos(angle(c_i, g, c_j))
 
-    Rows and columns of missing keypoints are 0. Where the angle is
-    undefined (``c_i`` or ``c_j`` lies on ``g``, e.g. a single keypoint) its
-    cosine is taken as 0, i.e. ``angular = 1/2``: neutral, and never NaN.
+    Both are unchanged when ``coords`` and ``size`` are scaled together, so
+    the topology is a function of the coordinates normalised by the frame,
+    ``(x / W, y / H)``, and of its aspect ratio: the same pose gives the
+    same topology in heatmap pixels, SimCC bins or input pixels. Rows and
+    columns of missing keypoints are 0. Where the angle is undefined
+    (``c_i`` or ``c_j`` lies on ``g``, e.g. a single keypoint) its cosine
+    is taken as 0, i.e. ``angular = 1/2``: neutral, and never NaN.
+
+    Args:
+        coords (Tensor): [B, K, 2] as (x, y), in the units of ``size``.
+        present (Tensor): [B, K] bool; False marks a missing keypoint.
+        size (tuple): ``(W, H)`` of the frame the coordinates lie in.
+
+    Returns:
+        Tensor: [B, 2, K, K] float32, channel 0 planar, channel 1 angular.
+    """
+    width, height = size
+    # a missing keypoint's coordinate may be anything, NaN included
+    coords = torch.where(present.unsqueeze(-1), coords.float(),
+                         coords.new_zeros((), dtype=torch.float32))
+    pair = (present.unsqueeze(2) & present.unsqueeze(1)).float()
+
+    # exact differences: cdist's matrix-product shortcut (used for K > 25)
+    # leaves ~1e-4 on the diagonal, where the planar affinity must be 1
+    distance = torch.cdist(
+        coords, coords, compute_mode='donot_use_mm_for_euclid_dist')
+    planar = (1 - distance / math.hypot(width, height)) * pair
+
+    count = present.sum(dim=1, keepdim=True).clamp_min(1)
+    centre = coords.sum(dim=1) / count  # missing coordinates are 0
+    rays = (coords - centre.unsqueeze(1)) * present.unsqueeze(-1)
+    lengths = rays.norm(dim=-1)
+    dot = rays @ rays.transpose(1, 2)
+    norms = lengths.unsqueeze(2) * lengths.unsqueeze(1)
+    cosine = torch.where(norms > EPS, dot / norms.clamp_min(EPS),
+                         dot.new_zeros(()))
+    angular = (0.5 + 0.5 * cosine.clamp(-1, 1)) * pair
+    return torch.stack([planar, angular], dim=1)
+
+
+def heatmap_topology(heatmaps: Tensor,
+                     threshold: float = 0.1,
+                     keypoint_weights: Optional[Tensor] = None) -> Tensor:
+    """:func:`coordinate_topology` of the heatmaps' centroids (see
+    :func:`keypoint_centroids`), in heatmap pixels of a ``(W, H)`` frame.
 
     Args:
         heatmaps (Tensor): [B, K, H, W].
@@ -83,24 +125,7 @@ def heatmap_topology(heatmaps: Tensor,
     _, _, height, width = heatmaps.shape
     centroids, present = keypoint_centroids(heatmaps, threshold,
                                             keypoint_weights)
-    pair = (present.unsqueeze(2) & present.unsqueeze(1)).float()
-
-    # exact differences: cdist's matrix-product shortcut (used for K > 25)
-    # leaves ~1e-4 on the diagonal, where the planar affinity must be 1
-    distance = torch.cdist(
-        centroids, centroids, compute_mode='donot_use_mm_for_euclid_dist')
-    planar = (1 - distance / math.hypot(width, height)) * pair
-
-    count = present.sum(dim=1, keepdim=True).clamp_min(1)
-    centre = centroids.sum(dim=1) / count  # missing centroids are 0
-    rays = (centroids - centre.unsqueeze(1)) * present.unsqueeze(-1)
-    lengths = rays.norm(dim=-1)
-    dot = rays @ rays.transpose(1, 2)
-    norms = lengths.unsqueeze(2) * lengths.unsqueeze(1)
-    cosine = torch.where(norms > EPS, dot / norms.clamp_min(EPS),
-                         dot.new_zeros(()))
-    angular = (0.5 + 0.5 * cosine.clamp(-1, 1)) * pair
-    return torch.stack([planar, angular], dim=1)
+    return coordinate_topology(centroids, present, (width, height))
 
 
 def keypoint_peak_error(
@@ -124,18 +149,43 @@ def keypoint_peak_error(
           sample without labelled keypoints.
         - labels (Tensor): [B] number of labelled keypoints (int64).
     """
-    batch, num, _, width = output.shape
+    width = output.shape[-1]
 
     def peaks(heatmaps: Tensor) -> Tensor:
         index = heatmaps.detach().flatten(2).argmax(dim=2)
         return torch.stack([index % width, index // width], dim=-1).float()
 
-    distance = (peaks(output) - peaks(target)).norm(dim=-1)
+    return mean_keypoint_distance(peaks(output), peaks(target),
+                                  keypoint_weights)
+
+
+def mean_keypoint_distance(
+        pred: Tensor,
+        gt: Tensor,
+        keypoint_weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """The mean distance ``||pred_k - gt_k||`` over each sample's labelled
+    keypoints, in the coordinates' units.
+
+    Args:
+        pred (Tensor): Predicted coordinates [B, K, 2].
+        gt (Tensor): Ground-truth coordinates [B, K, 2].
+        keypoint_weights (Tensor, optional): [B, K] (or [B, K, 1]);
+            keypoints with weight 0 are unlabelled and do not count.
+            Defaults to ``None`` (all labelled)
+
+    Returns:
+        tuple:
+        - error (Tensor): [B]; 0 for a sample without labelled keypoints.
+        - labels (Tensor): [B] number of labelled keypoints (int64).
+    """
+    batch, num = pred.shape[:2]
     labelled = torch.ones(batch, num, dtype=torch.bool,
-                          device=output.device) if keypoint_weights is None \
+                          device=pred.device) if keypoint_weights is None \
         else keypoint_weights.reshape(batch, num) > 0
+    distance = (pred.detach().float() - gt.detach().float()).norm(dim=-1)
+    distance = torch.where(labelled, distance, distance.new_zeros(()))
     labels = labelled.sum(dim=1)
-    error = (distance * labelled).sum(dim=1) / labels.clamp_min(1)
+    error = distance.sum(dim=1) / labels.clamp_min(1)
     return error, labels
 
 
@@ -143,9 +193,9 @@ def keypoint_peak_error(
 class AFLCritic(nn.Module):
     """Light-weight WGAN-GP critic on the ``[B, 2, K, K]`` topology maps.
 
-    DCGAN-style, as the "off-the-shelf" critic of PyTorch-GAN the paper uses
-    (SPEC.md): one ``Conv3x3/2 + LeakyReLU`` block per entry of
-    ``channels``, then a linear layer to one score per sample. Unlike
+    DCGAN-style, as the "off-the-shelf" critic of PyTorch-GAN the paper
+    uses (its FLOPs match the paper's Table 2): one ``Conv3x3/2 +
+    LeakyReLU`` block per entry of ``channels``, then a linear layer to one score per sample. Unlike
     PyTorch-GAN it has no BatchNorm (the gradient penalty is per sample and
     WGAN-GP forbids batch-dependent normalisation), no dropout (the score
     of a sample should not be random), no sigmoid (a Wasserstein critic)
@@ -162,7 +212,7 @@ class AFLCritic(nn.Module):
     ======  ===========  ===============
 
     The paper's Table 2 gives 0.00056 GFLOPs, which matches K = 17; its
-    0.0097 M parameters does not match any PyTorch-GAN critic (SPEC.md).
+    0.0097 M parameters does not match any PyTorch-GAN critic.
 
     Args:
         num_keypoints (int): K, the size of the topology maps; must equal

@@ -1,5 +1,6 @@
 """The hook that trains the AFL critic every iteration (Alg. 2 of the AFL
-paper) and keeps it consistent across DDP ranks and checkpoints."""
+paper) and keeps it consistent across DDP ranks and checkpoints, for the
+AFL loss of any head family. See ``docs/afl.md``."""
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
@@ -9,40 +10,44 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
-from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
+from mmpose_afl.models.losses.afl_loss import AdversarialFocalLoss
 
 
 @HOOKS.register_module()
 class AFLCriticHook(Hook):
-    """Update the critic of every :class:`AFLHeatmapLoss` in the model after
-    each training iteration, and own everything about the critic that is not
-    a forward pass.
+    """Update the critic of every AFL loss (:class:`AdversarialFocalLoss`:
+    ``AFLHeatmapLoss``, ``AFLSimCCLoss``, ``AFLRegressionLoss``) in the
+    model after each training iteration, and own everything about the
+    critic that is not a forward pass.
 
     The critic is deliberately not a submodule of the pose model: the pose
     optimizer must never touch it and DDP (``find_unused_parameters=False``)
     must not wait for gradients it never gets. This hook therefore
 
-    - ``before_run``: finds the AFL losses, checks the critic's
-      ``num_keypoints`` against the head's ``out_channels`` (an error naming
-      both fields, before any step), and moves the critic to the model's
-      device (before a resumed optimizer state is loaded onto it);
+    - ``before_run``: finds the AFL losses and has each check its head
+      (:meth:`~AdversarialFocalLoss.bind_head`: the head's family, e.g. no
+      SimCC AFL loss under a heatmap head, and the critic's
+      ``num_keypoints`` against the head's ``out_channels`` /
+      ``num_joints``; an error naming both, before any step) and read what
+      it needs from it (a regression head's input size), and moves the
+      critic to the model's device (before a resumed optimizer state is
+      loaded onto it);
     - ``before_train``: marks the losses as attached (an AFL loss refuses to
       train without this hook rather than run with a frozen critic) and
       broadcasts the critic weights from rank 0;
     - ``after_train_iter``: runs ``loss.critic_step()`` (``n_critic``
       WGAN-GP steps with gradients averaged over ranks), logs everything it
       returns as ``train/afl_*`` scalars (see
-      :meth:`AFLHeatmapLoss.critic_step`): critic loss, Wasserstein
+      :meth:`AdversarialFocalLoss.critic_step`): critic loss, Wasserstein
       estimate, gradient penalty and the mean gradient norm it penalises
       (``afl_gp_grad_norm``), drift penalty, the range and offset of the
       real and fake scores (``afl_score_{real,fake}_{mean,min,max}``,
       ``afl_score_offset``), the difficulty mean / min / max, the effective
       sample size of the applied weights as a fraction of the batch
       (``afl_ess``), critic steps skipped for non-finite gradients
-      (``afl_nonfinite_steps``) or for any reason, a non-finite heatmap
-      pixel or topology included (``afl_skipped_critic_steps``), and
-      samples with a non-finite heatmap pixel or topology
-      (``afl_nonfinite_samples``). One value per iteration; MMEngine's
+      (``afl_nonfinite_steps``) or for any reason, a non-finite input
+      or topology included (``afl_skipped_critic_steps``), and samples
+      with a non-finite input or topology (``afl_nonfinite_samples``). One value per iteration; MMEngine's
       ``LogProcessor`` prints their mean over the logging window, so the
       printed min / max are window means of the per-batch min / max. It
       also records the tracked samples (paper Sec. 5, Fig. 3);
@@ -61,8 +66,9 @@ class AFLCriticHook(Hook):
     object per sample and iteration (``epoch``, ``iter``, ``id``,
     ``img_id``, ``img_path``, ``difficulty``, the applied ``weight``,
     ``labels``, the number of labelled keypoints, and ``error``, the mean
-    heatmap-peak distance of the prediction over them, ``null`` without
-    labels); ``tools/draw_afl_difficulty.py`` draws the paper's figure from
+    keypoint distance of the prediction over them (heatmap pixels for a
+    heatmap head, input pixels for SimCC and regression heads), ``null``
+    without labels); ``tools/draw_afl_difficulty.py`` draws the paper's figure from
     them and ``tools/afl_difficulty_report.py`` says what the difficulty
     follows.
 
@@ -84,28 +90,35 @@ class AFLCriticHook(Hook):
                              f'got {num_tracked}')
         self.num_tracked = num_tracked
         self.tracked_ids = set(tracked_ids) if tracked_ids else None
-        self.losses: List[AFLHeatmapLoss] = []
+        self.losses: List[AdversarialFocalLoss] = []
 
     @staticmethod
-    def _find_losses(runner) -> List[AFLHeatmapLoss]:
+    def _find_losses(runner) -> List[AdversarialFocalLoss]:
         model = runner.model
         if is_model_wrapper(model):
             model = model.module
-        losses = [m for m in model.modules() if isinstance(m, AFLHeatmapLoss)]
+        losses = [
+            m for m in model.modules() if isinstance(m, AdversarialFocalLoss)
+        ]
         if not losses:
             raise ValueError(
                 'AFLCriticHook is in `custom_hooks` but the model has no '
-                "AFLHeatmapLoss (set model.head.loss=dict(type='AFLHeatmapLoss'"
-                ', base_loss=...)) or remove the hook')
+                "AFL loss (set model.head.loss=dict(type='AFLHeatmapLoss', "
+                "base_loss=...), or 'AFLSimCCLoss' / 'AFLRegressionLoss' "
+                'for SimCC / regression heads) or remove the hook')
+        bound = set()
         for head in model.modules():
             loss = getattr(head, 'loss_module', None)
-            out_channels = getattr(head, 'out_channels', None)
-            if isinstance(loss, AFLHeatmapLoss) and out_channels is not None \
-                    and loss.critic.num_keypoints != out_channels:
+            if isinstance(loss, AdversarialFocalLoss):
+                loss.bind_head(head)
+                bound.add(id(loss))
+        for loss in losses:
+            if id(loss) not in bound and loss.family != 'heatmap':
                 raise ValueError(
-                    'AFLHeatmapLoss: `critic.num_keypoints` '
-                    f'({loss.critic.num_keypoints}) must equal the head\'s '
-                    f'`out_channels` ({out_channels})')
+                    f'{type(loss).__name__} must be the `loss` of a '
+                    f'{loss.family} head (its `loss_module`), where '
+                    'AFLCriticHook can check the pairing and read the '
+                    'input size; it is nested elsewhere in the model')
         return losses
 
     def before_run(self, runner) -> None:
@@ -191,7 +204,7 @@ class AFLCriticHook(Hook):
         if len(saved) != len(self.losses):
             raise ValueError(
                 f'the checkpoint holds {len(saved)} AFL critics, the model '
-                f'has {len(self.losses)} AFLHeatmapLoss')
+                f'has {len(self.losses)} AFL losses')
         for loss, state in zip(self.losses, saved):
             loss.critic.load_state_dict(state['critic'])
             loss.critic_optimizer.load_state_dict(state['optimizer'])

@@ -1,4 +1,5 @@
 """Losses of mmpose-afl, registered in MMPose's MODELS."""
+from .afl_heads import AFLRegressionLoss, AFLSimCCLoss  # noqa: F401
 from .afl_loss import AFLHeatmapLoss  # noqa: F401
 from .fowkal_loss import FoWKALLoss  # noqa: F401
 from .hsm_loss import HSMLoss  # noqa: F401
