@@ -164,6 +164,14 @@ METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
         WHOLEBODY: ('configs/ohkm/td-hm_res18_ohkm-1xb16-20e_'
                     'synthetic-coco-wholebody-128x96.py', []),
     },
+    # each sample weighted by its own detached MSE (gamma 1), normalised as
+    # AFL's weights: AFL with the critic replaced by the loss itself
+    'LossProp': {
+        COCO: ('configs/loss_weighted/td-hm_res18_loss-weighted-1xb16-20e_'
+               'synthetic-coco-128x96.py', []),
+        WHOLEBODY: ('configs/loss_weighted/td-hm_res18_loss-weighted-1xb16-'
+                    '20e_synthetic-coco-wholebody-128x96.py', []),
+    },
     'heuristic': {
         WHOLEBODY: (FOWKAL, ['model.head.loss.kaf=heuristic',
                              'model.head.loss.weighting=None',

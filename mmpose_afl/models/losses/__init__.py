@@ -3,6 +3,7 @@ from .afl_heads import AFLRegressionLoss, AFLSimCCLoss  # noqa: F401
 from .afl_loss import AFLHeatmapLoss  # noqa: F401
 from .fowkal_loss import FoWKALLoss  # noqa: F401
 from .hsm_loss import HSMLoss  # noqa: F401
+from .loss_weighted_loss import LossWeightedHeatmapLoss  # noqa: F401
 from .per_sample_loss import (PerSampleHeatmapLoss,  # noqa: F401
                               check_heatmap_shapes)
 from .wahr_loss import WAHRLoss  # noqa: F401
