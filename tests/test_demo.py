@@ -101,3 +101,16 @@ def test_demo_runs_from_a_fresh_clone(tmp_path):
     figure = work_dir / 'afl_difficulty.png'
     assert f': {figure}' in text and figure.stat().st_size > 0
     assert 'demo finished in' in text
+
+
+def test_demo_runs_losses_eagerly_unless_told(tmp_path, monkeypatch):
+    demo = _demo()
+    code = 'import os; print("compile=" + os.environ["MMPOSE_AFL_COMPILE"])'
+    monkeypatch.delenv('MMPOSE_AFL_COMPILE', raising=False)
+    text = demo.run([sys.executable, '-c', code], tmp_path / 'eager.log',
+                    'eager', progress=False)
+    assert 'compile=0' in text
+    monkeypatch.setenv('MMPOSE_AFL_COMPILE', '1')  # the user's choice wins
+    text = demo.run([sys.executable, '-c', code], tmp_path / 'compiled.log',
+                    'compiled', progress=False)
+    assert 'compile=1' in text

@@ -22,8 +22,17 @@ iteration, loss, ETA); a failed run prints the end of its log.
 The quick preset shows the flow, not which method is better: a few epochs
 from random weights leave every method far from converged, and one seed
 cannot separate methods (see docs/benchmarks.md's accuracy benchmark).
+
+Every command the demo starts runs the losses eagerly
+(``MMPOSE_AFL_COMPILE=0``, unless that variable is already set): on a new
+machine ``torch.compile``'s cache is cold, and compiling costs about 20 s
+before each run's first iteration (5-6 runs), which a short run does not
+win back: at the demo configs' small heatmaps (32x24) the loss is a small
+share of a ResNet-18 step. Compiling pays in long runs with large heatmaps
+(``make bench``); set ``MMPOSE_AFL_COMPILE=1`` to compile anyway.
 """
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -36,6 +45,16 @@ from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# the demo's runs are short: losses eager (see the module docstring)
+COMPILE_ENV = 'MMPOSE_AFL_COMPILE'
+
+
+def run_env() -> Dict[str, str]:
+    """The environment of every command the demo starts: this one, with
+    :data:`COMPILE_ENV` ``'0'`` unless it is set already."""
+    env = dict(os.environ)
+    env.setdefault(COMPILE_ENV, '0')
+    return env
 
 # method name -> (demo config, dataset kind); the baseline of a kind is the
 # run the other methods of that kind are compared with
@@ -139,7 +158,8 @@ def run(cmd: Sequence, log: Path, label: str,
         f.write(f'$ {" ".join(cmd)}\n')
         f.flush()
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+                                stderr=subprocess.STDOUT, text=True,
+                                env=run_env())
         for line in proc.stdout:
             f.write(line)
             if bar:
