@@ -1,5 +1,6 @@
-"""Lets an MMEngine config take its bases from this package:
-``_base_ = ['mmpose_afl::afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py']``.
+"""Lets an MMEngine config take its bases from this package, e.g.
+``_base_ = ['mmpose_afl::<folder>/<config>.py']`` (a path under this repo's
+``configs/``).
 
 MMEngine resolves a ``pkg::`` base only for the packages in its table
 ``mmengine.config.utils.MODULE2PACKAGE`` (the OpenMMLab projects), and it
