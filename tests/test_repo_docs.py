@@ -13,7 +13,8 @@ from tests.e2e import REPO
 
 # built from pieces, so that this file does not match itself
 FORBIDDEN_STRINGS = ('..' + '/shared', 'SPEC' + '.md', '/work' + '/shared')
-# "issue 12", "issues 12 and 13", "Issue #12"; not "issues/12" (a URL)
+# the word issue(s), an optional space and '#', then a number (any case);
+# a URL's "issues/<number>" is not matched
 ISSUE_WORD = re.compile(r'\bissues?' + r' ?#?\d+\b', re.I)
 # "#12" as an issue reference in Markdown prose: after a space or an
 # opening bracket, digits only, not part of a colour (#fff, #0a0) or a
