@@ -117,6 +117,30 @@ def test_sample_oracle_reads_scale_and_area_from_the_meta():
     assert sample_oracle(0.5, offsets, meta, [.1])['oks_error'] is None
 
 
+def test_afl_keeps_base_loss_and_offsets_for_the_hook():
+    """By hand on 8x6 heatmaps with one-pixel keypoints (their centroids):
+    sample 0 predicts (1, 0), (4, 3) for (0, 0), (4, 0); sample 1 has its
+    keypoint 1 unlabelled and predicts nothing for keypoint 0."""
+    from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
+    from tests.test_afl_loss import dots
+    target = torch.cat([dots([(0, 0), (4, 0)]), dots([(2, 2), (5, 5)])])
+    output = torch.cat([dots([(1, 0), (4, 3)]), dots([None, (0, 0)], k=2)])
+    weights = torch.tensor([[1., 1.], [1., 0.]])
+    loss = AFLHeatmapLoss(critic=dict(type='AFLCritic', num_keypoints=2))
+    loss.attached = True
+    loss.train()(output, target, weights)
+    samples = loss.last_samples
+    # MSE: 4 pixels off by 1 of 2 * 48 -> 1/24; sample 1: keypoint 0's
+    # target pixel only (keypoint 1 is masked) -> 1/96
+    torch.testing.assert_close(samples['base_loss'],
+                               torch.tensor([1 / 24, 1 / 96]))
+    offsets = samples['offsets']
+    torch.testing.assert_close(offsets[0],
+                               torch.tensor([[1 / 8, 0.], [0., 3 / 6]]))
+    assert torch.isinf(offsets[1, 0]).all()  # labelled, not predicted
+    assert torch.isnan(offsets[1, 1]).all()  # unlabelled
+
+
 # ------------------------------------------------------------ the report
 # six tracked samples' last-epoch values, as the hook writes them: id ->
 # (difficulty, base loss, OKS error, peak error, labels, flags)

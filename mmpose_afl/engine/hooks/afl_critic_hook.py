@@ -10,6 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
+from mmpose_afl.evaluation.sample_oks import sample_oracle
 from mmpose_afl.models.losses.afl_loss import AdversarialFocalLoss
 
 
@@ -68,7 +69,11 @@ class AFLCriticHook(Hook):
     ``labels``, the number of labelled keypoints, and ``error``, the mean
     keypoint distance of the prediction over them (heatmap pixels for a
     heatmap head, input pixels for SimCC and regression heads), ``null``
-    without labels); ``tools/draw_afl_difficulty.py`` draws the paper's figure from
+    without labels; ``base_loss``, the sample's base loss, and
+    ``oks_error``, 1 - OKS of its prediction (the difficulty report's
+    oracle, mmpose_afl/evaluation/sample_oks.py; ``null`` when the sample's
+    ``input_scale`` or annotation ``area`` or the dataset's ``sigmas`` are
+    not known)); ``tools/draw_afl_difficulty.py`` draws the paper's figure from
     them and ``tools/afl_difficulty_report.py`` says what the difficulty
     follows.
 
@@ -159,11 +164,13 @@ class AFLCriticHook(Hook):
     def _record(self, runner, data_batch, samples: Dict) -> None:
         if not self.tracked_ids or not data_batch:
             return
-        values = zip(*(samples[k].tolist()
-                       for k in ('difficulty', 'weight', 'error', 'labels')))
+        keys = ('difficulty', 'weight', 'error', 'labels', 'base_loss',
+                'offsets')
+        values = zip(*(samples[k].tolist() for k in keys))
+        sigmas = runner.train_dataloader.dataset.metainfo.get('sigmas')
         records = []
-        for sample, (difficulty, weight, error, labels) in zip(
-                data_batch['data_samples'], values):
+        for sample, (difficulty, weight, error, labels, base_loss,
+                     offsets) in zip(data_batch['data_samples'], values):
             meta: Dict = sample.metainfo
             if meta.get('id') in self.tracked_ids:
                 records.append(
@@ -176,7 +183,8 @@ class AFLCriticHook(Hook):
                         difficulty=difficulty,
                         weight=weight,
                         labels=labels,
-                        error=error if labels else None))
+                        error=error if labels else None,
+                        **sample_oracle(base_loss, offsets, meta, sigmas)))
         if records:
             path = osp.join(runner.work_dir,
                             f'afl_difficulty_rank{get_rank()}.jsonl')

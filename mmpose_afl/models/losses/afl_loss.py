@@ -45,6 +45,7 @@ from mmpose.registry import MODELS, OPTIMIZERS
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten, tree_map
 
+from mmpose_afl.evaluation.sample_oks import keypoint_offsets
 from mmpose_afl.models.afl_critic import (coordinate_topology,
                                           keypoint_centroids,
                                           keypoint_peak_error)
@@ -387,7 +388,11 @@ class ReweightedLoss(nn.Module):
                 difficulty=difficulty,
                 weight=weight,
                 error=samples.error,
-                labels=samples.labels)
+                labels=samples.labels,
+                base_loss=losses.detach(),
+                offsets=keypoint_offsets(samples.pred, samples.gt,
+                                         samples.size, samples.gt_present,
+                                         samples.pred_present))
         loss = (weight.to(losses.dtype) * losses).sum()
         if reduction == 'mean':
             loss = loss / max(batch, 1)
@@ -403,12 +408,16 @@ class ReweightedLoss(nn.Module):
         ``weight``, the prediction's ``error`` (mean keypoint distance over
         the labelled keypoints: heatmap pixels for heatmaps, input pixels
         for SimCC and regression heads) and its number of labelled
-        keypoints, ``labels``."""
+        keypoints, ``labels``; for the difficulty report's oracle
+        (docs/hard_examples.md) the detached ``base_loss`` [B] and the
+        keypoints' ``offsets`` [B, K, 2]
+        (``mmpose_afl.evaluation.sample_oks.keypoint_offsets``)."""
         if self._pending is None:
             return None
         return {
             k: self._pending[k]
-            for k in ('difficulty', 'weight', 'error', 'labels')
+            for k in ('difficulty', 'weight', 'error', 'labels',
+                      'base_loss', 'offsets')
         }
 
 
@@ -569,9 +578,9 @@ class AdversarialFocalLoss(ReweightedLoss):
     def sample_difficulty(
             self, samples: KeypointSamples) -> Tuple[Tensor, Dict[str, Any]]:
         real, fake = self.topologies(samples)
-        score = -self._score(fake)
+        score = -self._score(fake, real)
         if self.difficulty == 'anchored':
-            score = score + self._score(real)
+            score = score + self._score(real, real)
         nonfinite = (~torch.stack([
             x.detach().flatten(1).isfinite().all(1)
             for x in (*samples.raw, real, fake)
@@ -579,12 +588,23 @@ class AdversarialFocalLoss(ReweightedLoss):
         return torch.sigmoid(score), dict(
             real=real, fake=fake, nonfinite=nonfinite)
 
-    def _score(self, topology: Tensor) -> Tensor:
-        """Critic scores in float32, outside any autocast region."""
+    def _score(self, topology: Tensor, condition: Tensor) -> Tensor:
+        """Critic scores in float32, outside any autocast region;
+        ``condition`` (the ground truth's topology) reaches a conditional
+        critic only."""
         if next(self.critic.parameters()).device != topology.device:
             self.critic.to(topology.device)
         with torch.autocast(topology.device.type, enabled=False):
-            return self.critic(topology.float())
+            return self._critic_given(condition)(topology.float())
+
+    def _critic_given(self, condition: Tensor):
+        """The critic as a function of the candidate topology alone: the
+        critic itself, or a conditional critic (``AFLConditionalCritic``,
+        docs/hard_examples.md) with its ``condition`` bound, so that the
+        gradient penalty differentiates in the candidate only."""
+        if not getattr(self.critic, 'conditional', False):
+            return self.critic
+        return lambda topology: self.critic(topology, condition.float())
 
     def critic_step(self) -> Dict[str, float]:
         """Train the critic on the last training batch (Alg. 2):
@@ -671,10 +691,11 @@ class AdversarialFocalLoss(ReweightedLoss):
             self.critic_optimizer.zero_grad()
             with torch.autocast(real.device.type, enabled=False):
                 alpha = torch.rand(batch, device=real.device)
-                norms = gradient_norms(self.critic, real, fake, alpha)
+                norms = gradient_norms(self._critic_given(real), real, fake,
+                                       alpha)
                 penalty = ((norms - 1)**2).mean()
-                d_real, d_fake = self.critic(torch.cat([real,
-                                                        fake])).split(batch)
+                d_real, d_fake = self._critic_given(torch.cat(
+                    [real, real]))(torch.cat([real, fake])).split(batch)
                 wasserstein = d_real.mean() - d_fake.mean()
                 drift = 0.5 * (d_real.pow(2).mean() + d_fake.pow(2).mean())
                 critic_loss = (-wasserstein + self.gp_weight * penalty +
@@ -868,7 +889,8 @@ class AFLHeatmapLoss(HeatmapAdapter, AdversarialFocalLoss):
         base_loss (dict): Config of the wrapped registered loss. Defaults to
             ``dict(type='KeypointMSELoss', use_target_weight=True)``
         critic (dict): Config of the critic; its ``num_keypoints`` must be
-            the heatmaps' K. Defaults to
+            the heatmaps' K; ``AFLConditionalCritic`` also sees the
+            sample's ground truth (docs/hard_examples.md). Defaults to
             ``dict(type='AFLCritic', num_keypoints=17)``
         critic_optimizer (dict): Config of the critic's optimizer.
             Defaults to ``dict(type='Adam', lr=1e-4, betas=(0.5, 0.9))``
