@@ -164,6 +164,14 @@ METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
         WHOLEBODY: ('configs/ohkm/td-hm_res18_ohkm-1xb16-20e_'
                     'synthetic-coco-wholebody-128x96.py', []),
     },
+    # AFL whose critic also sees the sample's own ground truth (every
+    # training sample tracked, for the difficulty report's oracle rows)
+    'AFL-cond': {
+        COCO: ('configs/afl_cond/td-hm_res18_afl-cond-1xb16-20e_'
+               'synthetic-coco-128x96.py', AFL_TRACK_ALL),
+        WHOLEBODY: ('configs/afl_cond/td-hm_res18_afl-cond-1xb16-20e_'
+                    'synthetic-coco-wholebody-128x96.py', AFL_TRACK_ALL),
+    },
     # each sample weighted by its own detached MSE (gamma 1), normalised as
     # AFL's weights: AFL with the critic replaced by the loss itself
     'LossProp': {
