@@ -253,7 +253,9 @@ def test_bootstrap_registers_at_once_when_mmengine_is_loaded(monkeypatch):
     table = types.ModuleType(bootstrap.TABLE_MODULE)
     table.MODULE2PACKAGE = {'mmpose': 'mmpose'}
     monkeypatch.setitem(sys.modules, bootstrap.TABLE_MODULE, table)
-    monkeypatch.setattr(sys, 'meta_path', list(sys.meta_path))
+    # without the hook that an installed .pth may have started already
+    monkeypatch.setattr(sys, 'meta_path', [
+        f for f in sys.meta_path if not isinstance(f, bootstrap._TableHook)])
     bootstrap.install()
     assert table.MODULE2PACKAGE == {'mmpose': 'mmpose',
                                     'mmpose_afl': 'mmpose_afl'}
