@@ -17,10 +17,10 @@ BASELINE_WB = ('configs/baseline/'
                'td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py')
 # every name the project registers into MMPose's registries
 REGISTERED = {
-    'AESAHRHead', 'AFLCritic', 'AFLCriticHook', 'AFLHeatmapLoss',
-    'AFLRegressionLoss', 'AFLSimCCLoss',
+    'AESAHRHead', 'AFLConditionalCritic', 'AFLCritic', 'AFLCriticHook',
+    'AFLHeatmapLoss', 'AFLRegressionLoss', 'AFLSimCCLoss',
     'AssociativeEmbeddingLabels', 'CocoWholeBodyPartMetric', 'FoWKALLoss',
-    'HSMLoss', 'MaskedAEHead', 'ReseedBeforeInitHook', 'SAHRHead',
+    'HSMLoss', 'LossWeightedHeatmapLoss', 'MaskedAEHead', 'ReseedBeforeInitHook', 'SAHRHead',
     'SigmoidHeatmapHead', 'StratifiedCocoMetric',
     'StratifiedCocoWholeBodyMetric', 'WAHRLoss'
 }
