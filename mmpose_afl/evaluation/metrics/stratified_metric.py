@@ -61,27 +61,21 @@ field, also for WholeBody) so that the same thresholds apply to both
 data sets; a person without labelled body keypoints is in none of these
 strata.
 
-Shares on real COCO val 2017 (COCO cannot be downloaded on this machine,
-so these come from published counts, not from a run here). It has 6352
-people with labelled keypoints (HRNet's loader log, "load 6352 samples",
-quoted in github.com/Hashi1zume/Occluded-Pose-Reasoning,
-TRAIN_DOCUMENT.md), of 11004 person annotations. Their ``num_keypoints``
-histogram (github.com/michalfaber/dataset_toolkit, coco_analysis.ipynb,
-last cell, run on person_keypoints_val2017.json; its fractions times
-11004 give the 6352) puts 14.5 % of them in ``kpts_few`` (1-5 labelled),
-35.0 % in ``kpts_mid`` (6-11) and 50.5 % in ``kpts_many`` (12-17), so
-the default edges give every bin a useful share (train 2017: 13.4 / 34.2
-/ 52.4 %).
-The area edges are COCO's, and COCO's keypoint evaluation page says that
-"small objects (segment area < 32^2) do not contain keypoint annotations",
-so ``area_S`` is empty on COCO (AP -1) and the area strata reduce to
-COCO's own ``AP (M)`` / ``AP (L)``; their split was not found published.
-No published share of ``v = 1`` keypoints per person was found either, so
-the occlusion edges (0 and ``heavy_occlusion`` 0.25) are a guess that
-each bin holds at least a tenth of the people. The metric logs every
-stratum's number of people at each evaluation, so one COCO val run
-measures the shares; change the edges through the arguments if a stratum
-is too thin.
+Shares of the default strata on real COCO val 2017 (its 6352 people with
+labelled keypoints; counted by tools/coco_stratum_shares.py with this
+module's own stratification; detail in docs/evaluation.md):
+
+    occl_none / some / heavy   2768 / 2356 / 1228   43.6 / 37.1 / 19.3 %
+    kpts_few / mid / many       922 / 2223 / 3207   14.5 / 35.0 / 50.5 %
+    area_S / M / L              117 / 3500 / 2735    1.8 / 55.1 / 43.1 %
+
+Every occlusion and keypoint-count stratum holds at least a seventh of the
+people, so the default edges stay. The area edges are COCO's; ``area_S``
+is empty on COCO's mask areas (COCO gives people below 32**2 no
+keypoints), and the 117 above are people whose area was estimated from
+their box. The metric logs every stratum's number of people at each
+evaluation; change the edges through the arguments if a stratum is too
+thin on other data.
 """
 import contextlib
 import copy
