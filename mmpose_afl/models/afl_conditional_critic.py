@@ -29,14 +29,16 @@ class AFLConditionalCritic(AFLCritic):
     looks, not how far it is from what *this* person should look like, and
     it followed the label count rather than the prediction's error
     (docs/afl.md). Given its condition, the real distribution is a point
-    mass at ``c``, and the 1-Lipschitz critic that maximises ``d(c | c) -
-    E d(x' | c)`` is ``d(x | c) = g(c) - ||x - c||``: the anchored
-    difficulty then grows with the distance of the prediction's topology
-    from its own ground truth's, with the critic free to weigh which
-    keypoint pairs that distance counts most (the Wasserstein dual norm it
-    learns). Stacking both rather than feeding ``x - c`` keeps that freedom
-    to depend on the person (``c``); the difference alone could not tell
-    which pose it is measured on.
+    mass at ``c``, and a 1-Lipschitz critic that maximises ``d(c | c) -
+    E d(x' | c)`` is ``d(x | c) = g(c) - ||x - c||``: at that optimum the
+    anchored difficulty is ``sigmoid(||t(y') - t(y)||)``, monotone in the
+    distance of the prediction's topology from its own ground truth's. A
+    critic of finite size trained one step per iteration only approaches
+    it, near the predictions it has seen. Decision: the two maps stacked
+    rather than their difference ``x - c`` alone (which would also hold the
+    optimum), so that the critic still reads the paper's topology maps and
+    may score a deviation by the pose it occurs in; it costs two input
+    channels of the first convolution.
 
     **Gradient penalty** (applied by :class:`AFLHeatmapLoss`): at
     ``alpha t(y) + (1 - alpha) t(y')`` with the condition ``t(y)`` held
