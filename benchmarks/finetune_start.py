@@ -1,0 +1,243 @@
+"""What a short fine-tune from a converged MSE model does with each method,
+on the synthetic COCO data (the measurements of docs/finetune.md).
+
+    python benchmarks/finetune_start.py [--work-dir DIR] [--num-train N]
+        [--base-epochs N] [--ft-epochs N] [--seed S]
+
+1. Trains the CPU-sized baseline (ResNet-18, MSE) on a generated set for
+   ``--base-epochs``: the stand-in for a zoo checkpoint.
+2. For each method (MSE as the control, AFL, SAHR + WAHR, HSM with and
+   without the fine-tune recipe's 10x lr on the head's final layer),
+   evaluates the baseline checkpoint loaded into the method's model
+   (``mim test``: what the method predicts at iteration 0), then
+   fine-tunes it for ``--ft-epochs`` with the recipe of the ``*-ft-*``
+   configs scaled to this schedule (lr / 10, a linear warm-up, a x0.1 step
+   before the last epoch, fresh parts at 10x lr) and validates after every
+   epoch.
+3. Writes ``results.md`` (COCO AP per epoch, epoch 0 = the loaded
+   checkpoint) in the work dir and prints it.
+
+Every run is a real ``mim train`` / ``mim test`` in one process with one
+thread (``OMP_NUM_THREADS=1``), losses eager.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+BASELINE = 'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py'
+# name -> (method config, extra config text of its fine-tune)
+METHODS = {
+    'MSE (control)': (BASELINE, ''),
+    'AFL (MSE)': (
+        'configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py', ''),
+    'SAHR + WAHR': (
+        'configs/sahr/td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
+        "optim_wrapper = dict(paramwise_cfg=dict(custom_keys={"
+        "'head.scale_layers': dict(lr_mult=10.)}))\n"),
+    'HSM, final layer 10x lr (recipe)': (
+        'configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py',
+        "optim_wrapper = dict(paramwise_cfg=dict(custom_keys={"
+        "'head.final_layer': dict(lr_mult=10.)}))\n"),
+    'HSM, one lr': (
+        'configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py', ''),
+}
+
+
+def env() -> Dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1',
+                MMPOSE_AFL_COMPILE=os.environ.get('MMPOSE_AFL_COMPILE', '0'))
+
+
+def run(cmd: List[str], log: Path) -> None:
+    with open(log, 'w') as f:
+        proc = subprocess.run(cmd, cwd=REPO, stdout=f,
+                              stderr=subprocess.STDOUT, env=env())
+    if proc.returncode:
+        sys.exit(f'failed ({proc.returncode}): {" ".join(cmd)}\n'
+                 + log.read_text()[-3000:])
+
+
+def data_options(root: Path) -> List[str]:
+    ann = f'{root}/annotations/person_keypoints_val2017.json'
+    return [
+        f'train_dataloader.dataset.data_root={root}/',
+        f'val_dataloader.dataset.data_root={root}/',
+        f'test_dataloader.dataset.data_root={root}/',
+        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False',
+    ]
+
+
+def val_aps(work_dir: Path) -> List[float]:
+    """COCO AP of every validation of a training work dir, in order."""
+    logs = sorted(work_dir.glob('*/vis_data/scalars.json'))
+    aps = []
+    for line in logs[-1].read_text().splitlines():
+        record = json.loads(line)
+        if 'coco/AP' in record:
+            aps.append(record['coco/AP'])
+    return aps
+
+
+def test_ap(work_dir: Path) -> float:
+    runs = sorted(p for p in work_dir.iterdir() if p.is_dir())
+    return json.loads((runs[-1] / f'{runs[-1].name}.json').read_text())[
+        'coco/AP']
+
+
+def ft_config(method_config: str, extra: str, epochs: int,
+              ckpt: Path) -> str:
+    """The fine-tune recipe of the ``*-ft-*`` configs on this schedule:
+    the synthetic config's lr / 10, 20 iterations of linear warm-up from
+    1e-3, x0.1 before the last epoch."""
+    return (f"_base_ = ['{REPO / method_config}']\n"
+            f"load_from = '{ckpt}'\n"
+            f"train_cfg = dict(max_epochs={epochs}, val_interval=1)\n"
+            "optim_wrapper = dict(optimizer=dict(lr=1e-4))\n"
+            "param_scheduler = [\n"
+            "    dict(type='LinearLR', begin=0, end=20, start_factor=1e-3,\n"
+            "         by_epoch=False),\n"
+            f"    dict(type='MultiStepLR', begin=0, end={epochs},\n"
+            f"         milestones=[{epochs - 1}], gamma=0.1, by_epoch=True)]\n"
+            "default_hooks = dict(checkpoint=dict(interval=-1))\n" + extra)
+
+
+def start_stats(ckpt: Path, data: List[str], batches: int = 4) -> str:
+    """What the methods see at iteration 0 with ``ckpt`` loaded, on the
+    first ``batches`` training batches (16 persons each, the training
+    pipeline): AFL's weights from its fresh critic, HSM's sigmoid on the
+    background and at the target peaks, and the share of labelled
+    keypoints whose stock heatmap maximum is <= 0 (where MMPose's decoder
+    reports no location and the sigmoid head the argmax)."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import Runner, load_checkpoint
+    from mmpose.registry import MODELS
+    from mmpose.utils import register_all_modules
+
+    import mmpose_afl  # noqa: F401
+    from mmpose_afl.models.losses.afl_loss import effective_sample_size
+    register_all_modules()
+    lines = []
+    for name in ('AFL (MSE)', 'HSM, one lr'):
+        cfg = Config.fromfile(str(REPO / METHODS[name][0]))
+        cfg.merge_from_dict(dict(item.split('=', 1) for item in data[:5]))
+        cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        load_checkpoint(model, str(ckpt), map_location='cpu')
+        model.train()
+        loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+        weights, background, peaks, nonpositive = [], [], [], []
+        for i, batch in zip(range(batches), loader):
+            batch = model.data_preprocessor(batch, True)
+            samples = batch['data_samples']
+            with torch.no_grad():
+                if name.startswith('AFL'):
+                    model.head.loss_module.attached = True
+                    model(**batch, mode='loss')
+                    weights.append(
+                        model.head.loss_module.last_samples['weight'])
+                    continue
+                logits = model.head.forward(model.extract_feat(
+                    batch['inputs']))
+            gt = torch.stack([d.gt_fields.heatmaps for d in samples])
+            kw = torch.cat(
+                [d.gt_instance_labels.keypoint_weights for d in samples])
+            labelled = kw > 0
+            prob = logits.sigmoid()
+            background.append(prob[(gt == 0) & labelled[..., None, None]])
+            peaks.append(prob.flatten(2)[labelled].gather(
+                1, gt.flatten(2)[labelled].argmax(1, keepdim=True)))
+            nonpositive.append(logits.flatten(2).amax(2)[labelled] <= 0)
+        if weights:
+            w = torch.cat(weights)
+            ess = sum(effective_sample_size(x).item()
+                      for x in weights) / len(weights)
+            lines.append(
+                f'- AFL (fresh critic): weights {w.min():.3f}-{w.max():.3f}'
+                f' (sd {w.std():.3f}), effective sample size {ess:.3f} of '
+                f'the batch, over {len(w)} persons')
+        else:
+            bg, pk = torch.cat(background), torch.cat(peaks)
+            npos = torch.cat(nonpositive).float().mean()
+            lines.append(
+                f'- HSM (stock head read as logits): sigmoid on the '
+                f'background {bg.mean():.3f} (min {bg.min():.3f}), at the '
+                f'target peaks {pk.mean():.3f}; stock maxima <= 0: '
+                f'{npos:.1%} of the labelled keypoints')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--work-dir', default='work_dirs/finetune_start')
+    parser.add_argument('--num-train', type=int, default=200)
+    parser.add_argument('--num-val', type=int, default=50)
+    parser.add_argument('--base-epochs', type=int, default=20)
+    parser.add_argument('--ft-epochs', type=int, default=5)
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    work = (REPO / args.work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    root = work / 'data'
+    if not (root / 'annotations').is_dir():
+        run([sys.executable, 'tools/make_synthetic_data.py', '--kind', 'coco',
+             '--out', str(root), '--num-train', str(args.num_train),
+             '--num-val', str(args.num_val), '--seed', str(args.seed)],
+            work / 'data.log')
+    data = data_options(root)
+    base_dir = work / 'baseline'
+    if not (base_dir / 'last_checkpoint').is_file():
+        e = args.base_epochs
+        run([str(BIN / 'mim'), 'train', 'mmpose', BASELINE, '--work-dir',
+             str(base_dir), '--cfg-options', *data,
+             f'train_cfg.max_epochs={e}', f'train_cfg.val_interval={e}',
+             f'param_scheduler.1.end={e}',
+             f'param_scheduler.1.milestones=[{int(e * .75)},{int(e * .9)}]',
+             f'default_hooks.checkpoint.interval={e}',
+             f'randomness.seed={args.seed}'], work / 'baseline.log')
+    ckpt = Path((base_dir / 'last_checkpoint').read_text().strip())
+    rows = []
+    for name, (config, extra) in METHODS.items():
+        slug = ''.join(c if c.isalnum() else '_' for c in name).strip('_')
+        cfg = work / f'{slug}_ft.py'
+        cfg.write_text(ft_config(config, extra, args.ft_epochs, ckpt))
+        run([str(BIN / 'mim'), 'test', 'mmpose', str(cfg), '--checkpoint',
+             str(ckpt), '--work-dir', str(work / slug / 'start'),
+             '--cfg-options', *data], work / f'{slug}_test.log')
+        start = test_ap(work / slug / 'start')
+        run([str(BIN / 'mim'), 'train', 'mmpose', str(cfg), '--work-dir',
+             str(work / slug / 'ft'), '--cfg-options', *data,
+             f'randomness.seed={args.seed}'], work / f'{slug}_train.log')
+        rows.append((name, [start] + val_aps(work / slug / 'ft')))
+        print(name, rows[-1][1], flush=True)
+    header = ' | '.join(f'epoch {i}' for i in range(args.ft_epochs + 1))
+    lines = [f'| method | {header} |',
+             '|---|' + '---:|' * (args.ft_epochs + 1)]
+    lines += [f'| {n} | ' + ' | '.join(f'{a:.3f}' for a in aps) + ' |'
+              for n, aps in rows]
+    table = '\n'.join(lines)
+    (work / 'results.md').write_text(
+        f'COCO AP on the synthetic val set ({args.num_val} images); '
+        f'baseline: {args.base_epochs} epochs on {args.num_train} images, '
+        f'seed {args.seed}. Epoch 0: the baseline checkpoint in the '
+        "method's model.\n\n" + table + '\n')
+    print(table)
+
+
+if __name__ == '__main__':
+    main()
