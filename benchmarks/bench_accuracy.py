@@ -139,6 +139,10 @@ AFL_TRACK_ALL = ['custom_hooks.1.num_tracked=100000']
 AFL_PAPER = AFL_TRACK_ALL + ['model.head.loss.difficulty=paper',
                              'model.head.loss.drift_weight=0.',
                              'model.head.loss.normalize_weights=False']
+# AFL on a SimCC and a regression head, each paired with its own plain run
+# (REFERENCES; docs/afl.md, "AFL on any head")
+RTMPOSE_T = 'configs/baseline/rtmpose-t_1xb16-20e_synthetic-coco-128x96.py'
+RLE = 'configs/baseline/td-reg_res18_rle-1xb16-20e_synthetic-coco-128x96.py'
 # method -> dataset -> (config, extra --cfg-options)
 METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
     'MSE': {
@@ -179,6 +183,21 @@ METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
                'synthetic-coco-128x96.py', []),
         WHOLEBODY: ('configs/loss_weighted/td-hm_res18_loss-weighted-1xb16-'
                     '20e_synthetic-coco-wholebody-128x96.py', []),
+    },
+    'RTMPose-t': {
+        COCO: (RTMPOSE_T, []),
+    },
+    'AFL (RTMPose-t)': {
+        COCO: ('configs/afl/rtmpose-t_afl-1xb16-20e_synthetic-coco-128x96.py',
+               AFL_TRACK_ALL),
+    },
+    'RLE': {
+        COCO: (RLE, []),
+    },
+    'AFL (RLE)': {
+        COCO: ('configs/afl/'
+               'td-reg_res18_rle-afl-1xb16-20e_synthetic-coco-128x96.py',
+               AFL_TRACK_ALL),
     },
     'heuristic': {
         WHOLEBODY: (FOWKAL, ['model.head.loss.kaf=heuristic',
@@ -238,6 +257,9 @@ STRATA = ('clean', 'any_flag', 'occluded', 'truncated', 'unusual_pose',
 PARTS = (('whole', ''), ('body', 'body_'), ('foot', 'foot_'),
          ('face', 'face_'), ('hand', 'hand_'))
 REFERENCE = 'MSE'
+# the reference of a method's paired comparison, where it is not REFERENCE:
+# AFL on another head is compared with that head's plain run
+REFERENCES = {'AFL (RTMPose-t)': 'RTMPose-t', 'AFL (RLE)': 'RLE'}
 # where the configs read the data, as `make data` writes it (200 / 50
 # images, seed 0)
 DATA = {
@@ -366,10 +388,31 @@ def _resize(node, input_size: Tuple[int, int]) -> None:
     for key, value in list(items):
         if key == 'input_size':
             node[key] = tuple(input_size)
+        elif key == 'in_featuremap_size':  # RTMCCHead: stride-32 features
+            node[key] = (input_size[0] // 32, input_size[1] // 32)
         elif key == 'heatmap_size':
             node[key] = (input_size[0] // 4, input_size[1] // 4)
         elif isinstance(value, (dict, list)):
             _resize(value, input_size)
+
+
+def reference_of(method: str) -> str:
+    """The method whose run of the same seed ``method`` is paired with."""
+    return REFERENCES.get(method, REFERENCE)
+
+
+def paired_groups(runs: Dict[str, dict]) -> List[Tuple[str, Dict[str, dict]]]:
+    """(reference, runs of the reference and of the methods paired with
+    it) for each reference in ``runs`` with at least one such method, in
+    the order of ``runs``."""
+    groups = []
+    for reference in runs:
+        members = [m for m in runs
+                   if m != reference and reference_of(m) == reference]
+        if members:
+            groups.append((reference, {m: runs[m]
+                                       for m in [reference] + members}))
+    return groups
 
 
 def run_config(dataset: str, method: str, seed: int, settings: dict,
@@ -505,11 +548,13 @@ def report(results: Results, sizes: Dict[str, Tuple[int, int]],
     sizes_text = ', '.join(
         f'{dataset} {h}x{w}' for dataset in results
         for w, h in [settings['input_size'][dataset] or (96, 128)])
+    nets = ' (RTMPose-t: its CSPNeXt-t)' if any(
+        'RTMPose' in m for d in results for m in results[d]) else ''
     lines = [
         '# Accuracy on the synthetic data', '',
         f'Written by `python benchmarks/bench_accuracy.py {command}` (preset '
         f'{preset}); the protocol is in the script\'s docstring. Every '
-        f'method: ResNet-18 from random weights (input {sizes_text}), '
+        f'method: ResNet-18{nets} from random weights (input {sizes_text}), '
         f'batch {settings["batch_size"]}, {settings["epochs"]} epochs, seeds '
         f'{settings["seeds"]}; mean ± sd (n - 1) over the seeds of the '
         'validation at the end. ' + (
@@ -524,21 +569,20 @@ def report(results: Results, sizes: Dict[str, Tuple[int, int]],
         num_train, num_val = sizes[dataset]
         lines += [f'## synthetic {dataset} ({num_train} train / {num_val} '
                   'val images)', ''] + table(results, dataset) + ['']
-        if REFERENCE not in results[dataset] or len(results[dataset]) < 2:
-            continue
-        runs = results[dataset]
-        lines += [f'### Paired difference to {REFERENCE}', '',
-                  'Each cell: mean ± sd over the seeds of the method\'s '
-                  f'value minus {REFERENCE}\'s of the same seed, and the '
-                  'verdict: ▲ better, ▼ worse, = not distinguishable at '
-                  f'this budget. {paired.RULE} The {REFERENCE} column is its '
-                  'own mean ± sd. Strata: '
-                  'mmpose_afl/evaluation/metrics/stratified_metric.py.', '']
-        for title, rows in paired_panels(dataset):
-            lines += [f'#### {title}', ''] + paired.delta_table(
-                runs, rows, REFERENCE) + ['']
-        lines += ['### Per seed', ''] + paired.seed_table(
-            runs, COLUMNS[dataset], REFERENCE) + ['']
+        for reference, runs in paired_groups(results[dataset]):
+            lines += [f'### Paired difference to {reference}', '',
+                      'Each cell: mean ± sd over the seeds of the method\'s '
+                      f'value minus {reference}\'s of the same seed, and the '
+                      'verdict: ▲ better, ▼ worse, = not distinguishable at '
+                      f'this budget. {paired.RULE} The {reference} column is '
+                      'its own mean ± sd. Strata: '
+                      'mmpose_afl/evaluation/metrics/stratified_metric.py.',
+                      '']
+            for title, rows in paired_panels(dataset):
+                lines += [f'#### {title}', ''] + paired.delta_table(
+                    runs, rows, reference) + ['']
+            lines += [f'### Per seed, to {reference}', ''] + \
+                paired.seed_table(runs, COLUMNS[dataset], reference) + ['']
     return lines
 
 
@@ -662,15 +706,20 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text('\n'.join(lines))
     plot_means(results, out.with_suffix('.png'))
-    figure = out.with_name(out.stem + '_paired.png')
-    panels = [(title, results[d], rows) for d in results
-              if REFERENCE in results[d] and len(results[d]) > 1
-              for title, rows in paired_panels(d)]
-    if panels:
-        paired.plot(panels, REFERENCE, figure)
+    # one figure per reference: <out>_paired.png for MSE, else
+    # <out>_paired_<reference>.png
+    figures = []
+    for reference in dict.fromkeys(
+            r for d in results for r, _ in paired_groups(results[d])):
+        figure = out.with_name(out.stem + '_paired' + (
+            '' if reference == REFERENCE else f'_{slug(reference)}') + '.png')
+        paired.plot([(title, runs, rows) for d in results
+                     for r, runs in paired_groups(results[d]) if r == reference
+                     for title, rows in paired_panels(d)], reference, figure)
+        figures.append(str(figure))
     print('\n'.join(lines))
     print(f'bench_accuracy: wrote {out}, {out.with_suffix(".png")}' +
-          (f' and {figure}' if panels else ''))
+          (f' and {", ".join(figures)}' if figures else ''))
     return 0
 
 

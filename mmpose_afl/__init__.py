@@ -5,7 +5,14 @@ a config) checks the OpenMMLab versions, registers every module of the
 project into MMPose's registries and lets checkpoints load with
 ``weights_only=True`` (see :mod:`mmpose_afl.checkpoint_globals`).
 """
-from .version import __version__, check_dependencies
+import os
+
+# albumentations (imported by MMPose's transforms, RTMPose's pipeline uses
+# it) would otherwise query PyPI for a newer version at every import: a
+# network call and a warning in every training process and data worker
+os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
+
+from .version import __version__, check_dependencies  # noqa: E402
 
 check_dependencies()
 

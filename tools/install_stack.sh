@@ -26,6 +26,11 @@ MMDET=3.2.0
 MMPOSE=1.3.2
 XTCOCOTOOLS=1.14.3
 OPENMIM=0.3.9
+# RTMPose's stock pipeline (MMPose's Albumentation): 1.4.x still takes its
+# CoarseDropout(max_holes=..., max_height=...) arguments (with a deprecation
+# warning); 2.x removed them
+ALBUMENTATIONS=1.4.24
+ALBUCORE=0.0.23
 
 say() { printf '[install_stack] %s\n' "$*"; }
 die() { printf '[install_stack] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -118,6 +123,9 @@ pipi -r "$ROOT/requirements.txt"
 say "onedl-mmengine $MMENGINE, mmdet $MMDET, mmpose $MMPOSE, openmim $OPENMIM (no declared deps)"
 pipi --no-deps "onedl-mmengine==$MMENGINE" "mmdet==$MMDET" "mmpose==$MMPOSE" "openmim==$OPENMIM"
 
+say "albumentations $ALBUMENTATIONS, albucore $ALBUCORE (no declared deps: opencv-python-headless would clash with opencv-python)"
+pipi --no-deps "albumentations==$ALBUMENTATIONS" "albucore==$ALBUCORE"
+
 say "xtcocotools $XTCOCOTOOLS rebuilt against this numpy"
 # --no-cache-dir: pip would otherwise reuse a wheel it built against another numpy
 pipi --no-cache-dir --no-deps --force-reinstall --no-binary xtcocotools --no-build-isolation "xtcocotools==$XTCOCOTOOLS"
@@ -126,7 +134,8 @@ say "mmpose_afl (editable)"
 pipi --no-deps --no-build-isolation -e "$ROOT"
 
 say "checking imports"
-"$VPY" - <<'PY'
+NO_ALBUMENTATIONS_UPDATE=1 "$VPY" - <<'PY'
+import albumentations  # noqa
 import mmcv, mmengine, mmpose, mmdet, torch, torchvision, xtcocotools.coco  # noqa
 from mmcv.ops import nms  # noqa: compiled ops present
 import mmpose.models, mmpose.datasets, mmpose.evaluation, mmpose.visualization  # noqa
