@@ -583,5 +583,4 @@ def test_stock_wholebody_rtmpose_m_trains_with_afl(synthetic_wholebody,
     saved = torch.load(work_dir / 'epoch_1.pth', map_location='cpu',
                        weights_only=False)
     assert saved['afl_critic'][0]['optimizer']['state']
-    assert any(k.startswith('ema_') for k in saved) or 'ema_state_dict' in \
-        str(list(saved))
+    assert 'ema_state_dict' in saved  # the stock EMAHook ran alongside
