@@ -120,7 +120,8 @@ def test_sample_oracle_reads_scale_and_area_from_the_meta():
 def test_afl_keeps_base_loss_and_offsets_for_the_hook():
     """By hand on 8x6 heatmaps with one-pixel keypoints (their centroids):
     sample 0 predicts (1, 0), (4, 3) for (0, 0), (4, 0); sample 1 has its
-    keypoint 1 unlabelled and predicts nothing for keypoint 0."""
+    keypoint 1 unlabelled and predicts nothing for keypoint 0. Offsets of
+    the argmax peaks."""
     from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
     from tests.test_afl_loss import dots
     target = torch.cat([dots([(0, 0), (4, 0)]), dots([(2, 2), (5, 5)])])
@@ -137,8 +138,39 @@ def test_afl_keeps_base_loss_and_offsets_for_the_hook():
     offsets = samples['offsets']
     torch.testing.assert_close(offsets[0],
                                torch.tensor([[1 / 8, 0.], [0., 3 / 6]]))
-    assert torch.isinf(offsets[1, 0]).all()  # labelled, not predicted
+    # an all-zero prediction peaks at pixel (0, 0): (-2 / 8, -2 / 6)
+    torch.testing.assert_close(offsets[1, 0], torch.tensor([-.25, -1 / 3]))
     assert torch.isnan(offsets[1, 1]).all()  # unlabelled
+
+
+def test_peak_offsets_by_hand_and_other_families_by_coordinates():
+    from mmpose_afl.evaluation.sample_oks import (heatmap_peak_offsets,
+                                                  sample_offsets)
+    from mmpose_afl.models.losses.afl_loss import KeypointSamples
+    output = torch.zeros(1, 3, 4, 5)  # H 4, W 5
+    target = torch.zeros(1, 3, 4, 5)
+    target[0, 0, 1, 1] = target[0, 1, 2, 4] = target[0, 2, 0, 0] = 1
+    output[0, 0, 3, 2] = .05  # faint but placed: (2, 3) vs (1, 1)
+    output[0, 1, 2, 4] = 1  # on its peak
+    output[0, 2, 3, 4] = 1
+    labelled = torch.tensor([[True, True, False]])
+    offsets = heatmap_peak_offsets(output, target, labelled)
+    assert offsets[0, 0].tolist() == pytest.approx([0.2, 0.5])
+    assert offsets[0, 1].tolist() == [0., 0.]
+    assert torch.isnan(offsets[0, 2]).all()
+    pred = torch.tensor([[[2., 3.], [4., 2.], [0., 0.]]])
+    gt = torch.tensor([[[1., 1.], [4., 2.], [0., 0.]]])
+    samples = KeypointSamples(
+        losses=torch.zeros(1), pred=pred,
+        pred_present=torch.tensor([[True, False, True]]), gt=gt,
+        gt_present=labelled, size=(5, 4), error=torch.zeros(1),
+        labels=torch.tensor([2]), raw=(output, target))
+    torch.testing.assert_close(sample_offsets(samples, 'heatmap'), offsets,
+                               equal_nan=True)
+    coords = sample_offsets(samples, 'simcc')  # the coordinates
+    assert coords[0, 0].tolist() == pytest.approx([0.2, 0.5])
+    assert torch.isinf(coords[0, 1]).all()  # labelled, not predicted
+    assert torch.isnan(coords[0, 2]).all()
 
 
 # ------------------------------------------------------------ the report

@@ -7,14 +7,14 @@ How it is computed, in heatmap space:
 
 1. For each keypoint ``k`` the offset of the predicted from the
    ground-truth keypoint, divided by the width and height of the frame
-   they lie in: ``(dx_k / W, dy_k / H)`` (:func:`keypoint_offsets`). The
-   keypoints are those AFL's adapter gives for the critic's topology: for
-   heatmaps the centroids of the heatmap values >= the centroid threshold
-   (``keypoint_centroids``) in heatmap pixels, for SimCC and regression
-   heads their coordinates. An unlabelled keypoint (target weight 0, also
-   one outside the crop) does not count; a labelled one the prediction
-   lacks (no heatmap value above the threshold) counts as infinitely far
-   off.
+   they lie in: ``(dx_k / W, dy_k / H)`` (:func:`sample_offsets`). For
+   heatmaps the keypoints are the argmax peaks of the predicted and the
+   target heatmap (:func:`heatmap_peak_offsets`, the points the recorded
+   ``error`` uses and MMPose's decoders start from), in heatmap pixels; for
+   SimCC and regression heads the coordinates AFL's adapter gives (a
+   labelled keypoint the prediction lacks counts as infinitely far off).
+   A keypoint whose ground truth does not exist (target weight 0, e.g.
+   unlabelled or outside the crop) does not count.
 2. Back to image pixels with the crop the heatmap covers, the sample's
    ``input_scale`` ``(s_w, s_h)`` (the box after MMPose's ``TopdownAffine``,
    padding and aspect ratio included): ``d_k^2 = (dx_k / W * s_w)^2 +
@@ -28,10 +28,11 @@ How it is computed, in heatmap space:
    ground truth; towards 1: all far off). ``None`` without a labelled
    keypoint.
 
-Decision: the adapter's coordinates rather than a decoder of each head,
-so that one definition serves every head family and the OKS error is
-measured on exactly the points whose topology the critic scores. Centroids
-are sub-pixel, unlike the argmax peaks of the recorded ``error``.
+Decision: peaks rather than the thresholded centroids the critic sees, so
+that a correctly placed but faint prediction (below the centroid
+threshold, common early in training) still gets its OKS instead of counting
+as missing; the resolution is one heatmap pixel (4 input pixels at the
+usual stride).
 """
 from typing import Optional, Sequence
 
@@ -71,6 +72,53 @@ def keypoint_offsets(pred: Tensor,
     if labelled is not None:
         offsets = torch.where(labelled.unsqueeze(-1), offsets, float('nan'))
     return offsets
+
+
+def heatmap_peak_offsets(output: Tensor,
+                         target: Tensor,
+                         labelled: Optional[Tensor] = None) -> Tensor:
+    """:func:`keypoint_offsets` of the predicted and the ground-truth
+    heatmap peaks (argmax pixels, as MMPose's decoders take them before
+    their sub-pixel shift) in the heatmap's ``(W, H)`` frame.
+
+    Args:
+        output (Tensor): Predicted heatmaps [B, K, H, W].
+        target (Tensor): Target heatmaps, same shape.
+        labelled (Tensor, optional): [B, K] bool; unlabelled keypoints get
+            NaN offsets. Defaults to ``None`` (all labelled)
+
+    Returns:
+        Tensor: [B, K, 2] float32 ``(dx / W, dy / H)``, detached.
+    """
+    height, width = output.shape[2:]
+
+    def peaks(heatmaps: Tensor) -> Tensor:
+        index = heatmaps.detach().flatten(2).argmax(dim=2)
+        return torch.stack([index % width, index // width], dim=-1).float()
+
+    return keypoint_offsets(peaks(output), peaks(target), (width, height),
+                            labelled)
+
+
+def sample_offsets(samples, family: str) -> Tensor:
+    """The offsets [B, K, 2] the OKS error of a batch is computed from
+    (module docstring): heatmap peaks for the heatmap family (``raw`` of
+    the adapter's ``KeypointSamples`` is ``(output, target)``), the
+    adapter's coordinates for the others; labelled: the ground truth's
+    keypoints that exist.
+
+    Args:
+        samples (KeypointSamples): What an AFL adapter made of a batch.
+        family (str): The adapter's head family.
+
+    Returns:
+        Tensor: [B, K, 2] float32, detached.
+    """
+    if family == 'heatmap':
+        output, target = samples.raw[:2]
+        return heatmap_peak_offsets(output, target, samples.gt_present)
+    return keypoint_offsets(samples.pred, samples.gt, samples.size,
+                            samples.gt_present, samples.pred_present)
 
 
 def oks_error(offsets: Sequence[Sequence[float]], input_scale: Sequence[float],

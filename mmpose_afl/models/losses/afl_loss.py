@@ -45,7 +45,7 @@ from mmpose.registry import MODELS, OPTIMIZERS
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten, tree_map
 
-from mmpose_afl.evaluation.sample_oks import keypoint_offsets
+from mmpose_afl.evaluation.sample_oks import sample_offsets
 from mmpose_afl.models.afl_critic import (coordinate_topology,
                                           keypoint_centroids,
                                           keypoint_peak_error)
@@ -390,9 +390,7 @@ class ReweightedLoss(nn.Module):
                 error=samples.error,
                 labels=samples.labels,
                 base_loss=losses.detach(),
-                offsets=keypoint_offsets(samples.pred, samples.gt,
-                                         samples.size, samples.gt_present,
-                                         samples.pred_present))
+                offsets=sample_offsets(samples, self.family))
         loss = (weight.to(losses.dtype) * losses).sum()
         if reduction == 'mean':
             loss = loss / max(batch, 1)
@@ -411,7 +409,7 @@ class ReweightedLoss(nn.Module):
         keypoints, ``labels``; for the difficulty report's oracle
         (docs/hard_examples.md) the detached ``base_loss`` [B] and the
         keypoints' ``offsets`` [B, K, 2]
-        (``mmpose_afl.evaluation.sample_oks.keypoint_offsets``)."""
+        (``mmpose_afl.evaluation.sample_oks.sample_offsets``)."""
         if self._pending is None:
             return None
         return {
