@@ -195,8 +195,8 @@ class AFLCritic(nn.Module):
 
     DCGAN-style, as the "off-the-shelf" critic of PyTorch-GAN the paper
     uses (its FLOPs match the paper's Table 2): one ``Conv3x3/2 +
-    LeakyReLU`` block per entry of ``channels``, then a linear layer to one score per sample. Unlike
-    PyTorch-GAN it has no BatchNorm (the gradient penalty is per sample and
+    LeakyReLU`` block per entry of ``channels``, then a linear layer to
+    one score per sample. Unlike PyTorch-GAN it has no BatchNorm (the gradient penalty is per sample and
     WGAN-GP forbids batch-dependent normalisation), no dropout (the score
     of a sample should not be random), no sigmoid (a Wasserstein critic)
     and no bias in the last layer (it cancels out of the critic loss and

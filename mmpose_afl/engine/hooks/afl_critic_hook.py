@@ -48,8 +48,8 @@ class AFLCriticHook(Hook):
       (``afl_ess``), critic steps skipped for non-finite gradients
       (``afl_nonfinite_steps``) or for any reason, a non-finite input
       or topology included (``afl_skipped_critic_steps``), and samples
-      with a non-finite input or topology (``afl_nonfinite_samples``). One value per iteration; MMEngine's
-      ``LogProcessor`` prints their mean over the logging window, so the
+      with a non-finite input or topology (``afl_nonfinite_samples``).
+      One value per iteration; MMEngine's ``LogProcessor`` prints their mean over the logging window, so the
       printed min / max are window means of the per-batch min / max. It
       also records the tracked samples (paper Sec. 5, Fig. 3);
     - ``before_save_checkpoint`` / ``after_load_checkpoint``: saves and
