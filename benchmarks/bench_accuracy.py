@@ -49,7 +49,11 @@ initialisation) and tested in tests/test_bench_accuracy.py. Loader workers
 compared with the MSE run of its own seed (benchmarks/paired.py: per-seed
 differences, mean ± sd, and the verdict better / not distinguishable /
 worse of a two-sided paired t-test at 5 %; the rule is written in the
-report).
+report), except AFL on another head, which is compared with that head's
+plain run (``REFERENCES``: AFL (RTMPose-t) with RTMPose-t, AFL (RLE) with
+RLE; one paired section and figure per reference). The same-initialisation
+check above covers the heatmap methods; RTMPose-t and RLE have their own
+networks.
 
 Methods without a synthetic config of their own for a dataset are the
 nearest config plus options (see ``METHODS``): heuristic and KAL are the
