@@ -584,3 +584,26 @@ def test_stock_wholebody_rtmpose_m_trains_with_afl(synthetic_wholebody,
                        weights_only=False)
     assert saved['afl_critic'][0]['optimizer']['state']
     assert 'ema_state_dict' in saved  # the stock EMAHook ran alongside
+
+
+@pytest.mark.parametrize('reference,method', [('RTMPose-t',
+                                               'AFL (RTMPose-t)'),
+                                              ('RLE', 'AFL (RLE)')])
+def test_afl_on_a_head_starts_like_its_reference(reference, method,
+                                                 synthetic_coco, tmp_path):
+    """At one seed the AFL variant and its plain run start from the same
+    network weights and the same first batches (ReseedBeforeInitHook: the
+    critic drawn at build time shifts nothing), so the paired difference
+    measures AFL."""
+    from tests.test_bench_accuracy import _start
+    settings = dict(bench_accuracy.PRESETS['cpu'], batch_size=4)
+    starts = [_start(bench_accuracy.run_config(
+        'coco', m, 3, settings, synthetic_coco, tmp_path), True, tmp_path)
+        for m in (reference, method)]
+    (ref_weights, ref_inputs), (weights, inputs) = starts
+    shared = [k for k in ref_weights if k in weights]
+    assert len(shared) > 50
+    for key in shared:
+        assert torch.equal(weights[key], ref_weights[key]), key
+    for x, y in zip(inputs, ref_inputs):
+        assert torch.equal(x, y)

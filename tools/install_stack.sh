@@ -28,9 +28,10 @@ XTCOCOTOOLS=1.14.3
 OPENMIM=0.3.9
 # RTMPose's stock pipeline (MMPose's Albumentation): 1.4.x still takes its
 # CoarseDropout(max_holes=..., max_height=...) arguments (with a deprecation
-# warning); 2.x removed them
-ALBUMENTATIONS=1.4.24
-ALBUCORE=0.0.23
+# warning), 2.x removed them; from 1.4.21 on an unseeded Compose draws from
+# OS entropy, so runs of the same seed differ (docs/installation.md)
+ALBUMENTATIONS=1.4.20
+ALBUCORE=0.0.19
 
 say() { printf '[install_stack] %s\n' "$*"; }
 die() { printf '[install_stack] ERROR: %s\n' "$*" >&2; exit 1; }

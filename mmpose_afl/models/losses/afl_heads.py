@@ -72,6 +72,7 @@ class SimCCAdapter:
     """
     family = 'simcc'
     _nonfinite_what = 'SimCC logit or label'
+    _critic_draws_from_global_rng = False  # see AdversarialFocalLoss
     simcc_split_ratio: float = 1.0
 
     def bind_head(self, head: nn.Module) -> None:
@@ -213,6 +214,7 @@ class RegressionAdapter:
     """
     family = 'regression'
     _nonfinite_what = 'coordinate'
+    _critic_draws_from_global_rng = False  # see AdversarialFocalLoss
     input_size: Optional[Tuple[int, int]] = None
 
     def _init_adapter(self, input_size: Optional[Sequence[int]]) -> None:

@@ -480,6 +480,15 @@ class AdversarialFocalLoss(ReweightedLoss):
     """
     # what the non-finite warning calls a bad value of the head's tensors
     _nonfinite_what = 'heatmap pixel'
+    # whether building the critic draws from the global random stream. Off
+    # (the critic's initialisation drawn from a fork of the stream, which
+    # then continues as if no critic had been built) for the SimCC and
+    # regression families: their heads initialise some parameters at
+    # construction (RTMCCHead's GAU gamma), after the loss and out of reach
+    # of init_weights, so a critic drawn from the stream would start AFL's
+    # pose network elsewhere than the stock one at the same seed. On for
+    # heatmaps, so that their runs reproduce earlier ones bit for bit.
+    _critic_draws_from_global_rng = True
 
     def __init__(self,
                  base_loss: dict,
@@ -517,7 +526,11 @@ class AdversarialFocalLoss(ReweightedLoss):
             raise ValueError(f'{name}: `n_critic` must be an int >= 1,'
                              f' got {n_critic!r}')
         super().__init__(base_loss, normalize_weights, loss_weight)
-        critic_module = MODELS.build(critic)
+        if self._critic_draws_from_global_rng:
+            critic_module = MODELS.build(critic)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                critic_module = MODELS.build(critic)
         if not hasattr(critic_module, 'num_keypoints'):
             raise ValueError(f'{name}: `critic` must build a module '
                              'with a `num_keypoints` attribute such as '
