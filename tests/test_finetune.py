@@ -56,8 +56,8 @@ FRESH: Dict[str, Tuple[Set[str], Set[str]]] = {
     'sahr': (SCALE_BRANCH, {
         k for k in SCALE_BRANCH if 'running' not in k and 'batches' not in k
     }),
-    # same keys; the final layer learns the logit scale
-    'hsm': (set(), {'head.final_layer.weight', 'head.final_layer.bias'}),
+    # same keys; the final conv is re-calibrated before (see below)
+    'hsm': (set(), set()),
 }
 # method -> (synthetic method config, data kind, its ft config)
 SYNTHETIC = {
@@ -427,3 +427,81 @@ def test_runner_fine_tunes_from_the_stock_checkpoint(
         assert 'no critic state' in log
     if method == 'sahr':
         assert np.isfinite(hub.get_scalar('train/loss_scale').data[0]).all()
+
+
+def test_the_docs_configs_build(tmp_path):
+    """The config blocks of docs/finetune.md (a user's own data, the MSE
+    control) build, inherit the fine-tune recipe and keep its load_from;
+    the ``mmpose_afl::`` bases are read from this checkout's configs."""
+    text = (REPO / 'docs' / 'finetune.md').read_text()
+    blocks = re.findall(r'```python\n(.*?)```', text, re.S)
+    assert len(blocks) == 2
+    heads = []
+    for i, block in enumerate(blocks):
+        path = tmp_path / f'block{i}.py'
+        path.write_text(block.replace('mmpose_afl::', f'{REPO}/configs/'))
+        cfg = Config.fromfile(str(path))
+        base = Config.fromfile(str(REPO / SYNTHETIC['sahr'][2]))
+        assert cfg.load_from == base.load_from
+        assert cfg.param_scheduler == base.param_scheduler
+        heads.append(type(MODELS.build(cfg.model).head).__name__)
+    assert heads == ['SAHRHead', 'HeatmapHead']
+    assert Config.fromfile(str(tmp_path / 'block1.py')).optim_wrapper \
+        .paramwise_cfg == {}
+
+
+def load_tool(name: str):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name,
+                                                  REPO / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('kind', ['coco', 'wholebody'])
+def test_recalibrated_stock_checkpoint_for_hsm(kind, stock_checkpoints,
+                                               tmp_path, request):
+    """tools/recalibrate_sigmoid_head.py: logit = a y + b with
+    b = -ln 9, a = 2 ln 9 (by hand: sigmoid(b) = 0.1, sigmoid(a + b) =
+    0.9), on 1.x and 0.x keys; the HSM model loaded from it finds the
+    stock model's keypoints wherever the stock maximum is > 0."""
+    out = tmp_path / 'recalibrated.pth'
+    assert load_tool('recalibrate_sigmoid_head').main(
+        [str(stock_checkpoints[kind]), str(out)]) == 0
+    before = torch.load(stock_checkpoints[kind], weights_only=False)
+    after = torch.load(out, weights_only=False)
+    prefix = 'head' if kind == 'coco' else 'keypoint_head'
+    a, b = 2 * math.log(9), -math.log(9)
+    for key, value in before['state_dict'].items():
+        if key == f'{prefix}.final_layer.weight':
+            expected = a * value
+        elif key == f'{prefix}.final_layer.bias':
+            expected = a * value + b
+        else:
+            expected = value
+        torch.testing.assert_close(after['state_dict'][key], expected)
+    assert 1 / (1 + math.exp(-b)) == pytest.approx(0.1)
+    assert 1 / (1 + math.exp(-(a + b))) == pytest.approx(0.9)
+    if kind == 'wholebody':
+        return
+    model, missing, unexpected = method_model('hsm', out)
+    assert missing == unexpected == set()
+    batch = val_batch('coco', request.getfixturevalue('synthetic_coco'))
+    ours, theirs = predict(model, batch), predict(stock_model('coco'), batch)
+    for x, y in zip(ours, theirs):
+        found = y.pred_instances.keypoint_scores > 0
+        assert found.any()
+        assert np.array_equal(x.pred_instances.keypoints[found],
+                              y.pred_instances.keypoints[found])
+        torch.testing.assert_close(
+            x.pred_fields.heatmaps, (a * y.pred_fields.heatmaps + b).sigmoid(),
+            rtol=1e-4, atol=1e-5)
+
+
+def test_recalibrate_refuses_a_checkpoint_without_a_heatmap_head():
+    tool = load_tool('recalibrate_sigmoid_head')
+    with pytest.raises(ValueError, match='final conv'):
+        tool.recalibrate(dict(state_dict={'backbone.x': torch.zeros(1)}))
+    with pytest.raises(ValueError, match='--prior'):
+        tool.recalibrate(dict(state_dict={}), prior=0.5)

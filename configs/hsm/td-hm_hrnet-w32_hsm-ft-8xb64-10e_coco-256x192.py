@@ -2,20 +2,23 @@
 # Sample Mining loss for 10 epochs (docs/finetune.md), instead of 210 from
 # ImageNet.
 # Fresh at the start: nothing by key (SigmoidHeatmapHead has HeatmapHead's
-# layers, so the stock checkpoint fills every key, and its background
-# prior bias is overwritten), but the meaning of the head's output changes:
-# the stock final conv predicts MSE-trained heatmaps (background ~0, peaks
-# ~0.5-1), which SigmoidHeatmapHead reads as logits, so every background
-# pixel starts at sigmoid(0) = 0.5. The sigmoid is monotonic, so iteration
-# 0 finds the same keypoints as the zoo model (plain MSRA decoding; only
-# the scores become sigmoid(stock score)); the start is safe because the
-# trained features still separate the peaks, and the final layer, which
-# has to learn the logit scale, trains at the stock lr (10x) while the
-# rest fine-tunes.
+# layers, so the stock checkpoint fills every key and overwrites the head's
+# background prior bias), but the meaning of the head's output changes: the
+# stock final conv predicts MSE-trained heatmaps (background ~0), which
+# SigmoidHeatmapHead reads as logits, so the whole background starts at
+# sigmoid(0) = 0.5. Iteration 0 finds the same keypoints as the zoo model
+# (the sigmoid is monotonic), but that start is NOT safe: on the synthetic
+# data HSM fine-tuned from it collapsed (AP 0.63 -> 0.20, or to 0 for three
+# epochs with the final layer at 10x lr). Re-calibrate the final conv first
+# (logit = a y + b maps the MSE range [0, 1] to sigmoid [0.1, 0.9]; same
+# keypoints), which kept AP at the MSE control's level there:
+#   python tools/recalibrate_sigmoid_head.py LOAD_FROM hsm_start.pth
+#   mim train mmpose THIS_CONFIG --cfg-options load_from=hsm_start.pth
 _base_ = ['./td-hm_hrnet-w32_hsm-8xb64-210e_coco-256x192.py']
 
 # the Weights of td-hm_hrnet-w32_8xb64-210e_coco-256x192 in MMPose's
-# metafile (body_2d_keypoint/topdown_heatmap/coco/hrnet_coco.yml)
+# metafile (body_2d_keypoint/topdown_heatmap/coco/hrnet_coco.yml), the
+# checkpoint to re-calibrate (see above)
 load_from = ('https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/'
              'topdown_heatmap/coco/'
              'td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth')
@@ -24,11 +27,10 @@ load_from = ('https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/'
 model = dict(backbone=dict(init_cfg=None))
 
 # the stock lr's last stages (5e-5, then 5e-6), which the zoo model was
-# trained to convergence at, after the stock 500-iteration warm-up
+# trained to convergence at, after the stock 500-iteration warm-up; one lr
+# for all (the re-calibrated final layer is not fresh)
 train_cfg = dict(max_epochs=10, val_interval=1)
-optim_wrapper = dict(
-    optimizer=dict(lr=5e-5),
-    paramwise_cfg=dict(custom_keys={'head.final_layer': dict(lr_mult=10.)}))
+optim_wrapper = dict(optimizer=dict(lr=5e-5))
 param_scheduler = [
     dict(
         type='LinearLR', begin=0, end=500, start_factor=0.001,
