@@ -41,7 +41,8 @@ METHODS = {
     'AFL (MSE)': (
         'configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py', ''),
     'SAHR + WAHR': (
-        'configs/sahr/td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
+        'configs/sahr/'
+        'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
         "optim_wrapper = dict(paramwise_cfg=dict(custom_keys={"
         "'head.scale_layers': dict(lr_mult=10.)}))\n"),
     'HSM, final layer 10x lr': (

@@ -64,8 +64,8 @@ SYNTHETIC = {
     'afl': ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py',
             'coco',
             'configs/afl/td-hm_hrnet-w32_afl-ft-8xb64-10e_coco-256x192.py'),
-    'fowkal': ('configs/fowkal/'
-               'td-hm_res18_fowkal-1xb16-20e_synthetic-coco-wholebody-128x96.py',
+    'fowkal': ('configs/fowkal/td-hm_res18_fowkal-1xb16-20e_'
+               'synthetic-coco-wholebody-128x96.py',
                'wholebody', 'configs/fowkal/td-hm_hrnet-w32_dark-fowkal-ft-'
                '8xb64-10e_coco-wholebody-256x192.py'),
     'sahr': ('configs/sahr/'
@@ -107,7 +107,7 @@ def mmengine_load(model: torch.nn.Module, path: Path) -> Tuple[Set, Set]:
     return set(), set()
 
 
-# the ft configs ---------------------------------------------------------------
+# the ft configs --------------------------------------------------------------
 
 @functools.lru_cache
 def stock_keys(stock: str) -> Set[str]:
@@ -162,7 +162,7 @@ def test_ft_config_loads_the_zoo_weights_of_its_stock_base(config):
                if n not in fast)
 
 
-# a stock checkpoint in each method's model ------------------------------------
+# a stock checkpoint in each method's model -----------------------------------
 
 @functools.lru_cache
 def stock_model(kind: str) -> torch.nn.Module:
@@ -363,7 +363,7 @@ def test_afl_weights_at_iteration_0_have_batch_mean_1(stock_checkpoints,
     assert weights.mean().item() == pytest.approx(1, abs=1e-6)
 
 
-# fine-tuning with a Runner ----------------------------------------------------
+# fine-tuning with a Runner ---------------------------------------------------
 
 # method -> the fresh tensors that a first step must change (the critic is
 # not in the model's state_dict; the SAHR branch's other layers get no
@@ -452,8 +452,8 @@ def test_the_docs_configs_build(tmp_path):
 
 def load_tool(name: str):
     import importlib.util
-    spec = importlib.util.spec_from_file_location(name,
-                                                  REPO / 'tools' / f'{name}.py')
+    spec = importlib.util.spec_from_file_location(
+        name, REPO / 'tools' / f'{name}.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
