@@ -18,6 +18,7 @@ SNIPPETS = {
     ('HeatmapHead', 'FoWKALLoss'),
     'SAHR + WAHR on HRNet-w32 (COCO)': ('SAHRHead', 'WAHRLoss'),
     'HSM on HRNet-w32 (COCO)': ('SigmoidHeatmapHead', 'HSMLoss'),
+    'AFL on RTMPose-t (SimCC, COCO)': ('RTMCCHead', 'AFLSimCCLoss'),
 }
 
 
@@ -50,7 +51,7 @@ def test_readme_snippet_builds_and_reads_the_data(title, tmp_path,
     assert type(model.head).__name__ == head
     assert type(model.head.loss_module).__name__ == loss
     assert cfg.model.backbone.init_cfg is None
-    if loss == 'AFLHeatmapLoss':
+    if loss.startswith('AFL'):
         assert [h['type'] for h in cfg.custom_hooks][-1] == 'AFLCriticHook'
 
     # the relative data_root as a user has it: data/... under the cwd
