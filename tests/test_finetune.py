@@ -503,5 +503,5 @@ def test_recalibrate_refuses_a_checkpoint_without_a_heatmap_head():
     tool = load_tool('recalibrate_sigmoid_head')
     with pytest.raises(ValueError, match='final conv'):
         tool.recalibrate(dict(state_dict={'backbone.x': torch.zeros(1)}))
-    with pytest.raises(ValueError, match='--prior'):
+    with pytest.raises(ValueError, match='prior'):
         tool.recalibrate(dict(state_dict={}), prior=0.5)

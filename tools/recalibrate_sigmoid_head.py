@@ -10,20 +10,20 @@ with ``b = log(P / (1 - P))`` and ``a = -2 b``: the MSE heatmap range
 heatmap (every keypoint found) stays the same. Without it, HSM fine-tuned
 from a stock checkpoint starts at sigmoid 0.5 on the whole background and
 collapsed on the synthetic data (docs/finetune.md). An MMPose 0.x
-checkpoint (``keypoint_head.final_layer``) is handled too. Then train with
-``--cfg-options load_from=OUT``.
+checkpoint (``keypoint_head.final_layer``) is handled too. The HSM
+fine-tune config does the same on loading (``SigmoidHeadCalibrationHook``,
+one shared function); this tool writes the re-calibrated checkpoint for a
+config without that hook, or to inspect it.
 """
 import argparse
-import math
 import sys
 from pathlib import Path
-
-FINAL_LAYER = ('head.final_layer', 'keypoint_head.final_layer')
 
 
 def recalibrate(checkpoint: dict, prior: float = 0.1) -> dict:
     """``checkpoint`` (a dict with ``state_dict``), its heatmap head's
-    final conv re-calibrated in place (see the module docstring).
+    final conv re-calibrated in place by mmpose_afl's
+    ``recalibrate_final_conv`` (see the module docstring).
 
     Args:
         checkpoint (dict): A loaded MMPose checkpoint
@@ -33,18 +33,9 @@ def recalibrate(checkpoint: dict, prior: float = 0.1) -> dict:
     Returns:
         dict: ``checkpoint``.
     """
-    if not 0 < prior < 0.5:
-        raise ValueError(f'--prior must lie in (0, 0.5), got {prior}')
-    state = checkpoint.get('state_dict', checkpoint)
-    prefix = next((p for p in FINAL_LAYER if f'{p}.weight' in state), None)
-    if prefix is None or f'{prefix}.bias' not in state:
-        names = ' or '.join(f'{p}.weight/.bias' for p in FINAL_LAYER)
-        raise ValueError(
-            f'the checkpoint has no heatmap head final conv ({names})')
-    b = math.log(prior / (1 - prior))
-    a = -2 * b
-    state[f'{prefix}.weight'] = a * state[f'{prefix}.weight']
-    state[f'{prefix}.bias'] = a * state[f'{prefix}.bias'] + b
+    from mmpose_afl.models.heads.sigmoid_calibration import \
+        recalibrate_final_conv
+    recalibrate_final_conv(checkpoint, prior)
     return checkpoint
 
 

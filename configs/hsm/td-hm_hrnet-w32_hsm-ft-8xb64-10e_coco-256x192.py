@@ -9,11 +9,11 @@
 # sigmoid(0) = 0.5. Iteration 0 finds the same keypoints as the zoo model
 # (the sigmoid is monotonic), but that start is NOT safe: on the synthetic
 # data HSM fine-tuned from it collapsed (AP 0.63 -> 0.20, or to 0 for three
-# epochs with the final layer at 10x lr). Re-calibrate the final conv first
-# (logit = a y + b maps the MSE range [0, 1] to sigmoid [0.1, 0.9]; same
-# keypoints), which kept AP at the MSE control's level there:
-#   python tools/recalibrate_sigmoid_head.py LOAD_FROM hsm_start.pth
-#   mim train mmpose THIS_CONFIG --cfg-options load_from=hsm_start.pth
+# epochs with the final layer at 10x lr). SigmoidHeadCalibrationHook
+# (custom_hooks below) re-calibrates the final conv when the checkpoint is
+# loaded (logit = a y + b maps the MSE range [0, 1] to sigmoid [0.1, 0.9];
+# same keypoints), which kept AP at the MSE control's level there; it leaves
+# checkpoints of this run (resume, load_from) as they are.
 _base_ = ['./td-hm_hrnet-w32_hsm-8xb64-210e_coco-256x192.py']
 
 # the Weights of td-hm_hrnet-w32_8xb64-210e_coco-256x192 in MMPose's
@@ -44,3 +44,6 @@ param_scheduler = [
         by_epoch=True)
 ]
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))
+custom_hooks = _base_.custom_hooks + [
+    dict(type='SigmoidHeadCalibrationHook', prior=0.1)
+]
