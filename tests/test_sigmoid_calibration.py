@@ -53,7 +53,8 @@ def test_recalibrate_final_conv_on_a_tiny_conv():
 def test_hook_refuses_a_model_it_cannot_calibrate():
     with pytest.raises(ValueError, match='SigmoidHeadCalibrationHook.*prior'):
         SigmoidHeadCalibrationHook(prior=0.5)
-    baseline = MODELS.build(Config.fromfile(str(REPO / BASELINE['coco'])).model)
+    baseline = MODELS.build(
+        Config.fromfile(str(REPO / BASELINE['coco'])).model)
     with pytest.raises(ValueError, match='SigmoidHeadCalibrationHook expects'
                        '.*SigmoidHeatmapHead.*got HeatmapHead'):
         SigmoidHeadCalibrationHook.check_model(baseline)
