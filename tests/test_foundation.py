@@ -21,7 +21,7 @@ REGISTERED = {
     'AFLHeatmapLoss', 'AFLRegressionLoss', 'AFLSimCCLoss',
     'AssociativeEmbeddingLabels', 'CocoWholeBodyPartMetric', 'FoWKALLoss',
     'HSMLoss', 'LossWeightedHeatmapLoss', 'MaskedAEHead', 'ReseedBeforeInitHook', 'SAHRHead',
-    'SigmoidHeatmapHead', 'StratifiedCocoMetric',
+    'SigmoidHeadCalibrationHook', 'SigmoidHeatmapHead', 'StratifiedCocoMetric',
     'StratifiedCocoWholeBodyMetric', 'WAHRLoss'
 }
 
