@@ -293,7 +293,8 @@ def test_decoder_must_give_gaussian_heatmaps(codec):
 # Configs --------------------------------------------------------------------
 
 def test_every_method_config_is_covered():
-    assert len(CONFIGS) == 4 and DEMO in CONFIGS
+    # 3 paper models, the synthetic demo and the fine-tune config
+    assert len(CONFIGS) == 5 and DEMO in CONFIGS
 
 
 @pytest.mark.parametrize('config', CONFIGS)

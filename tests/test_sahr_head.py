@@ -392,8 +392,9 @@ TAYLOR = [c for c in CONFIGS if 'sahr-taylor-wahr' in c]
 
 
 def test_every_method_config_is_covered():
-    # 3 paper models (power and taylor each) and 2 synthetic demos
-    assert len(CONFIGS) == 8 and len(TAYLOR) == 3 and DEMO in CONFIGS
+    # 3 paper models (power and taylor each), 2 synthetic demos and the
+    # fine-tune config
+    assert len(CONFIGS) == 9 and len(TAYLOR) == 3 and DEMO in CONFIGS
     assert WB_DEMO in CONFIGS
 
 
