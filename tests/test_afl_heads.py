@@ -2,8 +2,9 @@
 coordinates against independent re-derivations, one topology for one pose
 whatever the head family, wrong pairings named at build time or before the
 first step, the non-finite guards, the benchmark's per-method reference,
-RTMPose's Albumentation transform, and real ``mim train`` runs (RTMPose-t
-with resume and 2-process DDP, RTMPose-m WholeBody, RLE)."""
+RTMW's head under AFL as under its stock loss, RTMPose's Albumentation
+transform, and real ``mim train`` runs (RTMPose-t with resume and 2-process
+DDP, RTMPose-m WholeBody, RLE)."""
 import math
 import shutil
 import sys
@@ -401,6 +402,79 @@ def test_inputs_of_another_family_are_a_clear_error():
                input_size=(96, 128))
     with pytest.raises(ValueError, match=r'`pred` \[2, 3, 8, 6\]'):
         loss.eval()(heatmaps, heatmaps, torch.ones(2, 3, 1))
+
+
+RTMW_HEAD = dict(
+    type='RTMWHead', in_channels=32, out_channels=5, input_size=(96, 128),
+    in_featuremap_size=(3, 4), simcc_split_ratio=2.0,
+    final_layer_kernel_size=7, gau_cfg=RTMCC_HEAD['gau_cfg'],
+    decoder=dict(type='SimCCLabel', input_size=(96, 128),
+                 sigma=(2.45, 2.83), simcc_split_ratio=2.0, normalize=False))
+
+
+def test_rtmw_head_under_afl_computes_its_stock_loss_on_its_pose():
+    """RTMW's two-level head (``feats`` = the stride-16 and stride-32 maps)
+    under AFLSimCCLoss: the hook accepts it and reads its split ratio; with
+    a constant critic ``head.loss`` is the stock head's (same weights, same
+    labels from MMPose's codec); the critic sees the labelled pose's
+    topology in input pixels; gradients are finite; it decodes as the stock
+    head does."""
+    from mmengine.structures import InstanceData
+    from mmpose.codecs import SimCCLabel
+    from mmpose.structures import PoseDataSample
+    loss_cfg = dict(SIMCC_AFL, critic=dict(type='AFLCritic', num_keypoints=5))
+    hook, head = _hook_before_run(dict(RTMW_HEAD, loss=loss_cfg))
+    loss = head.loss_module
+    assert hook.losses == [loss] and loss.simcc_split_ratio == 2.0
+    stock = MODELS.build(dict(RTMW_HEAD, loss=RTMPOSE_KLD))
+    stock.load_state_dict(head.state_dict())  # the critic is not a key
+    object.__setattr__(loss, 'critic', ConstantCritic(5))
+    loss.attached = True  # as AFLCriticHook does before training
+
+    codec = SimCCLabel(**{k: v for k, v in RTMW_HEAD['decoder'].items()
+                          if k != 'type'})
+    samples = []
+    for shift in (0., 4.):  # two people: the pose and the pose moved
+        encoded = codec.encode(POSE + shift, VISIBLE)
+        sample = PoseDataSample(metainfo=dict(input_size=(96, 128)))
+        sample.gt_instance_labels = InstanceData(**{
+            key: torch.tensor(encoded[key]).float() for key in (
+                'keypoint_x_labels', 'keypoint_y_labels',
+                'keypoint_weights')})
+        samples.append(sample)
+    torch.manual_seed(0)
+    feats = (torch.randn(2, 16, 8, 6), torch.randn(2, 32, 4, 3))
+    head.train(), stock.train()
+    losses, stock_losses = head.loss(feats, samples), stock.loss(feats,
+                                                                 samples)
+    torch.testing.assert_close(losses['loss_kpt'], stock_losses['loss_kpt'])
+    assert losses['acc_pose'] == stock_losses['acc_pose']
+    losses['loss_kpt'].backward()
+    grads = [p.grad for p in head.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    head.eval(), stock.eval()
+    with torch.no_grad():
+        (pred, ), (stock_pred, ) = (
+            h.predict(tuple(f[:1] for f in feats), samples[:1])
+            for h in (head, stock))
+    np.testing.assert_array_equal(pred.keypoints, stock_pred.keypoints)
+
+    gt = tuple(torch.cat([getattr(s.gt_instance_labels, f'keypoint_{a}'
+                                                        '_labels')
+                          for s in samples]) for a in 'xy')
+    weights = torch.cat([s.gt_instance_labels.keypoint_weights
+                         for s in samples])
+    with torch.no_grad():
+        keypoint_samples = loss.keypoint_samples(head.forward(feats), gt,
+                                                 weights)
+    real, _ = loss.topologies(keypoint_samples)
+    for i, shift in enumerate((0., 4.)):
+        exact = coordinate_topology(
+            torch.tensor(POSE + shift, dtype=torch.float32),
+            torch.tensor(VISIBLE > 0), (96, 128))
+        # within the label softmax's pull (see the family test above)
+        torch.testing.assert_close(real[i:i + 1], exact, atol=5e-3, rtol=0)
 
 
 # ------------------------------------------------------------ non-finite
