@@ -1,6 +1,7 @@
 """The README as a user reads it: every per-method config of "Your own data
-or a stock config" builds exactly as pasted, and its data block really
-points MMPose's datasets and metrics at the data."""
+or a stock config" (and those of docs/afl.md's "AFL on any head") builds
+exactly as pasted, and its data block really points MMPose's datasets and
+metrics at the data."""
 import os
 import re
 
@@ -9,34 +10,42 @@ from mmengine.config import Config
 
 from tests.e2e import REPO
 
-SECTION = '## Your own data or a stock config'
-# README subsection title -> (head, loss) the pasted config must build
-SNIPPETS = {
+# (document, section) -> {subsection title: (head, loss) the pasted
+# config must build}
+SECTIONS = {('README.md', '## Your own data or a stock config'): {
     'AFL on HRNet-w32 (COCO, 17 keypoints)': ('HeatmapHead',
                                               'AFLHeatmapLoss'),
     'FoWKAL on HRNet-w32 + DARK (COCO-WholeBody, 133 keypoints)':
     ('HeatmapHead', 'FoWKALLoss'),
     'SAHR + WAHR on HRNet-w32 (COCO)': ('SAHRHead', 'WAHRLoss'),
     'HSM on HRNet-w32 (COCO)': ('SigmoidHeatmapHead', 'HSMLoss'),
+}, ('docs/afl.md', '## AFL on any head'): {
     'AFL on RTMPose-t (SimCC, COCO)': ('RTMCCHead', 'AFLSimCCLoss'),
-}
+    'AFL on RLE ResNet-50 (regression, COCO)': ('RLEHead',
+                                                'AFLRegressionLoss'),
+}}
+SNIPPETS = [(doc, title) for (doc, _), titles in SECTIONS.items()
+            for title in titles]
 
 
-def readme_snippets() -> dict:
-    """``{subsection title: python block}`` of the README's section."""
-    readme = (REPO / 'README.md').read_text()
-    section = readme.split(SECTION, 1)[1].split('\n## ', 1)[0]
-    return dict(
-        re.findall(r'^### (.+?)\n.*?```python\n(.*?)```', section,
-                   re.S | re.M))
+def snippets(doc: str, heading: str) -> dict:
+    """``{subsection title: python block}`` of a section of ``doc``
+    (subsections without a python block left out)."""
+    text = (REPO / doc).read_text()
+    section = text.split(heading + '\n', 1)[1].split('\n## ', 1)[0]
+    blocks = re.split(r'^### (.+?)\n', section, flags=re.M)[1:]
+    return {title: re.search(r'```python\n(.*?)```', body, re.S).group(1)
+            for title, body in zip(blocks[::2], blocks[1::2])
+            if '```python' in body}
 
 
-def test_readme_has_a_snippet_per_method():
-    assert set(readme_snippets()) == set(SNIPPETS)
+@pytest.mark.parametrize('doc,heading', list(SECTIONS))
+def test_every_pasteable_config_is_tested(doc, heading):
+    assert set(snippets(doc, heading)) == set(SECTIONS[doc, heading])
 
 
-@pytest.mark.parametrize('title', list(SNIPPETS))
-def test_readme_snippet_builds_and_reads_the_data(title, tmp_path,
+@pytest.mark.parametrize('doc,title', SNIPPETS)
+def test_readme_snippet_builds_and_reads_the_data(doc, title, tmp_path,
                                                   monkeypatch,
                                                   synthetic_coco,
                                                   synthetic_wholebody):
@@ -44,9 +53,11 @@ def test_readme_snippet_builds_and_reads_the_data(title, tmp_path,
     from mmpose.registry import DATASETS, METRICS, MODELS
 
     path = tmp_path / 'my_config.py'
-    path.write_text(readme_snippets()[title])
+    (heading, titles), = [(h, t) for (d, h), t in SECTIONS.items()
+                          if d == doc]
+    path.write_text(snippets(doc, heading)[title])
     cfg = Config.fromfile(str(path))
-    head, loss = SNIPPETS[title]
+    head, loss = titles[title]
     model = MODELS.build(cfg.model)
     assert type(model.head).__name__ == head
     assert type(model.head.loss_module).__name__ == loss
