@@ -52,8 +52,8 @@ bench: install
 # 3 seeds, a data set per seed; about 1.9 h on 2 CPU cores), with each
 # method's paired difference to MSE overall and per difficulty stratum
 # -> benchmarks/results_accuracy.md, .png and _paired.png.
-# bench-accuracy-gpu: the gpu preset (more data, 256x192, 8 epochs, 5 seeds;
-# sized for 8 minutes on one H100) -> benchmarks/results_accuracy_gpu.md.
+# bench-accuracy-gpu: the gpu preset (more data, 256x192, 8 epochs, 3 seeds;
+# sized for 8 minutes on one GPU) -> benchmarks/results_accuracy_gpu.md.
 bench-accuracy: install
 	$(PY) benchmarks/bench_accuracy.py
 

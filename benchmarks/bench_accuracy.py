@@ -82,20 +82,21 @@ has every knob tried; none kept).
 benchmarks/results_afl.md (make data's sets, 128x96 for both, batch 16,
 20 epochs, seeds 0-2, every method unless ``--methods``).
 ``gpu``: 256 train / 250 val images per seed (generated into the out dir),
-256x192 input (heatmaps 64x48), batch 32, 8 epochs, seeds 0-4, 8 runs in
+256x192 input (heatmaps 64x48), batch 32, 8 epochs, seeds 0-2, 8 runs in
 parallel on the one GPU with 2 loader workers each. Its size is an
 estimate, not a measurement (no GPU was available when it was written),
 from CPU costs measured here: the training pipeline takes 10 ms (COCO) /
 15 ms (WholeBody: 133 heatmaps) of CPU per person at 256x192, with about 2
-people per image, so 16 method-data set pairs x 5 seeds = 80 runs of about
-4,100 people each cost about 4,300 CPU seconds of augmentation, plus about
+people per image, so 26 method-data set pairs x 3 seeds = 78 runs of about
+4,100 people each cost about 4,200 CPU seconds of augmentation, plus about
 1,200 for the runs' start-up (15 s each), about 200 for validation (250
 images, about 500 people per run, 5 ms each) and a few hundred for the
 training loops' own work (about 10,000 ResNet-18 steps of batch 32 in all,
-not the bottleneck on an H100): about 6 minutes on the H100 machine's 16
-cores if they are as fast as this machine's, plus about 10 s to draw the 10
-data sets 8 at a time, aimed at at most 8; the report states the wall time
-it took.
+not the bottleneck on an H100): about 6 minutes on the GPU machine's 16
+cores if they are as fast as this machine's, plus about 10 s to draw the 6
+data sets, aimed at at most 8 (one device command may run 10 minutes;
+three seeds rather than five keep the 26 pairs within that); the report
+states the wall time it took.
 
 ``--dry-run`` keeps a preset's input size, batch layout and evaluation but
 shrinks it to 4 train / 2 val images, 1 epoch of batch 2 and seeds 0 and
@@ -304,7 +305,7 @@ PRESETS = {
     'gpu': dict(num_train=256, num_val=250, data_per_seed=True,
                 unusual_pose='mild',
                 input_size={COCO: (192, 256), WHOLEBODY: (192, 256)},
-                batch_size=32, epochs=8, seeds=[0, 1, 2, 3, 4], jobs=8,
+                batch_size=32, epochs=8, seeds=[0, 1, 2], jobs=8,
                 workers=2, threads=2, device='cuda', methods=ALL_METHODS),
     'demo-full': dict(num_train=200, num_val=50, data_per_seed=False,
                       unusual_pose='any_angle',
@@ -386,8 +387,16 @@ def check_input_size(input_size: Optional[Sequence[int]]) -> None:
 
 def _resize(node, input_size: Tuple[int, int]) -> None:
     """Set every ``input_size`` in a config to ``input_size`` and every
-    ``heatmap_size`` to a quarter of it (codec, head decoder, pipelines)."""
+    ``heatmap_size`` to a quarter of it (codec, head decoder, pipelines).
+    A SimCC codec's ``sigma`` is in input pixels, so it scales with the
+    input (the stock 256x192 sigma at half the input is halved); a heatmap
+    sigma is in heatmap pixels and stays, as in MMPose's configs."""
     check_input_size(input_size)
+    if (isinstance(node, dict) and node.get('type') == 'SimCCLabel'
+            and 'input_size' in node):
+        node['sigma'] = tuple(
+            sigma * new / old for sigma, new, old in zip(
+                node['sigma'], input_size, node['input_size']))
     items = node.items() if isinstance(node, dict) else enumerate(node)
     for key, value in list(items):
         if key == 'input_size':
@@ -661,7 +670,7 @@ def main(argv=None) -> int:
               '--device cpu (and --dry-run for a quick check)',
               file=sys.stderr)
         return 2
-    # each set generated once, in parallel (10 sets of the gpu preset)
+    # each set generated once, in parallel (6 sets of the gpu preset)
     data_seed = {s: s if settings['data_per_seed'] else 0
                  for s in settings['seeds']}
     sets = sorted({(d, data_seed[s]) for d in args.datasets

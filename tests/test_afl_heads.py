@@ -559,6 +559,22 @@ def test_resize_sets_the_simcc_head_features_too():
     assert cfg.model.head.input_size == (192, 256)
     assert cfg.model.head.in_featuremap_size == (6, 8)
     assert cfg.codec.input_size == (192, 256)
+    # the SimCC sigma in input pixels: back to the stock 256x192 one
+    # (4.9, 5.66) everywhere the codec is used (decoder, both pipelines)
+    def codecs(node):
+        if isinstance(node, dict):
+            if node.get('type') == 'SimCCLabel':
+                yield node
+            node = list(node.values())
+        if isinstance(node, (list, tuple)):
+            for child in node:
+                yield from codecs(child)
+
+    found = list(codecs(cfg._cfg_dict.to_dict()))
+    assert len(found) >= 4  # codec, decoder, GenerateTarget of 2 pipelines
+    for codec in found:
+        assert tuple(codec['input_size']) == (192, 256)
+        np.testing.assert_allclose(codec['sigma'], (4.9, 5.66))
 
 
 # ---------------------------------------------------------- albumentation
