@@ -115,6 +115,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -711,7 +712,7 @@ def main(argv=None) -> int:
         f'average over the {len(timed)} runs made; {hours:.2f} h '
         f'({hours * 60:.1f} min) in all', ''
     ]
-    command = ' '.join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(sys.argv[1:] if argv is None else argv)  # copyable
     first = settings['seeds'][0]
     lines = report(results, {d: data_sizes(d, roots[d, first])
                              for d in results},
