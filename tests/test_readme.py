@@ -24,8 +24,8 @@ SECTIONS = {('README.md', '## Your own data or a stock config'): {
     'AFL on RLE ResNet-50 (regression, COCO)': ('RLEHead',
                                                 'AFLRegressionLoss'),
 }}
-SNIPPETS = [(doc, title) for (doc, _), titles in SECTIONS.items()
-            for title in titles]
+SNIPPETS = [(doc, heading, title) for (doc, heading), titles in
+            SECTIONS.items() for title in titles]
 
 
 def snippets(doc: str, heading: str) -> dict:
@@ -44,20 +44,18 @@ def test_every_pasteable_config_is_tested(doc, heading):
     assert set(snippets(doc, heading)) == set(SECTIONS[doc, heading])
 
 
-@pytest.mark.parametrize('doc,title', SNIPPETS)
-def test_readme_snippet_builds_and_reads_the_data(doc, title, tmp_path,
-                                                  monkeypatch,
-                                                  synthetic_coco,
-                                                  synthetic_wholebody):
+@pytest.mark.parametrize('doc,heading,title', SNIPPETS)
+def test_pasted_config_builds_and_reads_the_data(doc, heading, title,
+                                                tmp_path, monkeypatch,
+                                                synthetic_coco,
+                                                synthetic_wholebody):
     import mmpose_afl  # noqa: F401
     from mmpose.registry import DATASETS, METRICS, MODELS
 
     path = tmp_path / 'my_config.py'
-    (heading, titles), = [(h, t) for (d, h), t in SECTIONS.items()
-                          if d == doc]
     path.write_text(snippets(doc, heading)[title])
     cfg = Config.fromfile(str(path))
-    head, loss = titles[title]
+    head, loss = SECTIONS[doc, heading][title]
     model = MODELS.build(cfg.model)
     assert type(model.head).__name__ == head
     assert type(model.head.loss_module).__name__ == loss
