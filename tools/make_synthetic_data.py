@@ -4,13 +4,17 @@
     python tools/make_synthetic_data.py --kind wholebody \\
         --out data/synthetic_coco_wholebody --num-train 200 --num-val 50
     python tools/make_synthetic_data.py --kind coco --layout multi_scale
+    python tools/make_synthetic_data.py --kind wholebody --poses \\
+        benchmarks/coco_poses/person_keypoints_val2017_labels_only.json
 
 See ``mmpose_afl/datasets/synthetic.py`` for what is drawn and how the
-difficulty of each person is made.
+difficulty of each person is made, and ``mmpose_afl/datasets/real_pose.py``
+for the people drawn at the poses of a COCO keypoint file (``--poses``).
 """
 import argparse
 import time
 
+from mmpose_afl.datasets.real_pose import generate_from_poses
 from mmpose_afl.datasets.synthetic import (LAYOUTS, UNUSUAL_POSES,
                                           generate_dataset)
 
@@ -28,10 +32,17 @@ def main() -> None:
                         '(default: %(default)s)')
     parser.add_argument('--out', help='output root (default: '
                         'data/synthetic_coco or data/synthetic_coco_wholebody,'
-                        ' with _multi_scale appended for that layout and _mild'
-                        ' for mild unusual poses)')
-    parser.add_argument('--num-train', type=int, default=200,
-                        help='training images (default: %(default)s)')
+                        ' with _multi_scale appended for that layout, _mild'
+                        ' for mild unusual poses and _real_pose with --poses)')
+    parser.add_argument('--poses', metavar='FILE',
+                        help='a COCO person keypoint annotation file: draw '
+                        'its images instead of random people, every person '
+                        'at exactly its keypoints, box and visibility '
+                        '(train and val a seeded split of its images; '
+                        '--layout and --unusual-pose do not apply)')
+    parser.add_argument('--num-train', type=int,
+                        help='training images (default: 200; with --poses '
+                        'every image of FILE not in val)')
     parser.add_argument('--num-val', type=int, default=50,
                         help='validation images (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0,
@@ -49,6 +60,20 @@ def main() -> None:
                         'the usual ranges; the accuracy benchmark\'s sets) '
                         '(default: %(default)s)')
     args = parser.parse_args()
+    if args.poses:
+        if args.layout != 'default' or args.unusual_pose != 'any_angle':
+            parser.error('--layout and --unusual-pose do not apply to '
+                         '--poses (the poses are the file\'s)')
+        out = args.out or DEFAULT_OUT[args.kind] + '_real_pose'
+        start = time.time()
+        written = generate_from_poses(out, args.poses, args.kind,
+                                      args.num_train, args.num_val, args.seed)
+        print(f'wrote synthetic {args.kind} at the poses of {args.poses} to '
+              f'{out} in {time.time() - start:.1f} s')
+        for split, path in written.items():
+            print(f'  {split}: {path}')
+        return
+    args.num_train = 200 if args.num_train is None else args.num_train
     # a non-default option never writes over make data's sets
     out = args.out or DEFAULT_OUT[args.kind] + (
         '' if args.layout == 'default' else f'_{args.layout}') + (
