@@ -53,13 +53,16 @@ the three tiers in random order, a fourth a random tier), each placed in
 its own vertical slot of the image (random order, random position in the
 slot) so that they overlap only partly. ``occluded``, ``truncated`` and
 ``unusual_pose`` are drawn as above; ``small`` is the ``small`` tier (the
-same heights as the default layout's flag). The default layout's files are
-unchanged by the option (the same seed gives the same bytes as before).
+same heights as the default layout's flag). The option draws its own
+random numbers only in its own branch, so the default layout's files do
+not depend on it (results and tests rest on those bytes).
 Visibility of every keypoint is read off a layer map of what was drawn
 last at its pixel, so the labels are exact.
 Generation is deterministic: the same seed gives the same bytes (PNG images
 and JSON). Options, the command line and the known flaws (the left/right
-colour cue under flips): docs/synthetic_data.md.
+colour cue under flips): docs/synthetic_data.md. People at the poses of a
+real COCO keypoint file instead of random skeletons:
+:mod:`mmpose_afl.datasets.real_pose`.
 """
 import json
 import os.path as osp
@@ -472,7 +475,7 @@ def generate_dataset(out_dir: Union[str, Path],
                     if wholebody else f'person_keypoints_{split}2017.json')
         path = out / 'annotations' / ann_name
         info = dict(description=f'mmpose-afl synthetic {kind}', seed=seed)
-        if layout != 'default':  # (default files: bytes as before)
+        if layout != 'default':  # the default layout's info has no key
             info['layout'] = layout
         if unusual_pose != 'any_angle':
             info['unusual_pose'] = unusual_pose
