@@ -381,3 +381,46 @@ def test_cli_mild_set_does_not_overwrite_make_datas(tmp_path):
     info = json.loads((written / ANN['coco'].format('val')).read_text())
     assert info['info']['unusual_pose'] == 'mild'
     assert not (tmp_path / 'data' / 'synthetic_coco').exists()
+
+
+# generate_dataset(root, kind, num_train=3, num_val=2, seed=1, **options)
+# as the random-skeleton generator writes it, for every option the
+# committed results and configs use: sha256 of the (train, val) annotation
+# files and of the decoded pixels of every image (the pixels, not the PNG
+# bytes, so that another zlib inside OpenCV does not fail the test)
+OLD_SETS = {
+    ('coco', ()): (
+        'b4292fb1ac58e00125f4110c8496f7380b8fe3f748d47bc55943aa9e8679d2bd',
+        '8b2d38298588d9b24fcbbc480af675a6a46b9be45ac9d8ad8ade30b8d35b4f6b',
+        '5622a9cad0dfa591b82b2ec3c603a50a243ea25200887c780a8ce5ea976d5215'),
+    ('wholebody', ()): (
+        'b9f0e0680182b709142658a82db13c9465d9c97eeab77f0d42c49ec6600c047b',
+        'c47463509761c97c83bede46c4f04fb17536040812bed23223bc3904644675fc',
+        'b0a8f106ffc3fae2a04058244d2332f4ea3134e44d6e347c9b390d048e832244'),
+    ('coco', (('layout', 'multi_scale'), )): (
+        '7f75dd5ee734f37383e516b1e5694d0a801d67123c282f393ffaff0e620820dc',
+        '8eafd5a070f0227dafd6d091c7de5abfa36aede2b80db821648b37e6b265aece',
+        '258af2fb715be1c15aa3ab1d07e274805b96ec32b4498f14b3aa11813f485025'),
+    ('coco', (('unusual_pose', 'mild'), )): (
+        '63fcba4230265d979e148351cd48fcc3a9ecc9820cee9145c5fa5ebf2b8ee696',
+        '04f055b5c43a4b7fda32430351802c7daa1451abead40dab6e5bcda11b49d867',
+        '79157f1e11177898a469f9628c029de25cf00c3c7ab53cfdb7b6f6a055c8fd90'),
+    ('wholebody', (('unusual_pose', 'mild'), )): (
+        '62c2812d8c1373f741ff49505bb37bd389960eff4c76171eefc4e23318b84f3a',
+        '73bb46a896efa5362c11072925f4adee2da61a1d2d4e1d292de301f7049e5a1d',
+        '1c42e650bea3e7661bf5eecca88bb26b99d7c396818cc606151399f830e2e878'),
+}
+
+
+@pytest.mark.parametrize('kind, options', list(OLD_SETS))
+def test_old_options_write_the_same_sets(kind, options, tmp_path):
+    import cv2
+    written = generate_dataset(tmp_path, kind, num_train=3, num_val=2,
+                               seed=1, **dict(options))
+    digests = [hashlib.sha256(open(written[split], 'rb').read()).hexdigest()
+               for split in ('train', 'val')]
+    pixels = hashlib.sha256()
+    for path in sorted(tmp_path.rglob('*.png')):
+        pixels.update(path.relative_to(tmp_path).as_posix().encode())
+        pixels.update(cv2.imread(str(path), cv2.IMREAD_UNCHANGED).tobytes())
+    assert (*digests, pixels.hexdigest()) == OLD_SETS[kind, options]

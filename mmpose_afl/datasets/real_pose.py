@@ -13,8 +13,9 @@ its occluders and its left/right cue are drawn:
 :mod:`mmpose_afl.datasets.real_pose_drawing`.
 
 Each annotation is copied unchanged (so the evaluation's strata by
-occlusion, labelled keypoints and area are those of the file); there are
-no ``difficulty`` flags. COCO-WholeBody: no real whole-body labels are at
+occlusion, labelled keypoints and area are those of the file), with the
+box as its ``segmentation`` where it has none (MMPose's WholeBody dataset
+reads that field); there are no ``difficulty`` flags. COCO-WholeBody: no real whole-body labels are at
 hand, so feet, face and hands are synthetic, attached to the real body:
 feet at labelled knee + ankle (toes pointing outwards, perpendicular to
 the shin), a 68-point face at a labelled nose with both eyes or both ears
@@ -183,6 +184,10 @@ def draw_image(rng, image: dict, anns: List[dict], wholebody: bool
                     disc_radius(size))
             occluder += 2
     out = [dict(a) for a in anns]
+    for ann in out:  # CocoWholeBodyDataset reads it: the box, as a polygon
+        x, y, bw, bh = ann['bbox']
+        ann.setdefault('segmentation', [[x, y, x + bw, y, x + bw, y + bh, x,
+                                         y + bh]])
     ids = [0] * len(anns)
     for i, layer_id, _, _, size, parts in people:
         ids[i] = layer_id
