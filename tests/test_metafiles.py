@@ -53,7 +53,7 @@ def test_every_method_config_has_one_entry(folder):
 
 
 def test_table_rows_come_from_the_metafiles():
-    rows = _tool().table().splitlines()[2:]
+    rows = _tool().method_rows()
     row = next(r for r in rows if 'td-hm_hrnet-w32_afl-8xb64' in r)
     assert row == (
         '| `configs/afl/td-hm_hrnet-w32_afl-8xb64-210e_coco-256x192.py` | '
@@ -62,6 +62,31 @@ def test_table_rows_come_from_the_metafiles():
     assert len(rows) == sum(
         len(yaml.safe_load(p.read_text())['Models'])
         for p in REPO.glob('configs/*/metafile.yml'))
+
+
+def test_configs_outside_the_index_are_read_from_the_config():
+    rows = _tool().other_rows([])
+    row = next(r for r in rows if 'configs/ohkm/' in r and 'wholebody' in r)
+    assert row == (
+        '| `configs/ohkm/td-hm_res18_ohkm-1xb16-20e_synthetic-coco-wholebody'
+        '-128x96.py` | HeatmapHead + KeypointOHKMMSELoss | synthetic '
+        'COCO-WholeBody (tools/make_synthetic_data.py) | '
+        '`wholebody_2d_keypoint/topdown_heatmap/coco-wholebody/'
+        'td-hm_hrnet-w32_dark-8xb64-210e_coco-wholebody-256x192.py` |')
+    row = next(r for r in rows if 'afl-cond-1xb16-20e_synthetic-coco-128' in r)
+    assert '| HeatmapHead + AFLHeatmapLoss + AFLConditionalCritic |' in row
+
+
+def test_docs_configs_lists_every_config_file():
+    # every config file, found here independently of the tool, is named in
+    # one table row of the page, and no row names a file that is gone
+    files = sorted(p.relative_to(REPO).as_posix()
+                   for p in (REPO / 'configs').rglob('*.py')
+                   if '_base_' not in p.parts)
+    text = (REPO / 'docs' / 'configs.md').read_text()
+    rows = [line.split('`')[1] for line in text.splitlines()
+            if line.startswith('| `configs/')]
+    assert sorted(rows) == files
 
 
 def test_write_then_check(tmp_path, capsys):
