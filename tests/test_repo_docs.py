@@ -1,7 +1,7 @@
 """The repository stands on its own: no tracked text file points at notes a
 user does not have (a sibling ``shared`` folder, a private design note, an
-issue tracker's numbers), and every relative link or backticked repo path
-in a Markdown file resolves."""
+issue tracker's numbers) or at a path of the machine it was written on, and
+every relative link or backticked repo path in a Markdown file resolves."""
 import re
 import subprocess
 from pathlib import Path
@@ -20,6 +20,8 @@ ISSUE_WORD = re.compile(r'\bissues?' + r' ?#?\d+\b', re.I)
 # opening bracket, digits only, not part of a colour (#fff, #0a0) or a
 # heading (# 1) or an anchor (page.md#12-x)
 ISSUE_HASH = re.compile(r'(?:^|(?<=[\s(\[,;]))#\d+(?![\w-])')
+# an absolute path on a machine of ours (a work dir, a home), not a URL's
+MACHINE_PATH = re.compile(r'(?<![\w.~:/-])/(?:work|root)/')
 FENCE = re.compile(r'^(```|~~~).*?^\1[ \t]*$', re.S | re.M)
 INLINE_CODE = re.compile(r'`([^`\n]+)`')
 LINK = re.compile(r'!?\[[^\]\n]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)')
@@ -53,6 +55,7 @@ def outside_mentions(text: str, markdown: bool) -> List[str]:
     """What in ``text`` refers outside the repository."""
     found = [s for s in FORBIDDEN_STRINGS if s in text]
     found += [m.group(0) for m in ISSUE_WORD.finditer(text)]
+    found += [m.group(0) for m in MACHINE_PATH.finditer(text)]
     if markdown:
         found += [m.group(0) for m in ISSUE_HASH.finditer(prose(text))]
     return found
@@ -100,9 +103,12 @@ def test_the_checks_can_fail():
     assert outside_mentions('as in SPEC' + '.md', False)
     assert outside_mentions('fixed in #' + '12.', True)
     assert outside_mentions('(#' + '7)', True)
+    assert outside_mentions('--out-dir /' + 'work/bench_out/x', False)
+    assert outside_mentions('`/' + 'root/.cache/pip`', True)
     for fine in ('colour #fff or #0a0b0c', '# 1 heading',
                  '`#' + '12` in code', '[x](page.md#12-y)',
-                 'https://github.com/a/b/issues/38', 'x = 1  # 2 px'):
+                 'https://github.com/a/b/issues/38', 'x = 1  # 2 px',
+                 'https://x.org/work/y', 'work_dirs/a', '../work/b'):
         assert not outside_mentions(fine, True), fine
     folders = ('docs/', 'tools/')
     assert list(unresolved('README.md', '[a](docs/nope.md)', folders))
