@@ -14,7 +14,9 @@ dtype classes of ``uint32``, ``int64`` and ``float64`` only.
 Decision: allow-list the dtype classes of numpy's fixed-size numeric types
 (bool, signed and unsigned integers, floats, complex). They are data
 descriptors: unpickling one can only rebuild a dtype, never run code, so
-this keeps ``weights_only=True`` safe. Nothing else in this project's
+this keeps ``weights_only=True`` safe. torch before 2.4 has no allow-list
+(and loads with ``weights_only=False`` by default): nothing to do there.
+Nothing else in this project's
 checkpoints needs it: the AFL critic and its optimizer, the KAL factors and
 running means and the SAHR scale branch are tensors, numbers and dicts.
 """
@@ -31,7 +33,16 @@ NUMPY_DTYPE_CLASSES: List[type] = [
 ]
 
 
-def allow_numpy_dtypes() -> None:
+def allow_numpy_dtypes() -> bool:
     """Adds :data:`NUMPY_DTYPE_CLASSES` to torch's weights-only allow-list
-    (idempotent)."""
-    torch.serialization.add_safe_globals(NUMPY_DTYPE_CLASSES)
+    (idempotent); a no-op on torch < 2.4, which has none.
+
+    Returns:
+        bool: Whether torch has the allow-list (and so it was extended).
+    """
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals',
+                               None)
+    if add_safe_globals is None:
+        return False
+    add_safe_globals(NUMPY_DTYPE_CLASSES)
+    return True

@@ -6,17 +6,21 @@ from packaging.version import Version
 
 __version__ = '0.1.0'
 
-# module name -> (lowest version allowed, first version not allowed)
+# module name -> (lowest version allowed, first version not allowed); the
+# two ends CI tests are in docs/installation.md. torch 2.1: the oldest
+# stack CI installs (``torch.func.vmap``, ``torch.compile`` and the
+# ``torch.autocast`` the losses use exist there); no upper bound below 3.
 REQUIRED: Dict[str, Tuple[str, str]] = {
+    'torch': ('2.1.0', '3.0.0'),
     'mmengine': ('0.10.0', '1.0.0'),
     'mmcv': ('2.0.1', '2.2.0'),
     'mmpose': ('1.3.0', '1.4.0'),
 }
 
-INSTALL_HINT = ('Run `make test` or `bash tools/install_stack.sh` in the '
-                'mmpose-afl checkout to install the verified stack '
-                '(onedl-mmengine 0.10.12, mmcv 2.1.0 compiled with ops, '
-                'mmpose 1.3.2).')
+INSTALL_HINT = ('Supported: torch 2.1-2.x, mmengine 0.10.x (official or '
+                'onedl-mmengine), mmcv 2.0.1-2.1.x compiled with ops, mmpose '
+                '1.3.x; docs/installation.md. `bash tools/install_stack.sh` '
+                'in the mmpose-afl checkout installs a tested stack.')
 
 
 def check_dependencies() -> None:
@@ -34,7 +38,8 @@ def check_dependencies() -> None:
             raise ImportError(
                 f'mmpose_afl needs {name}>={low},<{high}, which is not '
                 f'installed ({err}). {INSTALL_HINT}') from err
-        found = getattr(module, '__version__', '0')
+        # a local build tag (torch's '2.1.2+cpu') is within its release
+        found = str(getattr(module, '__version__', '0')).split('+')[0]
         if not Version(low) <= Version(found) < Version(high):
             raise ImportError(
                 f'mmpose_afl needs {name}>={low},<{high}, found {name} '

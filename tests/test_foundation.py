@@ -57,6 +57,7 @@ def test_import_fails_with_what_to_install(monkeypatch):
     assert 'mmpose>=9.0.0,<10.0.0' in message
     assert 'found mmpose 1.3' in message
     assert 'tools/install_stack.sh' in message
+    assert 'docs/installation.md' in message
 
 
 def test_import_fails_when_mmcv_is_too_new(monkeypatch):
@@ -68,6 +69,52 @@ def test_import_fails_when_mmcv_is_too_new(monkeypatch):
         version.check_dependencies()
 
 
+def test_import_fails_on_an_unsupported_torch():
+    # torch is checked like the OpenMMLab packages: what a user on torch
+    # 1.13 would see instead of an AttributeError deeper in
+    code = ("import torch; torch.__version__ = '1.13.1'\n"
+            'import mmpose_afl')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True)
+    assert out.returncode != 0
+    assert ('ImportError: mmpose_afl needs torch>=2.1.0,<3.0.0, found '
+            'torch 1.13.1') in out.stderr
+    assert 'docs/installation.md' in out.stderr
+
+
+@pytest.mark.parametrize('found,ok', [('2.1.0', True), ('2.1.2+cu121', True),
+                                      ('2.14.1+cpu', True), ('2.0.1', False),
+                                      ('3.0.0', False)])
+def test_torch_range_ends(monkeypatch, found, ok):
+    from mmpose_afl import version
+    monkeypatch.setattr(torch, '__version__', found)
+    if ok:
+        version.check_dependencies()
+    else:
+        with pytest.raises(ImportError, match=f'found torch {found}'):
+            version.check_dependencies()
+
+
+def test_numpy_dtypes_allowed_where_torch_has_an_allow_list(tmp_path):
+    # torch >= 2.4 has the weights-only allow-list and gets the numpy
+    # dtypes; on older torch there is none, and a checkpoint with numpy
+    # metadata loads the way MMEngine loads it there (weights_only=False)
+    import numpy as np
+
+    from mmpose_afl.checkpoint_globals import allow_numpy_dtypes
+    has_list = hasattr(torch.serialization, 'add_safe_globals')
+    assert allow_numpy_dtypes() is has_list
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'meta': {'sigmas': np.ones(17, np.float32)}}, path)
+    from mmengine.runner import load_checkpoint  # noqa: F401 (importable)
+    from mmengine.runner.checkpoint import _load_checkpoint
+    loaded = _load_checkpoint(str(path), map_location='cpu')
+    assert loaded['meta']['sigmas'].dtype == np.float32
+
+
+@pytest.mark.skipif(
+    not hasattr(torch.serialization, 'add_safe_globals'),
+    reason='torch < 2.4 has no weights-only allow-list to extend')
 def test_checkpoint_metadata_loads_weights_only(tmp_path):
     # what every MMPose checkpoint's meta['dataset_meta'] holds (uint8
     # colours, float32 sigmas), saved and loaded as MMEngine does
