@@ -221,6 +221,37 @@ def test_installed_wheel_trains_with_mim(installed, synthetic_coco):
     assert str(REPO / 'mmpose_afl') not in log
 
 
+def test_mim_search_lists_the_method_configs_after_a_plain_install(
+        installed):
+    # what docs/packaging.md offers after `pip install .`
+    python, _, config = installed
+    out = _run([python, '-m', 'mim', 'search', 'mmpose_afl',
+                '--valid-config'], config.parent)
+    index = yaml.safe_load((REPO / 'model-index.yml').read_text())
+    names = set()
+    for metafile in index['Import']:
+        for model in yaml.safe_load((REPO / metafile).read_text())['Models']:
+            names.add(model['Name'])
+    # printed as a list of quoted names after 'valid config ids:'
+    listed = set(re.findall(r"'([^']+)'", out.split('config ids:')[-1]))
+    assert names and names <= listed, sorted(names - listed)
+
+
+def test_editable_install_lists_configs_as_documented():
+    # mim search cannot see an editable (PEP 660) install: it looks for the
+    # package folder beside the .dist-info in site-packages. The docs give
+    # MMEngine's lookup instead, which finds it by its import name
+    doc = (REPO / 'docs' / 'packaging.md').read_text()
+    snippet = doc.split("python - <<'EOF'\n", 1)[1].split('EOF\n', 1)[0]
+    out = subprocess.run([sys.executable, '-c', snippet], capture_output=True,
+                         text=True, cwd=REPO.parent, timeout=TIMEOUT)
+    assert out.returncode == 0, out.stderr
+    listed = out.stdout.split()
+    expected = sorted(f'mmpose_afl::{p.relative_to(REPO / "configs")}'
+                      for p in (REPO / 'configs').rglob('*.py'))
+    assert sorted(listed) == expected
+
+
 def test_editable_install_links_the_checkout(outside):
     """What ``tools/install_stack.sh`` runs, into a throw-away
     environment: ``mmpose_afl/.mim`` links into the checkout."""
@@ -239,6 +270,20 @@ def test_editable_install_links_the_checkout(outside):
     assert probe['table'] == 'mmpose_afl'
     assert f'{mim}/configs/{CONFIG}' in probe['files']
     assert probe['cfg']['model']['head']['loss']['type'] == 'AFLHeatmapLoss'
+
+
+def test_requires_python_is_what_the_package_needs():
+    # a static minimum-version check of everything the wheel ships, so the
+    # declared lowest Python cannot drift from what the code uses
+    meta = (REPO / 'pyproject.toml').read_text()
+    declared = re.search(r'^requires-python = ">=(3\.\d+)"$', meta, re.M)
+    assert declared, 'requires-python must be a plain lower bound'
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / 'vermin'), '--no-tips', '--eval-annotations',
+         '--violations', f'-t={declared.group(1)}-', 'mmpose_afl',
+         'mmpose_afl_bootstrap.py', 'setup.py'],
+        capture_output=True, text=True, cwd=REPO, timeout=TIMEOUT)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_model_index_lists_every_metafile():
