@@ -3,11 +3,11 @@ data and budget: mean ± sd over seeds, per part for COCO-WholeBody, and
 every method's paired difference to MSE, overall and per difficulty
 stratum, with a verdict.
 
-    python benchmarks/bench_accuracy.py [--preset cpu|gpu|demo-full]
-        [--epochs N]
+    python benchmarks/bench_accuracy.py
+        [--preset cpu|gpu|demo-full|real-pose] [--epochs N]
         [--seeds 0 1 2] [--methods MSE FoWKAL ...]
         [--datasets coco wholebody] [--jobs 2] [--device cpu|cuda]
-        [--resume] [--dry-run]
+        [--resume] [--report-only] [--dry-run]
 
 ``make bench-accuracy`` runs the ``cpu`` preset, ``make
 bench-accuracy-gpu`` the ``gpu`` one (``PRESETS``). Every run is a real
@@ -97,6 +97,24 @@ cores if they are as fast as this machine's, plus about 10 s to draw the 6
 data sets, aimed at at most 8 (one device command may run 10 minutes;
 three seeds rather than five keep the 26 pairs within that); the report
 states the wall time it took.
+
+``real-pose``: the ``cpu`` preset's budget (batch 8, 12 epochs, 128x96 /
+192x128, 2 runs in parallel, seeds 0-2) on people drawn at real poses:
+each seed's set is a seeded split of the images of COCO val2017's person
+keypoint labels (benchmarks/coco_poses, shipped) into 200 train and 250
+val images, re-drawn with mmpose_afl/datasets/real_pose.py (every
+keypoint, box, visibility flag and area the file's; WholeBody's feet,
+face and hands synthetic, attached to the real body). Why: the random
+skeletons carry no human structure, and MSE at this budget confuses
+their legs (above), which made most of the WholeBody verdicts. There
+are no difficulty flags; the strata are the annotations' own (occluded
+and labelled keypoint counts, area), as on real COCO. Every method and
+peer (``REAL_POSE_METHODS``); the runs go in ``REAL_POSE_ORDER`` (MSE,
+FoWKAL, KAL and AFL first, both data sets), so that a run stopped part
+way has the main rows; ``--report-only`` writes the report from the
+runs finished so far, listing those missing. Each run also dumps its
+val predictions to ``<work dir>/val_preds.pkl``, for
+benchmarks/left_right.py (left/right confusion of knees and ankles).
 
 ``--dry-run`` keeps a preset's input size, batch layout and evaluation but
 shrinks it to 4 train / 2 val images, 1 epoch of batch 2 and seeds 0 and
@@ -288,6 +306,19 @@ CPU_METHODS = {
 }
 ALL_METHODS = {d: [m for m in METHODS if d in METHODS[m]]
                for d in (COCO, WHOLEBODY)}
+# the real-pose preset: every method and peer of the results table, run in
+# this order across both data sets (the main rows first)
+REAL_POSE_ORDER = ['MSE', 'FoWKAL', 'KAL', 'AFL (MSE)', 'heuristic',
+                   'SAHR + WAHR', 'HSM', 'OHKM', 'LossProp', 'AFL-cond',
+                   'RTMPose-t', 'AFL (RTMPose-t)', 'RLE', 'AFL (RLE)']
+REAL_POSE_METHODS = {d: [m for m in REAL_POSE_ORDER if d in METHODS[m]]
+                     for d in (COCO, WHOLEBODY)}
+# each run's val predictions, where a preset has dump_preds (the left/right
+# confusion of every run: benchmarks/left_right.py <work dir>/val_preds.pkl)
+PREDS = 'val_preds.pkl'
+# COCO val2017's person keypoint labels (CC BY 4.0; benchmarks/coco_poses)
+COCO_POSES = (REPO / 'benchmarks' / 'coco_poses' /
+              'person_keypoints_val2017_labels_only.json')
 # data_per_seed: each seed trains and validates on its own synthetic set
 # (generator seed = the seed), else all on seed 0's. unusual_pose: the
 # generator's option for those sets ('mild': the unusual-pose stratum is
@@ -313,6 +344,13 @@ PRESETS = {
                       input_size={COCO: None, WHOLEBODY: None}, batch_size=16,
                       epochs=20, seeds=[0, 1, 2], jobs=2, workers=0,
                       threads=1, device='cpu', methods=ALL_METHODS),
+    'real-pose': dict(num_train=200, num_val=250, data_per_seed=True,
+                      unusual_pose='any_angle', poses=COCO_POSES,
+                      input_size={COCO: None, WHOLEBODY: (128, 192)},
+                      batch_size=8, epochs=12, seeds=[0, 1, 2], jobs=2,
+                      workers=0, threads=1, device='cpu',
+                      methods=REAL_POSE_METHODS, order=REAL_POSE_ORDER,
+                      dump_preds=True),
 }
 DRY_RUN = dict(num_train=4, num_val=2, batch_size=2, epochs=1, seeds=[0, 1],
                workers=0)
@@ -323,13 +361,24 @@ def slug(method: str) -> str:
 
 
 def data_root(dataset: str, num_train: int, num_val: int, out_dir: Path,
-              data_seed: int = 0, unusual_pose: str = 'any_angle') -> Path:
+              data_seed: int = 0, unusual_pose: str = 'any_angle',
+              poses: Optional[Path] = None) -> Path:
     """Root of the synthetic set with these sizes drawn with generator seed
     ``data_seed`` and the generator's ``unusual_pose`` option: ``make
     data``'s for its sizes, seed 0 and ``'any_angle'``, else
     ``<out_dir>/data/<dataset>_<train>_<val>_seed<data_seed>`` (with
-    ``_<unusual_pose>`` appended unless ``'any_angle'``); generated when
-    missing."""
+    ``_<unusual_pose>`` appended unless ``'any_angle'``); with ``poses`` (a
+    COCO keypoint file) the people at its poses, under that name with
+    ``_real_pose`` appended; generated when missing."""
+    if poses is not None:
+        from mmpose_afl.datasets.real_pose import generate_from_poses
+        root = (out_dir / 'data' /
+                f'{dataset}_{num_train}_{num_val}_seed{data_seed}_real_pose')
+        if not (root / 'annotations' / DATA[dataset][1].format(
+                'val')).is_file():  # (val is written last)
+            generate_from_poses(root, poses, dataset, num_train, num_val,
+                                data_seed)
+        return root
     if (num_train, num_val, data_seed, unusual_pose) == (
             *MAKE_DATA_SIZES, 0, 'any_angle'):
         root = REPO / DATA[dataset][0]
@@ -448,6 +497,10 @@ def run_config(dataset: str, method: str, seed: int, settings: dict,
     for evaluator in ('val_evaluator', 'test_evaluator'):
         cfg[evaluator] = dict(cfg[evaluator], type=EVALUATOR[dataset],
                               ann_file=ann_file)
+    if settings.get('dump_preds'):  # for benchmarks/left_right.py
+        work_dir = out_dir / dataset / slug(method) / f'seed{seed}'
+        cfg.val_evaluator = [cfg.val_evaluator, dict(
+            type='DumpResults', out_file_path=str(work_dir / PREDS))]
     imports = list(cfg.get('custom_imports', {}).get('imports', []))
     cfg.custom_imports = dict(
         imports=imports + ['mmpose_afl.engine.hooks.reseed_hook'],
@@ -463,6 +516,17 @@ def run_config(dataset: str, method: str, seed: int, settings: dict,
     return path
 
 
+def finished(dataset: str, method: str, seed: int,
+             out_dir: Path) -> Optional[Dict[str, float]]:
+    """Metrics of a run whose work dir holds its evaluation, else None."""
+    from mmpose_afl.zoo import ZooError, read_measured
+    try:
+        return read_measured(str(out_dir / dataset / slug(method) /
+                                 f'seed{seed}')).metrics
+    except ZooError:
+        return None
+
+
 def train(dataset: str, method: str, seed: int, config: Path, out_dir: Path,
           settings: dict, resume: bool
           ) -> Tuple[Dict[str, float], Optional[Tuple[float, float]]]:
@@ -470,13 +534,12 @@ def train(dataset: str, method: str, seed: int, config: Path, out_dir: Path,
     reused with ``resume``). The CPU time (of ``mim train`` and the
     training process it starts) hardly depends on other load on the
     machine, so it is what to size the CPU budget by."""
-    from mmpose_afl.zoo import ZooError, read_measured
+    from mmpose_afl.zoo import read_measured
     work_dir = out_dir / dataset / slug(method) / f'seed{seed}'
     if resume:
-        try:
-            return read_measured(str(work_dir)).metrics, None
-        except ZooError:
-            pass
+        metrics = finished(dataset, method, seed, out_dir)
+        if metrics is not None:
+            return metrics, None
     work_dir.mkdir(parents=True, exist_ok=True)
     cmd = [str(BIN / 'mim'), 'train', 'mmpose', str(config), '--work-dir',
            str(work_dir)]
@@ -577,7 +640,13 @@ def report(results: Results, sizes: Dict[str, Tuple[int, int]],
             'so the sd covers the draw of the data as well as training.'
             if settings['data_per_seed'] else
             'Every seed trains and validates on the same synthetic set '
-            '(generator seed 0).'), ''
+            '(generator seed 0).') + (
+            f' The people are drawn at the poses of '
+            f'`{Path(settings["poses"]).name}` (a seeded split of its images '
+            'per seed; every keypoint, box, visibility flag and area the '
+            'file\'s; no difficulty flags, so the strata are the '
+            'annotations\' own; mmpose_afl/datasets/real_pose.py).'
+            if settings.get('poses') else ''), ''
     ] + timing
     for dataset in results:
         num_train, num_val = sizes[dataset]
@@ -648,6 +717,10 @@ def main(argv=None) -> int:
                         'cpu for cpu, cuda for gpu)')
     parser.add_argument('--resume', action='store_true',
                         help='reuse runs whose work dir holds an evaluation')
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing: write the report from the runs '
+                        'whose work dir holds an evaluation (e.g. of a run '
+                        'still going), listing the missing ones')
     parser.add_argument('--out-dir', type=Path,
                         help='work dirs of the runs, their configs and '
                         'generated data (default: work_dirs/bench_accuracy, '
@@ -679,7 +752,8 @@ def main(argv=None) -> int:
     with ProcessPoolExecutor(settings['jobs']) as pool:
         made = dict(zip(sets, pool.map(
             data_root, *zip(*[(d, settings['num_train'], settings['num_val'],
-                               out_dir, seed, settings['unusual_pose'])
+                               out_dir, seed, settings['unusual_pose'],
+                               settings.get('poses'))
                               for d, seed in sets]))))
     roots = {(d, s): made[d, data_seed[s]] for d in args.datasets
              for s in settings['seeds']}
@@ -688,13 +762,23 @@ def main(argv=None) -> int:
                for d in args.datasets}
     runs = [(d, m, s) for d in args.datasets for m in methods[d]
             for s in settings['seeds']]
-    configs = [run_config(d, m, s, settings, roots[d, s], out_dir)
-               for d, m, s in runs]
+    if settings.get('order'):  # the main rows first, across data sets
+        runs.sort(key=lambda r: (settings['order'].index(r[1]), r[2],
+                                 args.datasets.index(r[0])))
     start = time.time()
-    with ThreadPoolExecutor(settings['jobs']) as pool:
-        done = list(pool.map(
-            lambda run: train(*run[0], run[1], out_dir, settings,
-                              args.resume), zip(runs, configs)))
+    missing = []
+    if args.report_only:
+        done = [(finished(*run, out_dir), None) for run in runs]
+        missing = [run for run, (m, _) in zip(runs, done) if m is None]
+        runs = [run for run, (m, _) in zip(runs, done) if m is not None]
+        done = [d for d in done if d[0] is not None]
+    else:
+        configs = [run_config(d, m, s, settings, roots[d, s], out_dir)
+                   for d, m, s in runs]
+        with ThreadPoolExecutor(settings['jobs']) as pool:
+            done = list(pool.map(
+                lambda run: train(*run[0], run[1], out_dir, settings,
+                                  args.resume), zip(runs, configs)))
     hours = (time.time() - start) / 3600
 
     results: Results = {}
@@ -711,8 +795,19 @@ def main(argv=None) -> int:
         f'worker(s) each; per run {wall:.1f} min ({cpu:.1f} CPU min) on '
         f'average over the {len(timed)} runs made; {hours:.2f} h '
         f'({hours * 60:.1f} min) in all', ''
-    ]
-    command = shlex.join(sys.argv[1:] if argv is None else argv)  # copyable
+    ] if not args.report_only else [
+        f'- Report of the {len(runs)} runs finished under the output '
+        'directory (`--report-only`; each run\'s time is in the log of '
+        'the command that ran it). Not yet run: ' + (', '.join(
+            f'{d} / {m} / seed {s}' for d, m, s in missing) or 'none') +
+        '.', '']
+    if not results:
+        print('bench_accuracy: no finished run under ' + str(out_dir),
+              file=sys.stderr)
+        return 1
+    # copyable; a report of finished runs records the command that ran them
+    command = shlex.join(a for a in (sys.argv[1:] if argv is None else argv)
+                         if a != '--report-only')
     first = settings['seeds'][0]
     lines = report(results, {d: data_sizes(d, roots[d, first])
                              for d in results},

@@ -264,3 +264,68 @@ def test_cpu_preset_is_the_calibrated_one():
     bench_accuracy._resize(cfg, (128, 192))
     assert cfg['codec'] == {'input_size': (128, 192),
                             'heatmap_size': (32, 48)}
+
+
+def test_real_pose_preset_has_the_cpu_budget_and_every_method():
+    real, cpu = bench_accuracy.PRESETS['real-pose'], bench_accuracy.PRESETS[
+        'cpu']
+    for key in ('num_train', 'num_val', 'data_per_seed', 'input_size',
+                'batch_size', 'epochs', 'seeds', 'jobs', 'workers',
+                'threads', 'device'):
+        assert real[key] == cpu[key], key
+    assert real['poses'] == bench_accuracy.COCO_POSES
+    assert real['poses'].is_file()
+    methods = real['methods']
+    assert methods['wholebody'][:4] == ['MSE', 'FoWKAL', 'KAL', 'AFL (MSE)']
+    assert methods['coco'][:2] == ['MSE', 'AFL (MSE)']
+    table = {'MSE', 'AFL (MSE)', 'AFL-cond', 'OHKM', 'LossProp',
+             'SAHR + WAHR', 'HSM', 'FoWKAL', 'KAL', 'heuristic', 'RTMPose-t',
+             'AFL (RTMPose-t)', 'RLE', 'AFL (RLE)'}
+    assert set(methods['coco']) | set(methods['wholebody']) == table
+    # the cpu preset keeps its methods (its results file depends on them)
+    assert cpu['methods'] is bench_accuracy.CPU_METHODS
+    assert 'poses' not in cpu and 'order' not in cpu
+
+
+def test_real_pose_dry_run_dumps_predictions_and_reports_finished_runs(
+        tmp_path):
+    import pickle
+    sys.path.insert(0, str(REPO / 'benchmarks'))
+    from left_right import left_right
+    runs, out = tmp_path / 'runs', tmp_path / 'report.md'
+    command = [sys.executable, 'benchmarks/bench_accuracy.py', '--preset',
+               'real-pose', '--dry-run', '--datasets', 'coco', '--seeds',
+               '0', '--out-dir', str(runs), '--out', str(out)]
+    proc = subprocess.run(command + ['--methods', 'MSE'], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # the set: the shipped file's people, labels unchanged
+    val = json.loads((runs / 'data' / 'coco_4_2_seed0_real_pose' /
+                      'annotations' / 'person_keypoints_val2017.json'
+                      ).read_text())
+    real = {a['id']: a for a in json.loads(
+        bench_accuracy.COCO_POSES.read_text())['annotations']}
+    assert val['annotations'] and all(
+        {k: a[k] for k in real[a['id']]} == real[a['id']]
+        for a in val['annotations'])
+    assert 'poses of `person_keypoints_val2017_labels_only.json`' in \
+        out.read_text()
+    # every run's val predictions, readable by benchmarks/left_right.py
+    preds = pickle.loads((runs / 'coco' / 'MSE' / 'seed0' /
+                          'val_preds.pkl').read_bytes())
+    assert len(preds) == len(val['annotations'])
+    shares, _ = left_right(preds)
+    assert set(shares) <= {'elbows', 'wrists', 'knees', 'ankles'}
+    # a report of what has finished: MSE, with AFL listed as not yet run
+    partial = tmp_path / 'partial.md'
+    proc = subprocess.run(
+        command[:-2] + ['--out', str(partial), '--report-only', '--methods',
+                        'MSE', 'AFL (MSE)'], cwd=REPO, capture_output=True,
+        text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = partial.read_text()
+    assert 'Not yet run: coco / AFL (MSE) / seed 0.' in text
+    written_by = text.splitlines()[2]
+    assert written_by.startswith('Written by `python benchmarks/bench_')
+    assert '--report-only' not in written_by and '| MSE | ' in text
+    assert not (runs / 'coco' / 'AFL_MSE_').exists()
