@@ -37,7 +37,11 @@ type, the annotation file's name, ground-truth vs detected person boxes,
 and whether the run's annotation file says it is synthetic
 (``info.description`` of ``tools/make_synthetic_data.py``'s files) while
 the entry is not. Data roots are not compared: the same COCO may live
-anywhere.
+anywhere. :func:`start_mismatches` compares how the two start: a run
+whose backbone ``init_cfg`` differs from the entry's (``None``: random
+weights, where the zoo model started from ImageNet ones) is not measured
+against a like-for-like number; a run with ``load_from`` starts from a
+trained checkpoint (a fine-tune) and is not flagged.
 """
 import ast
 import importlib.util
@@ -45,7 +49,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -326,18 +330,27 @@ def read_measured(path: str) -> Measured:
                    'records (mim train with val_interval)')
 
 
+def _config(config_file: str) -> Any:
+    """The config of ``config_file``; any error as a :class:`ZooError`."""
+    from mmengine.config import Config
+    try:
+        return Config.fromfile(config_file)
+    except Exception as err:  # any config error: say which file, and why
+        raise ZooError(f'cannot read config {config_file}: '
+                       f'{type(err).__name__}: {err}') from None
+
+
 def eval_data(config_file: str) -> EvalData:
     """What ``config_file`` is evaluated on (its ``test_dataloader`` and
     ``test_evaluator``); the annotation file's ``info.description`` is read
     when the file exists."""
-    from mmengine.config import Config
+    cfg = _config(config_file)
     try:
-        cfg = Config.fromfile(config_file)
         dataset = cfg.test_dataloader.dataset
         evaluator = cfg.test_evaluator
-    except Exception as err:  # any config error: say which file, and why
+    except AttributeError as err:
         raise ZooError(f'cannot read the test data of {config_file}: '
-                       f'{type(err).__name__}: {err}') from None
+                       f'{err}') from None
     if isinstance(evaluator, (list, tuple)):
         evaluator = evaluator[0]
     ann_file = evaluator.get('ann_file') or str(
@@ -378,6 +391,39 @@ def data_mismatches(run: EvalData, entry: ZooEntry) -> List[str]:
             found.append(f'{field}: the run has {getattr(run, field)}, '
                          f'{entry.name} has {getattr(published, field)}')
     return found
+
+
+def backbone_init(config_file: str) -> Tuple[Optional[str], Any]:
+    """``(load_from, backbone init_cfg)`` of a config, as plain values;
+    a missing ``init_cfg`` is ``None`` (the backbone's own random init)."""
+    cfg = _config(config_file)
+    init = cfg.get('model', {}).get('backbone', {}).get('init_cfg')
+    if hasattr(init, 'to_dict'):
+        init = init.to_dict()
+    return cfg.get('load_from'), init
+
+
+def describe_init(init: Any) -> str:
+    """A backbone ``init_cfg`` in words."""
+    if isinstance(init, dict) and init.get('type') == 'Pretrained':
+        return f'pretrained weights ({init.get("checkpoint")})'
+    return f'random weights (init_cfg={init!r})'
+
+
+def start_mismatches(run_config_file: str, entry: ZooEntry) -> List[str]:
+    """How the run's backbone started, where it differs from the entry's
+    (empty when they agree, when the run loads a checkpoint with
+    ``load_from``, or when the entry has no config here)."""
+    if entry.config_file is None:
+        return []
+    load_from, run_init = backbone_init(run_config_file)
+    _, published = backbone_init(entry.config_file)
+    if load_from or run_init == published:
+        return []
+    return [f'backbone init_cfg: the run started from '
+            f'{describe_init(run_init)}, {entry.name} from '
+            f'{describe_init(published)}; train with the stock init_cfg '
+            '(the shipped configs keep it) to compare with the zoo']
 
 
 def _split(name: str) -> Tuple[str, str]:

@@ -21,6 +21,13 @@ FOWKAL = ('configs/fowkal/'
           'td-hm_res18_fowkal-1xb16-20e_synthetic-coco-wholebody-128x96.py')
 HRNET = ('body_2d_keypoint/topdown_heatmap/coco/'
          'td-hm_hrnet-w32_8xb64-210e_coco-256x192.py')
+HRNET_AFL = 'configs/afl/td-hm_hrnet-w32_afl-8xb64-210e_coco-256x192.py'
+HRNET_AFL_FT = 'configs/afl/td-hm_hrnet-w32_afl-ft-8xb64-10e_coco-256x192.py'
+HRNET_ENTRY = 'td-hm_hrnet-w32_8xb64-210e_coco-256x192'
+# the stock config's backbone init, as printed in mmpose/.mim/configs/
+# body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-...
+HRNET_IMAGENET = ('https://download.openmmlab.com/mmpose/pretrain_models/'
+                  'hrnet_w32-36af842e.pth')
 WHOLEBODY_ENTRY = 'td-hm_hrnet-w32_dark-8xb64-210e_coco-wholebody-256x192'
 # as printed in mmpose/.mim/configs/wholebody_2d_keypoint/topdown_heatmap/
 # coco-wholebody/hrnet_dark_coco-wholebody.yml, in its order
@@ -166,7 +173,11 @@ def test_method_run_against_stand_in_and_zoo(tmp_path, tmp_path_factory,
     assert ('boxes: the run has ground-truth boxes, '
             'td-hm_res50_8xb64-210e_coco-256x192 has detected boxes '
             '(COCO_val2017_detections_AP_H_56_person.json)') in err
-    assert out.count('**Not like-for-like**') == 2
+    # and a randomly initialised ResNet-18 against the zoo's ImageNet start
+    assert ('backbone init_cfg: the run started from random weights '
+            '(init_cfg=None), td-hm_res50_8xb64-210e_coco-256x192 from '
+            'pretrained weights (torchvision://resnet50)') in err
+    assert out.count('**Not like-for-like**') == 3
     rows = _table_rows(out)
     assert rows['td-hm_res50_8xb64-210e_coco-256x192 (zoo)'][0] == [
         '0.718', '0.898', '0.796', '0.774', '0.934']
@@ -297,3 +308,53 @@ def test_results_without_an_evaluation_are_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         _tool().main([str(REPO / METHOD)])  # a config without its results
     assert exit_.value.code == 2
+
+
+def _coco_results(path):
+    """A ``mim test`` results file of made-up COCO metrics."""
+    path.write_text(json.dumps({key: 0.5 for key in COCO_KEYS.values()}))
+    return path
+
+
+def test_backbone_init_against_the_zoo_start(tmp_path, capsys):
+    results = _coco_results(tmp_path / 'results.json')
+    init_warning = (f'backbone init_cfg: the run started from random '
+                    f'weights (init_cfg=None), {HRNET_ENTRY} from '
+                    f'pretrained weights ({HRNET_IMAGENET})')
+
+    # the shipped COCO config keeps the stock ImageNet init: like-for-like
+    code, out, err = _run_tool(capsys, REPO / HRNET_AFL, results, '--png', '')
+    assert code == 0, err
+    assert 'WARNING' not in err and 'Not like-for-like' not in out
+
+    # a stock config with init_cfg=None, as a README block left it
+    pasted = tmp_path / 'my_hrnet.py'
+    pasted.write_text(f"_base_ = ['mmpose::{HRNET}']\n"
+                      'model = dict(backbone=dict(init_cfg=None))\n')
+    code, out, err = _run_tool(capsys, pasted, results, '--png', '')
+    assert code == 0, err
+    assert f'WARNING: my_hrnet is not comparable with its baseline: ' \
+        f'{init_warning}' in err
+    assert out.count('**Not like-for-like**') == 1 and init_warning in out
+
+    # the same change made with --cfg-options: the config MMEngine dumped
+    # into the work dir is the one read
+    from mmengine.config import Config
+    work_dir = tmp_path / 'work_dir'
+    (work_dir / '20250101_000000').mkdir(parents=True)
+    _coco_results(work_dir / '20250101_000000' / '20250101_000000.json')
+    dumped = Config.fromfile(str(REPO / HRNET_AFL))
+    dumped.model.backbone.init_cfg = None
+    dumped.dump(str(work_dir / Path(HRNET_AFL).name))
+    code, out, err = _run_tool(capsys, REPO / HRNET_AFL, work_dir,
+                               '--png', '')
+    assert code == 0, err
+    assert init_warning in err
+
+    # a fine-tune loads the zoo checkpoint (load_from): init_cfg=None is
+    # right there, and it is not flagged
+    assert Config.fromfile(str(REPO / HRNET_AFL_FT)).load_from
+    code, out, err = _run_tool(capsys, REPO / HRNET_AFL_FT, results,
+                               '--png', '')
+    assert code == 0, err
+    assert 'WARNING' not in err and 'Not like-for-like' not in out

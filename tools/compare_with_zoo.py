@@ -12,9 +12,12 @@ during training). The baseline of each CONFIG is the nearest config in its
 method row, and its difference per metric) and draws a bar chart.
 
 A run evaluated on other data than the published numbers (synthetic data,
-another annotation file, ground-truth instead of detected person boxes) is
-not comparable with them: the tool then warns, on stderr and under the
-table, and says what differs.
+another annotation file, ground-truth instead of detected person boxes), or
+whose backbone started from other weights than the zoo model's (e.g.
+``init_cfg=None``, random weights, against the zoo's ImageNet ones; a run
+with ``load_from`` is a fine-tune and is not flagged), is not comparable
+with them: the tool then warns, on stderr and under the table, and says
+what differs.
 Exit status 2, with the reason, when a baseline or a metric is not found.
 """
 import argparse
@@ -27,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmpose_afl.zoo import (ZooError, data_mismatches,  # noqa: E402
                             default_metafiles, eval_data, find_baseline,
                             load_entries, match_metrics, mmpose_config_root,
-                            read_measured, run_config)
+                            read_measured, run_config, start_mismatches)
 
 
 def parse_args(argv=None):
@@ -75,8 +78,9 @@ def compare(runs, metafiles, baseline=None, metrics=None):
         entry = find_baseline(config, entries, baseline)
         measured = read_measured(results)
         rows = match_metrics(entry, measured, metrics)
-        mismatches = data_mismatches(
-            eval_data(run_config(config, results)), entry)
+        used = run_config(config, results)
+        mismatches = (data_mismatches(eval_data(used), entry) +
+                      start_mismatches(used, entry))
         groups.setdefault(entry.name, (entry, []))[1].append(
             (Path(config).stem, measured.source, rows, mismatches))
     return groups
