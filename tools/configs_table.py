@@ -111,10 +111,9 @@ def table() -> str:
         '|---|---|---|---|',
         *methods,
         '',
-        '**Baselines and peers** (not in the model index: the plain '
-        'models the methods are compared with, and the hard-example '
-        'peers of [hard_examples.md](hard_examples.md); read from each '
-        'config):',
+        '**Baselines and peers** (not in the model index: the plain models',
+        'the methods are compared with, and the hard-example peers of',
+        '[hard_examples.md](hard_examples.md); read from each config):',
         '',
         '| config | head + loss | training data | stock MMPose base |',
         '|---|---|---|---|',
