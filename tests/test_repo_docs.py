@@ -108,7 +108,8 @@ def test_the_checks_can_fail():
     for fine in ('colour #fff or #0a0b0c', '# 1 heading',
                  '`#' + '12` in code', '[x](page.md#12-y)',
                  'https://github.com/a/b/issues/38', 'x = 1  # 2 px',
-                 'https://x.org/work/y', 'work_dirs/a', '../work/b'):
+                 'https://x.org/' + 'work/y', 'work_dirs/a',
+                 '../' + 'work/b'):
         assert not outside_mentions(fine, True), fine
     folders = ('docs/', 'tools/')
     assert list(unresolved('README.md', '[a](docs/nope.md)', folders))
