@@ -433,6 +433,32 @@ def test_mixed_precision_output_is_computed_in_float32():
     assert value.item() == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize('weighting', [None, 'fwahr'])
+def test_autocast_bf16_computes_in_float32(weighting):
+    """Under autocast (AMP, bf16 on the CPU) the loss, its running means
+    and L_reg included, and its gradients equal the float32 ones."""
+    pred, target, weights = random_case(12)
+    # the head's bf16 output, and the same values in float32
+    pred = torch.tensor(pred, dtype=torch.bfloat16)
+    target, weights = (torch.tensor(a, dtype=torch.float32)
+                       for a in (target, weights))
+    results = []
+    for amp in (False, True):
+        loss = build(weighting=weighting).train()
+        set_factors(loss, [0.1, 0.9, 0.3, 0.6, 0.55, 0.75])
+        output = pred.clone().requires_grad_() if amp else \
+            pred.float().requires_grad_()
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp):
+            value = loss(output, target, weights)
+            grads = torch.autograd.grad(value, [output, loss.kaf_logits])
+        assert value.dtype == torch.float32 and value.isfinite()
+        # the output's gradient comes back in its dtype, bf16 under AMP
+        results.append((value, grads[0].bfloat16().float(), grads[1],
+                        loss.running_means))
+    for fp32, amp in zip(*results):
+        torch.testing.assert_close(amp, fp32, rtol=1e-5, atol=1e-7)
+
+
 # --------------------------------------------------- learned factors, L_reg
 def test_regulariser_matches_numpy_and_pulls_a_part_together():
     loss = build(consistency_weight=1.0, boundary_weight=0.0)

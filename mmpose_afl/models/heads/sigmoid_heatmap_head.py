@@ -59,7 +59,7 @@ class SigmoidHeatmapHead(HeatmapHead):
         All others as :class:`HeatmapHead`; the default ``loss`` is
         ``dict(type='HSMLoss', use_target_weight=True)``.
     """
-    # what HSMLoss checks for when it is built (see HSMLoss)
+    # what HSMLoss.check_head looks for when this head takes the loss
     applies_sigmoid = True
 
     def __init__(self,

@@ -3,104 +3,35 @@ Regression (FWAHR) -- FoWKAL (Seong, Lee and Lee, "Keypoint-wise Adaptive
 Loss for Whole-Body Human Pose Estimation") -- and the pieces of its
 ablation: the heuristic loss, KAL alone, WAHR or FWAHR weighting.
 Equations, decisions and their reasons: docs/fowkal.md."""
+import contextlib
 import math
-from collections import Counter
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.dist import all_reduce
 from mmengine.logging import MessageHub
-from mmpose.datasets.datasets.utils import parse_pose_metainfo
 from mmpose.models.losses import AdaptiveWingLoss
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
-from ..compiled import one_pass
-from .building_head import building_head
-from .gaussian_support import (GAUSSIAN_SUPPORT_FLOOR, check_support_floor,
-                               gaussian_support)
+from . import head_check  # noqa: F401 (checks the head that takes it)
+from .fowkal_parts import (WHOLEBODY_METAINFO, PartLayout,  # noqa: F401
+                           parts_from_metainfo)
+from .fowkal_pixels import awing_map, fowkal_keypoint_terms, pixel_weights
+from .gaussian_support import GAUSSIAN_SUPPORT_FLOOR, check_support_floor
 from .per_sample_loss import PerSampleHeatmapLoss
-from .wahr_loss import wahr_weight
+from .running_mean_norm import (check_running_mean_args,
+                                running_mean_normalisers)
 
-WHOLEBODY_METAINFO = 'configs/_base_/datasets/coco_wholebody.py'
 KAF_MODES = ('learned', 'heuristic')
 WEIGHTINGS = (None, 'wahr', 'fwahr')
 
 
-def parts_from_metainfo(metainfo: str) -> Dict[str, List[int]]:
-    """Body parts of a dataset from the keypoint names in its metainfo.
-
-    Names as in MMPose's ``coco_wholebody.py`` are sorted into ``face``
-    (``face-*``), ``left_hand`` / ``right_hand`` (``left_`` / ``right_``
-    followed by ``hand_root``, ``thumb*`` or ``*finger*``), ``foot``
-    (``*_toe``, ``*_heel``) and ``body`` (all others); parts no keypoint
-    falls into are left out, so COCO's metainfo gives the single part
-    ``body``. For COCO-WholeBody this gives body 0-16, foot 17-22, face
-    23-90, left hand 91-111 and right hand 112-132.
-
-    Args:
-        metainfo (str): A dataset metainfo config file, looked up as MMPose's
-            datasets do (a relative path that does not exist is taken from
-            the MMPose package, e.g.
-            ``'configs/_base_/datasets/coco_wholebody.py'``)
-
-    Returns:
-        Dict[str, List[int]]: part name -> keypoint indices.
-    """
-    names = parse_pose_metainfo(dict(from_file=metainfo))['keypoint_id2name']
-    parts = dict(body=[], foot=[], face=[], left_hand=[], right_hand=[])
-    for index, name in sorted(names.items()):
-        if name.startswith('face-'):
-            part = 'face'
-        elif 'hand_root' in name or 'thumb' in name or 'finger' in name:
-            side = name.split('_')[0]
-            if side not in ('left', 'right'):
-                raise ValueError(
-                    f'FoWKALLoss: cannot tell the side of hand keypoint '
-                    f'{name!r} in `metainfo` {metainfo!r}; give `parts`')
-            part = f'{side}_hand'
-        elif name.endswith(('_toe', '_heel')):
-            part = 'foot'
-        else:
-            part = 'body'
-        parts[part].append(index)
-    return {name: ids for name, ids in parts.items() if ids}
-
-
-def _check_parts(parts: Dict[str, Sequence[int]],
-                 num_keypoints: Optional[int],
-                 num_keypoints_field: str = '`num_keypoints`'
-                 ) -> Dict[str, List[int]]:
-    """``parts`` as lists, after checking they cover every keypoint once
-    (``num_keypoints`` of them, when given, named ``num_keypoints_field``
-    in the error)."""
-    if not isinstance(parts, dict) or not parts:
-        raise ValueError('FoWKALLoss: `parts` must be a non-empty dict of '
-                         f'part name -> keypoint indices, got {parts!r}')
-    parts = {name: list(ids) for name, ids in parts.items()}
-    flat = [i for ids in parts.values() for i in ids]
-    empty = [name for name, ids in parts.items() if not ids]
-    not_int = [
-        i for i in flat if isinstance(i, bool) or not isinstance(i, int)
-    ]
-    if empty or not_int:
-        raise ValueError(f'FoWKALLoss: every part in `parts` needs integer '
-                         f'keypoint indices; empty parts {empty}, '
-                         f'non-integers {not_int}')
-    if num_keypoints is not None and num_keypoints != len(flat):
-        raise ValueError(
-            f'FoWKALLoss: `parts` hold {len(flat)} keypoint indices but '
-            f'{num_keypoints_field} is {num_keypoints}; they must cover '
-            'every keypoint of the heatmaps exactly once (set `parts` or '
-            '`metainfo` for this dataset)')
-    repeated = sorted(i for i, n in Counter(flat).items() if n > 1)
-    missing = sorted(set(range(len(flat))) - set(flat))
-    if repeated or missing:
-        raise ValueError(
-            f'FoWKALLoss: `parts` must cover keypoints 0..{len(flat) - 1} '
-            f'exactly once; repeated {repeated}, missing {missing}')
-    return parts
+def float32_under_amp(device: torch.device):
+    """A context in which autocast (AMP) leaves this loss in float32."""
+    if device.type in ('cpu', 'cuda'):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 @MODELS.register_module()
@@ -108,8 +39,8 @@ class FoWKALLoss(PerSampleHeatmapLoss):
     """FoWKAL: keypoint-wise mix of AWing and MSE, optionally (F)WAHR
     weighted, averaged per body part.
 
-    With ``P`` the ground-truth heatmap and ``P^`` the prediction (the hat
-    is the estimate), per pixel of keypoint ``k``::
+    With ``P`` the ground-truth heatmap and ``P^`` the prediction, per pixel
+    of keypoint ``k``::
 
         l_k = W * [lambda_k AWing(P^, P) / m_awing
                    + (1 - lambda_k) (P^ - P)^2 / m_mse]
@@ -117,64 +48,39 @@ class FoWKALLoss(PerSampleHeatmapLoss):
     and per sample ``L = sum_part 1/N_part sum_{k in part} mean_HW(l_k)``
     (``part_average=True``, the paper's sum; else ``1/K sum_k``).
     ``forward`` returns ``mean_batch(L) * loss_weight + L_reg``. The
-    paper's ablation rows are options (docs/fowkal.md has the table):
-    heuristic ``kaf='heuristic', weighting=None, normalize=False``; KAL
-    ``weighting=None``; FoWKAL (default) ``kaf='learned',
-    weighting='fwahr'``.
+    paper's ablation rows are options: heuristic ``kaf='heuristic',
+    weighting=None, normalize=False``; KAL ``weighting=None``; FoWKAL
+    (default) ``kaf='learned', weighting='fwahr'``.
 
-    Pixel weights (``P`` a constant, ``P^`` not detached, as in WAHR's
-    official code)::
+    Pixel weights (``P`` a constant, ``P^`` not detached)::
 
         WAHR:  W = P^g |1 - P^| + |P^| (1 - P^g)
         FWAHR: W = the WAHR weight  where P^ >= 2^(-1/g),  else  tau * P
 
     Decisions where the paper is silent (reasons in docs/fowkal.md):
-
-    - ``tau = 1``: the one value for which the weight is continuous at the
-      keypoint's peak and FWAHR's second branch never weights a pixel more
-      than WAHR would at the switch.
-    - ``P`` below ``support_floor`` (default ``exp(-4.5)``, the 3-sigma
-      value) is background in the weights, so DARK's uncut Gaussian tails
-      weigh like the standard and UDP encoders' background; the regression
-      target itself is unchanged.
-    - AWing is MMPose's :class:`AdaptiveWingLoss` criterion (alpha 2.1,
-      omega 14, epsilon 1, theta 0.5), written out element-wise
-      (:meth:`awing_map`; tested equal in value and gradient), computed in
-      at least float32.
-    - ``lambda_k = sigmoid(kaf_logits[k])``: a parameter of this loss, so
-      the pose optimiser trains it, it is checkpointed and DDP keeps it
-      identical on all ranks. Initialised from ``lambda_init``.
-    - ``normalize=True`` divides each term by a detached running mean of
-      its per-keypoint value (buffer ``running_means``, all-reduced under
-      DDP), because AWing is orders of magnitude larger than MSE and raw
-      factors would collapse to the MSE side. The means are updated only
-      from finite batch statistics, each clipped to ``norm_clip`` times
-      the running mean (the first update: ``norm_clip`` times the batch
-      median), so one overflowing batch cannot freeze training.
-    - ``L_reg = consistency_weight * sum_part sum_p (lambda_k - mean_p)^2
-      + boundary_weight * sum_part mean_p -log(4 lambda_k (1 - lambda_k))``:
-      a within-part consistency term plus a term that keeps every factor
-      off 0 and 1. It does not depend on the samples: added once, not
-      multiplied by ``loss_weight`` (0 for the heuristic).
-    - The heuristic rows use ``normalize=False``: the paper's
-      ``L_heuristic`` is a plain AWing term plus a plain MSE term.
-    - ``N_part`` is the part's size, the same for every sample; an
-      unlabelled keypoint adds 0 (as in the MSE / AWing baselines), so a
-      lone labelled keypoint never outweighs a fully labelled part's.
+    ``tau = 1``; ``P`` below ``support_floor`` is background in the
+    weights; AWing is MMPose's :class:`AdaptiveWingLoss` criterion written
+    out element-wise; ``lambda_k = sigmoid(kaf_logits[k])``, a parameter
+    of this loss; ``normalize`` divides each term by a detached running
+    mean (:func:`running_mean_normalisers`: BatchNorm-like, all-reduced
+    under DDP, clipped); ``L_reg = consistency_weight * sum_part sum_p
+    (lambda_k - mean_p)^2 + boundary_weight * sum_part mean_p -log(4
+    lambda_k (1 - lambda_k))``, added once; ``N_part`` counts unlabelled
+    keypoints too. The loss computes in float32 also under AMP (autocast
+    is switched off inside it), as its terms span orders of magnitude.
 
     Keypoint weights follow :class:`KeypointMSELoss`: ``target_weights``
     ([B, K] or [B, K, H, W]) and ``mask`` multiply the per-pixel loss
     whenever given, whatever ``use_target_weight`` says.
 
     Inside another loss (e.g. ``AFLHeatmapLoss``): :meth:`per_sample`
-    returns the per-sample ``L`` [B] without ``loss_weight`` and ``L_reg``,
-    :meth:`regularization` returns ``L_reg``; ``forward`` is exactly
-    ``per_sample(...).mean() * loss_weight + regularization()``. Each
-    training-mode call of :meth:`per_sample` updates the running means once
-    and logs each part's mean factor as ``train/kaf_<part>``
-    (``tools/draw_kaf.py`` draws the factors on the skeleton). An empty
-    batch gives a zero data term plus ``L_reg``; inputs of the wrong shape
-    raise a ``ValueError`` naming the shapes.
+    returns ``L`` [B] without ``loss_weight`` and ``L_reg``, and
+    :meth:`regularization` returns ``L_reg``. Each training-mode call of
+    :meth:`per_sample` updates the running means once and logs each part's
+    mean factor as ``train/kaf_<part>``. The parts must cover
+    ``num_keypoints`` when it is given; a head that takes this loss checks
+    its ``out_channels`` (:meth:`check_head`); the heatmaps' K is checked
+    at every call.
 
     Args:
         kaf (str): ``'learned'`` (KAL) or ``'heuristic'`` (fixed factors, 1
@@ -184,9 +90,8 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         gamma (float): Exponent of the (F)WAHR weight, > 0. Defaults to 0.01
         tau (float): Slope of FWAHR's second branch, >= 0. Defaults to 1.0
         support_floor (float): Target values below it are background in
-            the (F)WAHR weights (see above), in [0, 1); 0 means ``P > 0``.
-            Defaults to :data:`GAUSSIAN_SUPPORT_FLOOR` (``exp(-4.5)`` =
-            0.0111)
+            the (F)WAHR weights, in [0, 1); 0 means ``P > 0``. Defaults to
+            :data:`GAUSSIAN_SUPPORT_FLOOR` (``exp(-4.5)``)
         parts (dict, optional): Part name -> keypoint indices, covering
             every keypoint exactly once. ``None`` derives them from
             ``metainfo`` with :func:`parts_from_metainfo`. Defaults to
@@ -197,11 +102,8 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         dense_parts (Sequence[str]): Parts with dense keypoints (AWing in
             the heuristic, high initial factor). Defaults to
             ``('face', 'left_hand', 'right_hand')``
-        num_keypoints (int, optional): Checked against the parts when the
-            loss is built. When ``None``, the ``out_channels`` of the head
-            that builds the loss is checked instead (the usual case in a
-            config); a loss built on its own checks the heatmaps' K at the
-            first forward. Defaults to ``None``
+        num_keypoints (int, optional): The head's ``out_channels``, checked
+            against the parts at build time. Defaults to ``None``
         part_average (bool): Average per part, then sum over parts (the
             paper) instead of a flat mean over keypoints. Defaults to
             ``True``
@@ -264,37 +166,23 @@ class FoWKALLoss(PerSampleHeatmapLoss):
             raise ValueError(
                 f'FoWKALLoss: `tau` must be >= 0 (e.g. 1.0), got {tau}')
         check_support_floor('FoWKALLoss', support_floor)
-        if not 0 < norm_momentum <= 1:
-            raise ValueError('FoWKALLoss: `norm_momentum` must be in (0, 1] '
-                             f'(e.g. 0.01), got {norm_momentum}')
-        if not (math.isfinite(norm_clip) and norm_clip >= 1):
-            raise ValueError('FoWKALLoss: `norm_clip` must be a finite '
-                             f'number >= 1 (e.g. 4.0), got {norm_clip}')
+        check_running_mean_args(norm_momentum, norm_clip)
         for field, value in (('consistency_weight', consistency_weight),
                              ('boundary_weight', boundary_weight)):
             if not value >= 0:
                 raise ValueError(
                     f'FoWKALLoss: `{field}` must be >= 0, got {value}')
-        if parts is None:
-            parts = parts_from_metainfo(metainfo)
-        field = '`num_keypoints`'
-        if num_keypoints is None:
-            num_keypoints = getattr(building_head(), 'out_channels', None)
-            field = "the head's `out_channels`"
-        self.parts = _check_parts(parts, num_keypoints, field)
-        unknown = sorted(set(dense_parts) - set(self.parts))
-        if unknown:
-            raise ValueError(
-                f'FoWKALLoss: `dense_parts` {unknown} are not in `parts` '
-                f'{list(self.parts)}')
-        self.dense_parts = tuple(dense_parts)
-        self.num_keypoints = sum(len(ids) for ids in self.parts.values())
+        layout = PartLayout(
+            parts_from_metainfo(metainfo) if parts is None else parts,
+            dense_parts, num_keypoints)
+        self.parts = layout.parts
+        self.dense_parts = layout.dense_parts
+        self.num_keypoints = k = layout.num_keypoints
         self.kaf_mode = kaf
         self.weighting = weighting
         self.gamma = gamma
         self.tau = tau
         self.support_floor = support_floor
-        self.fwahr_threshold = 2.0**(-1.0 / gamma)
         self.part_average = part_average
         self.normalize = normalize
         self.norm_momentum = norm_momentum
@@ -303,15 +191,9 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         self.boundary_weight = boundary_weight
         self.awing = AdaptiveWingLoss()
 
-        k = self.num_keypoints
-        onehot = torch.zeros(len(self.parts), k)
-        dense = torch.zeros(k)
-        for p, (name, ids) in enumerate(self.parts.items()):
-            onehot[p, ids] = 1.
-            dense[ids] = float(name in self.dense_parts)
-        part_share = onehot.t() @ (1 / onehot.sum(1))  # 1 / N_part per kpt
         # constants rebuilt from the config: not part of the state_dict
-        self.register_buffer('part_onehot', onehot, persistent=False)
+        part_share = layout.part_share()
+        self.register_buffer('part_onehot', layout.onehot(), persistent=False)
         self.register_buffer('part_share', part_share, persistent=False)
         self.register_buffer(
             'keypoint_share',
@@ -319,44 +201,23 @@ class FoWKALLoss(PerSampleHeatmapLoss):
             persistent=False)
         self.register_buffer('running_means', torch.zeros(2))
         if kaf == 'learned':
-            init = self._initial_factors(lambda_init, dense)
+            init = layout.initial_factors(lambda_init)
             self.kaf_logits = nn.Parameter(torch.log(init / (1 - init)))
         else:
-            self.register_buffer('fixed_factors', dense, persistent=False)
+            self.register_buffer('fixed_factors', layout.dense(),
+                                 persistent=False)
 
-    def _initial_factors(self, lambda_init: Union[float, Dict[str, float]],
-                         dense: Tensor) -> Tensor:
-        """The initial lambda_k [K] from ``lambda_init``, checked."""
-        if isinstance(lambda_init, dict):
-            keys = set(lambda_init)
-            if keys == {'dense', 'coarse'}:
-                values = {
-                    name: lambda_init['dense' if name in
-                                      self.dense_parts else 'coarse']
-                    for name in self.parts
-                }
-            elif keys == set(self.parts):
-                values = lambda_init
-            else:
-                raise ValueError(
-                    'FoWKALLoss: `lambda_init` as a dict needs the keys '
-                    f"('dense', 'coarse') or every part {list(self.parts)}, "
-                    f'got {sorted(keys)}')
-        else:
-            values = {name: lambda_init for name in self.parts}
-        bad = {
-            n: v
-            for n, v in values.items()
-            if isinstance(v, bool) or not isinstance(v, (int, float))
-            or not 0 < v < 1
-        }
-        if bad:
-            raise ValueError('FoWKALLoss: `lambda_init` values must lie in '
-                             f'(0, 1) (exclusive), got {bad}')
-        init = torch.empty_like(dense)
-        for name, ids in self.parts.items():
-            init[ids] = float(values[name])
-        return init
+    def check_head(self, head: nn.Module) -> None:
+        """Raise a ``ValueError`` when ``head`` (the head that takes this
+        loss, see :mod:`.head_check`) has ``out_channels`` other than the
+        number of keypoints in ``parts``."""
+        out_channels = getattr(head, 'out_channels', None)
+        if out_channels is not None and out_channels != self.num_keypoints:
+            raise ValueError(
+                f'FoWKALLoss: `parts` hold {self.num_keypoints} keypoint '
+                f"indices but the head's `out_channels` is {out_channels}; "
+                'they must cover every keypoint of the heatmaps exactly '
+                'once (set `parts` or `metainfo` for this dataset)')
 
     def keypoint_factors(self) -> Tensor:
         """The factors lambda_k, shape [K]: ``sigmoid(kaf_logits)`` when
@@ -367,43 +228,14 @@ class FoWKALLoss(PerSampleHeatmapLoss):
 
     def pixel_weights(self, output: Tensor,
                       target: Tensor) -> Optional[Tensor]:
-        """The WAHR / FWAHR weights W [B, K, H, W] (``P^`` not detached,
-        ``P`` constant), or ``None`` when ``weighting`` is ``None``."""
-        if self.weighting is None:
-            return None
-        weight = wahr_weight(output, target, self.gamma, self.support_floor)
-        if self.weighting == 'fwahr':
-            # tau * P, with P 0 outside the Gaussian's support
-            gt = target.detach().clamp(min=0)
-            gt = torch.where(
-                gaussian_support(gt, self.support_floor), gt,
-                torch.zeros_like(gt))
-            weight = torch.where(output >= self.fwahr_threshold, weight,
-                                 self.tau * gt)
-        return weight
+        """The WAHR / FWAHR weights W [B, K, H, W], or ``None`` when
+        ``weighting`` is ``None`` (:func:`.fowkal_pixels.pixel_weights`)."""
+        return pixel_weights(output, target, self.weighting, self.gamma,
+                             self.tau, self.support_floor)
 
     def awing_map(self, output: Tensor, target: Tensor) -> Tensor:
-        """MMPose's AWing (``self.awing.criterion``'s maths and parameters),
-        element-wise: same shape as ``output``.
-
-        Written out rather than called element by element: with ``r =
-        theta / epsilon`` and ``e = alpha - P``, the criterion's two powers
-        of the constant base, ``r^e`` and ``r^(e - 1)``, are one ``exp(e ln
-        r)`` and a division, and ``log(1 + x)`` is ``log1p``; only ``(delta /
-        epsilon)^e`` stays a ``pow`` (an ``exp``/``log`` would have a NaN
-        gradient at ``delta = 0``). Both compiled, forward + backward on this
-        CPU: 1.18x ``KeypointMSELoss``'s time against 1.95x for ``vmap`` of the
-        criterion (benchmarks/results_cpu.md, table 4); equal to it in value
-        and gradient (tests)."""
-        aw = self.awing
-        r = aw.theta / aw.epsilon
-        delta = (target - output).abs()
-        e = aw.alpha - target
-        r_e = torch.exp(e * math.log(r))
-        a = aw.omega / (1 + r_e) * e * (r_e / r) / aw.epsilon
-        c = aw.theta * a - aw.omega * torch.log1p(r_e)
-        near = aw.omega * torch.log1p(torch.pow(delta / aw.epsilon, e))
-        return torch.where(delta < aw.theta, near, a * delta - c)
+        """MMPose's AWing, element-wise (:func:`.fowkal_pixels.awing_map`)."""
+        return awing_map(output, target, self.awing)
 
     def keypoint_terms(
             self,
@@ -431,41 +263,10 @@ class FoWKALLoss(PerSampleHeatmapLoss):
             active = (_mask != 0).flatten(2).any(-1).expand(batch, k)
         else:
             active = output.new_ones((batch, k), dtype=torch.bool)
-        return (*fowkal_keypoint_terms(self, output, target, _mask), active)
-
-    def _normalisers(self, awing: Tensor, mse: Tensor,
-                     active: Tensor) -> Tensor:
-        """(m_awing, m_mse), detached; updates the running means in
-        training (once per call) from finite batch statistics clipped to
-        ``norm_clip`` times the running means (at a term's first update:
-        each keypoint's term clipped to ``norm_clip`` times the batch's
-        median)."""
-        terms = torch.stack([awing, mse]).detach()
-        running = self.running_means
-        if self.training and terms.numel():
-            # this rank's median of the labelled keypoints' terms, per term
-            median = terms.masked_fill(~active, math.nan).flatten(1)
-            median = median.nanmedian(1).values
-            first = (running == 0) & ~median.isnan()
-            cap = torch.where(first, self.norm_clip * median, math.inf)
-            terms = torch.minimum(terms, cap.view(2, 1, 1))
-        stats = torch.cat([  # the two sums and the number of keypoints
-            terms.sum((1, 2)),
-            active.sum().to(terms.dtype).reshape(1)
-        ])
-        if self.training:
-            all_reduce(stats)  # sum over DDP ranks (no-op otherwise)
-        batch = stats[:2] / stats[2].clamp(min=1)
-        if not self.training:
-            return torch.where(running > 0, running, batch)
-        # finite, bounded statistics only (see the class docstring)
-        usable = batch.isfinite() & (stats[2] > 0)
-        clipped = torch.minimum(batch, self.norm_clip * running)
-        blended = (1 - self.norm_momentum) * running + \
-            self.norm_momentum * clipped
-        updated = torch.where(running > 0, blended, batch)
-        self.running_means.copy_(torch.where(usable, updated, running))
-        return self.running_means.clone()
+        terms = fowkal_keypoint_terms(output, target, _mask, self.awing,
+                                      self.weighting, self.gamma, self.tau,
+                                      self.support_floor)
+        return (*terms, active)
 
     def sample_losses(self,
                       output: Tensor,
@@ -474,34 +275,38 @@ class FoWKALLoss(PerSampleHeatmapLoss):
                       mask: Optional[Tensor] = None) -> Tensor:
         """The loss ``L`` of each sample, without ``loss_weight`` and
         ``L_reg``: shape [B], at least float32 (see :meth:`per_sample`)."""
-        awing, mse, active = self.keypoint_terms(output, target,
-                                                 target_weights, mask)
-        if self.normalize:
-            norm = self._normalisers(awing, mse, active)
-            tiny = torch.finfo(norm.dtype).tiny
-            awing = awing / norm[0].clamp(min=tiny)
-            mse = mse / norm[1].clamp(min=tiny)
-        if self.training and self.kaf_mode == 'learned':
-            self._log_factors()
-        factors = self.keypoint_factors()
-        loss = factors * awing + (1 - factors) * mse
-        return (loss * self.keypoint_share).sum(1)
+        with float32_under_amp(output.device):
+            awing, mse, active = self.keypoint_terms(output, target,
+                                                     target_weights, mask)
+            if self.normalize:
+                norm = running_mean_normalisers(
+                    self.running_means, torch.stack([awing, mse]), active,
+                    self.norm_momentum, self.norm_clip, self.training)
+                tiny = torch.finfo(norm.dtype).tiny
+                awing = awing / norm[0].clamp(min=tiny)
+                mse = mse / norm[1].clamp(min=tiny)
+            if self.training and self.kaf_mode == 'learned':
+                self._log_factors()
+            factors = self.keypoint_factors()
+            loss = factors * awing + (1 - factors) * mse
+            return (loss * self.keypoint_share).sum(1)
 
     def regularization(self) -> Tensor:
         """``L_reg`` of the learned factors, already weighted (a scalar; 0
         for the heuristic)."""
         if self.kaf_mode != 'learned':
             return self.part_share.new_zeros(())
-        factors = torch.sigmoid(self.kaf_logits)
-        part_mean = (self.part_onehot @ factors) / self.part_onehot.sum(1)
-        deviation = factors - self.part_onehot.t() @ part_mean
-        consistency = (deviation**2).sum()  # sum_part sum_k
-        # -log(4 lambda (1 - lambda)), stable in theta
-        boundary = -(F.logsigmoid(self.kaf_logits) +
-                     F.logsigmoid(-self.kaf_logits) + math.log(4.))
-        boundary = (boundary * self.part_share).sum()
-        return (self.consistency_weight * consistency +
-                self.boundary_weight * boundary)
+        with float32_under_amp(self.kaf_logits.device):
+            factors = torch.sigmoid(self.kaf_logits)
+            part_mean = (self.part_onehot @ factors) / self.part_onehot.sum(1)
+            deviation = factors - self.part_onehot.t() @ part_mean
+            consistency = (deviation**2).sum()  # sum_part sum_k
+            # -log(4 lambda (1 - lambda)), stable in theta
+            boundary = -(F.logsigmoid(self.kaf_logits) +
+                         F.logsigmoid(-self.kaf_logits) + math.log(4.))
+            boundary = (boundary * self.part_share).sum()
+            return (self.consistency_weight * consistency +
+                    self.boundary_weight * boundary)
 
     def part_factors(self) -> Dict[str, float]:
         """The mean factor lambda of each part."""
@@ -525,22 +330,3 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         return super().forward(output, target, target_weights,
                                mask) + self.regularization()
 
-
-@one_pass
-def fowkal_keypoint_terms(loss: FoWKALLoss, output: Tensor, target: Tensor,
-                          mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-    """``mean_HW(W * mask * AWing)`` and ``mean_HW(W * mask * (P^ - P)^2)``
-    of :meth:`FoWKALLoss.keypoint_terms`, each [B, K] in at least float32,
-    in one pass over the pixels (see :func:`one_pass`; :meth:`awing_map`
-    is compiled into it too).
-    ``mask`` is ``_get_mask``'s, or ``None``."""
-    dtype = torch.promote_types(output.dtype, torch.float32)
-    output, target = output.to(dtype), target.to(dtype)
-    weight = loss.pixel_weights(output, target)
-    if mask is not None:
-        weight = mask if weight is None else weight * mask
-    awing = loss.awing_map(output, target)
-    mse = F.mse_loss(output, target, reduction='none')
-    if weight is not None:
-        awing, mse = awing * weight, mse * weight
-    return awing.flatten(2).mean(-1), mse.flatten(2).mean(-1)

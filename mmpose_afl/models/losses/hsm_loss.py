@@ -4,10 +4,10 @@ from typing import Optional
 
 import torch
 from mmpose.registry import MODELS
-from torch import Tensor
+from torch import Tensor, nn
 
-from .building_head import building_head
 from ..compiled import one_pass
+from . import head_check  # noqa: F401 (checks the head that takes it)
 from .per_sample_loss import PerSampleHeatmapLoss
 
 TINY = 1e-12
@@ -25,8 +25,9 @@ class HSMLoss(PerSampleHeatmapLoss):
 
     The paper prints ``(1 - e^{beta Delta}) Delta^gamma``, which is <= 0 for
     beta > 0 and would be minimised by maximising ``Delta``: a sign slip, so
-    this is its magnitude (0 at ``Delta = 0``, increasing in ``Delta``). With beta = 1, gamma = 2 (the paper's best) it is an
-    exponential weight on the squared error of the sigmoid output.
+    this is its magnitude (0 at ``Delta = 0``, increasing in ``Delta``).
+    With beta = 1, gamma = 2 (the paper's best) it is an exponential weight
+    on the squared error of the sigmoid output.
 
     The model's heatmaps become logits: pair this loss with
     :class:`SigmoidHeatmapHead`, which applies the sigmoid before decoding so
@@ -80,8 +81,12 @@ class HSMLoss(PerSampleHeatmapLoss):
                 f'HSMLoss: `gamma` must be > 0 (e.g. 2.0), got {gamma}')
         self.beta = beta
         self.gamma = gamma
-        head = building_head()
-        if head is not None and not getattr(head, 'applies_sigmoid', False):
+
+    def check_head(self, head: nn.Module) -> None:
+        """Raise a ``ValueError`` unless ``head``, the head that takes this
+        loss (see :mod:`.head_check`), applies the sigmoid before decoding
+        (declares ``applies_sigmoid = True``)."""
+        if not getattr(head, 'applies_sigmoid', False):
             raise ValueError(
                 f'HSMLoss takes logits, but model.head is '
                 f'{type(head).__name__}, which decodes its raw output: set '
