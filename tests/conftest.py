@@ -1,7 +1,6 @@
 """Shared fixtures: tiny synthetic COCO and COCO-WholeBody datasets, made
 once per test session with the project's own generator; losses run
-eagerly here (tests/test_compiled.py and the losses' own compiled-path
-tests switch compiling on)."""
+eagerly here (tests/test_compiled.py switches compiling on)."""
 import os
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import pytest
 
 # hundreds of small loss instances would each compile once: eager is the
 # reference the compiled path is tested against (inherited by the e2e runs)
-os.environ.setdefault('MMPOSE_AFL_COMPILE', '0')
+os.environ.setdefault('TORCH_COMPILE_DISABLE', '1')
 
 
 def _generate(tmp_path_factory, kind: str) -> Path:

@@ -1,28 +1,45 @@
-"""CompiledOrEager: compiled values equal the eager ones, compile failures
-fall back once with a warning, input errors stay the eager errors."""
+"""CompiledOrEager: compiled values equal the eager ones, torch's own switch
+turns compiling off, compile failures fall back once with a warning, input
+errors stay the eager errors."""
 import warnings
 
 import pytest
 import torch
 from torch._dynamo.exc import BackendCompilerFailed
 
-from mmpose_afl.models.compiled import (COMPILE_ENV, CompiledOrEager, one_pass)
+from mmpose_afl.models.compiled import CompiledOrEager, one_pass
 
 
 def weighted_square(x: torch.Tensor, w: float) -> torch.Tensor:
     return ((x - 0.5).pow(2) * w).flatten(1).mean(1)
 
 
-def test_compiled_equals_eager_with_gradient(monkeypatch):
-    monkeypatch.setenv(COMPILE_ENV, '1')
+def compiling(on: bool):
+    """A context with torch's own switch set (``TORCH_COMPILE_DISABLE=1``,
+    which conftest.py sets for the suite, switches compiling off)."""
+    return torch._dynamo.config.patch(disable=not on)
+
+
+def counting_compile(fn, graphs):
+    """``torch.compile(fn)`` with a backend that records each graph it
+    gets and runs it as it is."""
+
+    def backend(graph, example_inputs):
+        graphs.append(graph)
+        return graph.forward
+
+    return torch.compile(fn, backend=backend)
+
+
+def test_compiled_equals_eager_with_gradient():
     fn = one_pass(weighted_square)
-    calls = []
-    compiled = fn.compiled
-    fn.compiled = lambda *a: calls.append(1) or compiled(*a)
+    graphs = []
+    fn.compiled = counting_compile(weighted_square, graphs)
     x = torch.tensor([[0., 1., 2.], [3., 4., 5.]], requires_grad=True)
-    out = fn(x, 2.)
+    with compiling(True):
+        out = fn(x, 2.)
     out.sum().backward()
-    assert calls == [1]  # the compiled function really ran
+    assert len(graphs) == 1  # torch.compile really compiled it
     # by hand: 2 * mean((x - .5)^2) per row; gradient 4 (x - .5) / 3
     torch.testing.assert_close(
         out,
@@ -31,11 +48,14 @@ def test_compiled_equals_eager_with_gradient(monkeypatch):
     torch.testing.assert_close(x.grad, 4 * (x.detach() - 0.5) / 3)
 
 
-def test_switched_off_runs_eagerly(monkeypatch):
-    monkeypatch.setenv(COMPILE_ENV, '0')
+def test_torchs_switch_runs_eagerly():
     fn = CompiledOrEager(weighted_square)
-    fn.compiled = lambda *a: pytest.fail('compiled despite the switch')
-    torch.testing.assert_close(fn(torch.ones(1, 2), 1.), torch.tensor([0.25]))
+    graphs = []
+    fn.compiled = counting_compile(weighted_square, graphs)
+    with compiling(False):
+        out = fn(torch.ones(1, 2), 1.)
+    torch.testing.assert_close(out, torch.tensor([0.25]))
+    assert graphs == []  # nothing compiled
 
 
 def failing_compile(*args):
@@ -43,8 +63,7 @@ def failing_compile(*args):
                                 None)
 
 
-def test_compile_failure_falls_back_once_with_a_warning(monkeypatch):
-    monkeypatch.setenv(COMPILE_ENV, '1')
+def test_compile_failure_falls_back_once_with_a_warning():
     fn = CompiledOrEager(weighted_square)
     fn.compiled = failing_compile
     with pytest.warns(UserWarning, match='torch.compile failed'):
@@ -56,9 +75,18 @@ def test_compile_failure_falls_back_once_with_a_warning(monkeypatch):
         fn(torch.ones(1, 2), 1.)
 
 
-def test_an_input_error_is_the_eager_error_and_keeps_compiling(monkeypatch):
-    monkeypatch.setenv(COMPILE_ENV, '1')
+def test_no_torch_compile_on_the_platform_computes_eagerly(monkeypatch):
+    def unavailable(fn):
+        raise RuntimeError('torch.compile is not supported here')
 
+    monkeypatch.setattr(torch, 'compile', unavailable)
+    with pytest.warns(UserWarning, match='torch.compile is unavailable'):
+        fn = CompiledOrEager(weighted_square)
+    assert fn.compiled is None
+    torch.testing.assert_close(fn(torch.ones(1, 2), 1.), torch.tensor([0.25]))
+
+
+def test_an_input_error_is_the_eager_error_and_keeps_compiling():
     def bad_input(x):
         raise ValueError('x: wrong shape')
 
@@ -77,15 +105,15 @@ def assert_compiled_equals_eager(monkeypatch, fn, run):
     compiled = fn.compiled
     monkeypatch.setattr(fn, 'compiled',
                         lambda *a: calls.append(1) or compiled(*a))
-    for switch in ('1', '0'):
-        monkeypatch.setenv(COMPILE_ENV, switch)
-        results.append(run(fn))
-    assert calls == [1]  # compiled once, eager once
+    for on in (True, False):
+        with compiling(on):
+            results.append(run(fn))
+    assert calls == [1, 1]  # through torch.compile, switched on and off
+    assert fn.compiled is not None  # compiling did not fail
     for value_c, value_e in zip(*results):
         assert (value_c is None) == (value_e is None)
         if value_e is not None:
             torch.testing.assert_close(value_c, value_e)
-    monkeypatch.setenv(COMPILE_ENV, '1')
 
 
 def values_and_gradients(*inputs):
@@ -175,26 +203,21 @@ def test_sahr_target_compiled_equals_eager_and_passes_gradcheck(
 def test_fowkal_terms_compiled_equal_eager_and_mmpose_awing(
         monkeypatch, weighting):
     from mmpose.models.losses import AdaptiveWingLoss
-    from mmpose.registry import MODELS
 
-    from mmpose_afl.models.losses.fowkal_loss import fowkal_keypoint_terms
+    from mmpose_afl.models.losses.fowkal_pixels import fowkal_keypoint_terms
     output, target, mask = small_heatmaps(seed=3)
     output = output.sigmoid()  # heatmaps, as FoWKAL sees them
-    loss = MODELS.build(
-        dict(type='FoWKALLoss',
-             parts=dict(body=[0, 1, 2]),
-             dense_parts=(),
-             weighting=weighting))
+    options = (AdaptiveWingLoss(), weighting, 0.01, 1.0, 0.0111)
 
     def run(fn):
         leaf = output.clone().requires_grad_()
-        awing, mse = fn(loss, leaf, target, mask)
+        awing, mse = fn(leaf, target, mask, *options)
         return (awing, mse, *torch.autograd.grad(
             (awing + 2 * mse).sum(), leaf))
 
     assert_compiled_equals_eager(monkeypatch, fowkal_keypoint_terms, run)
     if weighting is None:  # unweighted, unmasked: MMPose's AWing itself
-        awing, _ = fowkal_keypoint_terms(loss, output, target, None)
+        awing, _ = fowkal_keypoint_terms(output, target, None, *options)
         torch.testing.assert_close(awing.mean(),
                                    AdaptiveWingLoss()(output, target))
 
@@ -209,7 +232,7 @@ def test_topology_centroids_compiled_equal_eager(monkeypatch):
     assert not present.all()  # a missing keypoint is part of the case
 
 
-def test_afl_mse_per_sample_equals_mmpose_mse_per_sample(monkeypatch):
+def test_afl_mse_per_sample_equals_mmpose_mse_per_sample():
     """AFL's one-pass MSE path gives, per sample, what MMPose's
     KeypointMSELoss gives on a batch of that one sample (both with keypoint
     weights and skip_empty_channel), compiled and eagerly."""
@@ -218,23 +241,24 @@ def test_afl_mse_per_sample_equals_mmpose_mse_per_sample(monkeypatch):
     output, target, _ = small_heatmaps(seed=2)
     target[1, 2] = 0  # an empty channel
     weights = torch.tensor([[1., 0., .5], [1., 1., 1.]], dtype=torch.float64)
-    for switch in ('1', '0'):
-        monkeypatch.setenv(COMPILE_ENV, switch)
-        for skip in (False, True):
-            mse = dict(type='KeypointMSELoss',
-                       use_target_weight=True,
-                       skip_empty_channel=skip,
-                       loss_weight=3.)
-            afl = MODELS.build(
-                dict(type='AFLHeatmapLoss',
-                     base_loss=mse,
-                     critic=dict(type='AFLCritic', num_keypoints=3)))
-            reference = KeypointMSELoss(use_target_weight=True,
-                                        skip_empty_channel=skip,
-                                        loss_weight=3.)
-            expected = torch.stack([
-                reference(output[b:b + 1], target[b:b + 1], weights[b:b + 1])
-                for b in range(2)
-            ])
-            torch.testing.assert_close(
-                afl.per_sample_base_loss(output, target, weights), expected)
+    for on in (True, False):
+        with compiling(on):
+            for skip in (False, True):
+                mse = dict(type='KeypointMSELoss',
+                           use_target_weight=True,
+                           skip_empty_channel=skip,
+                           loss_weight=3.)
+                afl = MODELS.build(
+                    dict(type='AFLHeatmapLoss',
+                         base_loss=mse,
+                         critic=dict(type='AFLCritic', num_keypoints=3)))
+                reference = KeypointMSELoss(use_target_weight=True,
+                                            skip_empty_channel=skip,
+                                            loss_weight=3.)
+                expected = torch.stack([
+                    reference(output[b:b + 1], target[b:b + 1],
+                              weights[b:b + 1]) for b in range(2)
+                ])
+                torch.testing.assert_close(
+                    afl.per_sample_base_loss(output, target, weights),
+                    expected)
