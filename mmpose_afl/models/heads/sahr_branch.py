@@ -91,7 +91,8 @@ class ScaleAdaptiveMixin:
     code) and ``loss_scale``, the regulariser
     ``mean_{B,K,H,W}(s^2 [gt in support] mask) * scale_loss_weight``
     (``mask`` 1 where not given; the support is
-    :func:`gaussian_support`'s).
+    :func:`gaussian_support`'s). The target and the regulariser are
+    computed in float32 under autocast: ``s^2`` overflows fp16 past 256.
     """
 
     def init_scale_branch(self, feat_channels: int, num_keypoints: int,
@@ -229,6 +230,9 @@ def scaled_target_and_penalty(gt_heatmaps: Tensor, scales: Tensor,
     """:func:`scale_heatmaps` and the scale regulariser
     ``mean(s^2 [gt in support] mask)`` (``mask`` 1 when ``None``) in one
     pass over the pixels (see :func:`one_pass`)."""
+    # at least float32: s^2 and (s ln gt)^2 overflow fp16 past |s| = 256
+    dtype = torch.promote_types(scales.dtype, torch.float32)
+    gt_heatmaps, scales = gt_heatmaps.to(dtype), scales.to(dtype)
     scaled = scale_heatmaps(gt_heatmaps, scales, mode, min_exponent,
                             support_floor)
     penalty = scales.pow(2) * gaussian_support(gt_heatmaps, support_floor)

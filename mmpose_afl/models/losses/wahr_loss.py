@@ -46,6 +46,9 @@ class WAHRLoss(PerSampleHeatmapLoss):
     exactly 0 and its infinite derivative never reaches a gradient: nothing
     becomes NaN, also in fp16.
 
+    Computed in float32 under autocast (at least): ``W (P - T)^2``
+    overflows fp16 once ``|P - T|`` passes 256.
+
     The loss of a sample is the mean over ``K, H, W``; the loss is the batch
     mean of those, times ``loss_weight`` (= the mean over all elements, like
     :class:`KeypointMSELoss`), and 0 for an empty batch. Inputs of the wrong
@@ -154,6 +157,10 @@ def wahr_sample_losses(output: Tensor, target: Tensor, weight_target: Tensor,
     """The per-sample means [B] of ``W (P - T)^2 mask`` (:class:`WAHRLoss`;
     ``mask`` from ``_get_mask`` or ``None``) in one pass over the pixels
     (see :func:`one_pass`)."""
+    # at least float32: (P - T)^2 overflows fp16 past |P - T| = 256
+    dtype = torch.promote_types(output.dtype, torch.float32)
+    output, target = output.to(dtype), target.to(dtype)
+    weight_target = weight_target.to(dtype)
     loss = F.mse_loss(output, target, reduction='none') * wahr_weight(
         output, weight_target, gamma, support_floor)
     if mask is not None:
