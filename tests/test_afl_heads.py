@@ -22,7 +22,10 @@ import mmpose_afl  # noqa: F401
 from mmpose.registry import MODELS
 from mmpose_afl.engine.hooks.afl_critic_hook import AFLCriticHook
 from mmpose_afl.models.afl_critic import coordinate_topology, heatmap_topology
-from mmpose_afl.models.losses.afl_heads import simcc_expected_coordinates
+from mmpose_afl.evaluation.sample_oks import sample_diagnostics
+from mmpose_afl.models.losses.afl_adapters import expected_bins
+from tests.afl_helpers import critic_step, set_critic
+from tests.test_afl_loss import per_sample as per_sample_losses
 from tests.e2e import (REPO, assert_same_tensors, rank_states,
                        run_dist_train, run_train, short_schedule, with_probe)
 from tests.trained_runs import trained
@@ -105,7 +108,7 @@ def test_simcc_per_sample_loss_matches_numpy_and_sums_to_the_stock_loss(
         base_loss):
     pred, gt, weights = simcc_batch()
     loss = afl('AFLSimCCLoss', base_loss, k=4)
-    per_sample = loss.per_sample_base_loss(pred, gt, weights)
+    per_sample = per_sample_losses(loss, pred, gt, weights)
     expected = numpy_kld_per_sample(
         pred, gt, weights, base_loss.get('beta', 1.),
         base_loss.get('label_softmax', False), base_loss.get('label_beta',
@@ -115,12 +118,12 @@ def test_simcc_per_sample_loss_matches_numpy_and_sums_to_the_stock_loss(
     # KLDiscretLoss sums over the batch: so does AFL with equal weights
     stock = MODELS.build(base_loss)(pred, gt, weights)
     torch.testing.assert_close(per_sample.sum(), stock)
-    object.__setattr__(loss, 'critic', ConstantCritic(4))
+    set_critic(loss, ConstantCritic(4))
     torch.testing.assert_close(loss.eval()(pred, gt, weights), stock)
 
 
 def test_expected_simcc_coordinate_by_hand():
-    coords, present = simcc_expected_coordinates(
+    coords, present = expected_bins(
         torch.tensor([[[0., 1., 3., 0.], [0., 0., 0., 0.]]]))
     # (1 * 1 + 2 * 3) / 4 = 1.75; the empty distribution has no mass
     assert coords.tolist() == [[1.75, 0.]]
@@ -131,17 +134,18 @@ def test_expected_simcc_coordinate_by_hand():
     # 1.5 bins, 0.75 px
     loss = afl('AFLSimCCLoss', dict(type='KLDiscretLoss',
                                     use_target_weight=True), k=1)
-    loss.simcc_split_ratio = 2.
+    loss.adapter.simcc_split_ratio = 2.
     logits = torch.log(torch.tensor([1., 1., 2.])).view(1, 1, 3)
     labels = torch.tensor([0., 1., 1.]).view(1, 1, 3)
-    samples = loss.keypoint_samples((logits, logits), (labels, labels),
-                                    torch.ones(1, 1))
+    inputs = ((logits, logits), (labels, labels), torch.ones(1, 1))
+    samples = loss.adapter.keypoints(*inputs)
     torch.testing.assert_close(samples.pred, torch.tensor([[[.625, .625]]]))
     torch.testing.assert_close(samples.gt, torch.tensor([[[.75, .75]]]))
     assert samples.size == (1.5, 1.5)  # 3 bins / ratio 2
     # argmax bins 2 (pred) and 1 (the first maximum of the target): the
     # error is |(2, 2) - (1, 1)| / 2 = sqrt(2) / 2 input px
-    assert samples.error.item() == pytest.approx(math.sqrt(2) / 2)
+    error = sample_diagnostics(loss.adapter, inputs)['error']
+    assert error.item() == pytest.approx(math.sqrt(2) / 2)
 
 
 # ------------------------------------------------------------- regression
@@ -168,12 +172,12 @@ def test_rle_per_sample_loss_matches_a_per_sample_derivation():
         log_phi = flow.log_prob(error).unsqueeze(-1)
         terms = torch.log(s) - log_phi + torch.log(2 * s) + error.abs()
         expected.append((terms * weights[b]).sum())
-    per_sample = loss.per_sample_base_loss(pred, sigma, target, weights)
+    per_sample = per_sample_losses(loss, pred, sigma, target, weights)
     torch.testing.assert_close(per_sample, torch.stack(expected))
     # size_average: RLELoss is the batch mean of these, and so is AFL
     stock = loss.base_loss(pred, sigma, target, weights)
     torch.testing.assert_close(per_sample.mean(), stock)
-    object.__setattr__(loss, 'critic', ConstantCritic(4))
+    set_critic(loss, ConstantCritic(4))
     torch.testing.assert_close(loss.eval()(pred, sigma, target, weights),
                                stock)
     # without size_average RLELoss sums over the batch: AFL too
@@ -181,7 +185,7 @@ def test_rle_per_sample_loss_matches_a_per_sample_derivation():
                                          use_target_weight=True,
                                          size_average=False), k=4,
                input_size=(96, 128))
-    object.__setattr__(loss, 'critic', ConstantCritic(4))
+    set_critic(loss, ConstantCritic(4))
     torch.testing.assert_close(
         loss.eval()(pred, sigma, target, weights),
         loss.base_loss(pred, sigma, target, weights))
@@ -197,9 +201,9 @@ def test_smooth_l1_per_sample_loss_matches_numpy():
     d = np.abs((pred * weights - target * weights).numpy())
     terms = np.where(d < 1, 0.5 * d**2, d - 0.5)
     expected = 2. * terms.mean(axis=(1, 2))
-    per_sample = loss.per_sample_base_loss(pred, target, weights)
+    per_sample = per_sample_losses(loss, pred, target, weights)
     np.testing.assert_allclose(per_sample.numpy(), expected, rtol=1e-6)
-    object.__setattr__(loss, 'critic', ConstantCritic(4))
+    set_critic(loss, ConstantCritic(4))
     torch.testing.assert_close(loss.eval()(pred, target, weights),
                                loss.base_loss(pred, target, weights))
 
@@ -210,12 +214,14 @@ def test_regression_coordinates_and_error_are_input_pixels():
     weights = torch.tensor([[[1.], [0.]]])
     loss = afl('AFLRegressionLoss', dict(type='SmoothL1Loss'), k=2,
                input_size=(96, 128))
-    samples = loss.keypoint_samples(pred, target, weights)
+    samples = loss.adapter.keypoints(pred, target, weights)
+    diagnostics = sample_diagnostics(loss.adapter, (pred, target, weights))
     torch.testing.assert_close(samples.pred[0, 0], torch.tensor([48., 32.]))
     torch.testing.assert_close(samples.gt[0, 0], torch.tensor([48., 64.]))
     assert samples.size == (96, 128)
     # only the labelled keypoint counts: |(48, 32) - (48, 64)| = 32 px
-    assert samples.error.tolist() == [32.] and samples.labels.tolist() == [1]
+    assert diagnostics['error'].tolist() == [32.]
+    assert diagnostics['labels'].tolist() == [1]
     assert samples.gt_present.tolist() == [[True, False]]
 
 
@@ -243,7 +249,7 @@ def test_one_pose_has_one_topology_in_every_head_family():
     heatmaps = torch.tensor(encoded['heatmaps'])[None].float()
     weights = torch.tensor(encoded['keypoint_weights']).float()
     loss = afl('AFLHeatmapLoss', dict(type='KeypointMSELoss'), k=5)
-    samples = loss.keypoint_samples(heatmaps, heatmaps, weights)
+    samples = loss.adapter.keypoints(heatmaps, heatmaps, weights)
     topologies = {'heatmap': loss.topologies(samples)}
 
     encoded = SimCCLabel(input_size=(96, 128), sigma=(2.45, 2.83),
@@ -256,13 +262,13 @@ def test_one_pose_has_one_topology_in_every_head_family():
                                            use_target_weight=True)),
                             ('simcc, label softmax', RTMPOSE_KLD)):
         loss = afl('AFLSimCCLoss', base_loss, k=5)
-        loss.simcc_split_ratio = 2.0
+        loss.adapter.simcc_split_ratio = 2.0
         # a perfect prediction: logits whose softmax(beta * logits) is the
         # distribution the loss compares it with
-        target = loss._target_distribution
+        target = loss.adapter.target_distribution
         pred = tuple(torch.log(target(g) / target(g).sum(-1, keepdim=True))
                      / base_loss.get('beta', 1.) for g in gt)
-        samples = loss.keypoint_samples(pred, gt, weights)
+        samples = loss.adapter.keypoints(pred, gt, weights)
         assert samples.size == (96, 128)
         topologies[name] = loss.topologies(samples)
 
@@ -272,7 +278,7 @@ def test_one_pose_has_one_topology_in_every_head_family():
     loss = afl('AFLRegressionLoss', dict(type='RLELoss',
                                          use_target_weight=True), k=5,
                input_size=(96, 128))
-    samples = loss.keypoint_samples(labels, torch.zeros_like(labels),
+    samples = loss.adapter.keypoints(labels, torch.zeros_like(labels),
                                     labels, weights)
     topologies['regression'] = loss.topologies(samples)
 
@@ -351,7 +357,7 @@ SMOOTH_L1_AFL = dict(RLE_AFL, base_loss=dict(type='SmoothL1Loss'))
 def _hook_before_run(head):
     model = nn.ModuleDict(dict(head=MODELS.build(head)))
     hook = AFLCriticHook()
-    hook.before_run(SimpleNamespace(model=model))
+    hook.before_run(SimpleNamespace(model=model, cfg={}))
     return hook, model['head']
 
 
@@ -378,10 +384,10 @@ def test_a_wrong_head_fails_before_the_first_step_naming_both(head, loss,
 def test_the_hook_reads_what_each_adapter_needs_from_its_head():
     hook, head = _hook_before_run(dict(RTMCC_HEAD, simcc_split_ratio=3.0,
                                        loss=SIMCC_AFL))
-    assert hook.losses == [head.loss_module]
-    assert head.loss_module.simcc_split_ratio == 3.0
+    assert [t.loss for t in hook.trainers] == [head.loss_module]
+    assert head.loss_module.adapter.simcc_split_ratio == 3.0
     _, head = _hook_before_run(dict(RLE_HEAD, loss=RLE_AFL))
-    assert head.loss_module.input_size == (96, 128)
+    assert head.loss_module.adapter.input_size == (96, 128)
     with pytest.raises(ValueError, match=r'input_size.*\(64, 64\).*'
                        r'decoder.input_size \(96, 128\)'):
         _hook_before_run(dict(RLE_HEAD, loss=dict(RLE_AFL,
@@ -425,11 +431,11 @@ def test_rtmw_head_under_afl_computes_its_stock_loss_on_its_pose():
     loss_cfg = dict(SIMCC_AFL, critic=dict(type='AFLCritic', num_keypoints=5))
     hook, head = _hook_before_run(dict(RTMW_HEAD, loss=loss_cfg))
     loss = head.loss_module
-    assert hook.losses == [loss] and loss.simcc_split_ratio == 2.0
+    assert [t.loss for t in hook.trainers] == [loss]
+    assert loss.adapter.simcc_split_ratio == 2.0
     stock = MODELS.build(dict(RTMW_HEAD, loss=RTMPOSE_KLD))
     stock.load_state_dict(head.state_dict())  # the critic is not a key
-    object.__setattr__(loss, 'critic', ConstantCritic(5))
-    loss.attached = True  # as AFLCriticHook does before training
+    set_critic(loss, ConstantCritic(5))
 
     codec = SimCCLabel(**{k: v for k, v in RTMW_HEAD['decoder'].items()
                           if k != 'type'})
@@ -466,7 +472,7 @@ def test_rtmw_head_under_afl_computes_its_stock_loss_on_its_pose():
     weights = torch.cat([s.gt_instance_labels.keypoint_weights
                          for s in samples])
     with torch.no_grad():
-        keypoint_samples = loss.keypoint_samples(head.forward(feats), gt,
+        keypoint_samples = loss.adapter.keypoints(head.forward(feats), gt,
                                                  weights)
     real, _ = loss.topologies(keypoint_samples)
     for i, shift in enumerate((0., 4.)):
@@ -482,11 +488,10 @@ def test_a_nonfinite_simcc_logit_or_coordinate_never_reaches_the_critic():
     pred, gt, weights = simcc_batch(k=3)
     pred[0][0, 1, 3] = math.inf
     loss = afl('AFLSimCCLoss', RTMPOSE_KLD, k=3)
-    loss.attached = True
     loss.train()(pred, gt, weights)
     assert loss.last_samples['weight'].isfinite().all()
     with pytest.warns(UserWarning, match='non-finite SimCC logit'):
-        stats = loss.critic_step()
+        stats = critic_step(loss)
     assert stats['skipped_critic_steps'] == 1
     assert stats['nonfinite_samples'] == 1
 
@@ -495,13 +500,12 @@ def test_a_nonfinite_simcc_logit_or_coordinate_never_reaches_the_critic():
     loss = afl('AFLRegressionLoss', dict(type='RLELoss',
                                          use_target_weight=True), k=3,
                input_size=(96, 128))
-    loss.attached = True
     loss.train()(pred, sigma, target, weights)
     difficulty = loss.last_samples['difficulty']
     assert difficulty.isfinite().all()
     torch.testing.assert_close(difficulty[2], difficulty[:2].mean())
     with pytest.warns(UserWarning, match='non-finite coordinate'):
-        assert loss.critic_step()['skipped_critic_steps'] == 1
+        assert critic_step(loss)['skipped_critic_steps'] == 1
 
 
 def test_a_simcc_critic_learns_to_separate_real_from_fake():
@@ -512,10 +516,9 @@ def test_a_simcc_critic_learns_to_separate_real_from_fake():
                                     use_target_weight=True), k=3,
                critic_optimizer=dict(type='Adam', lr=1e-3, betas=(.5, .9)),
                n_critic=5)
-    loss.attached = True
     for _ in range(10):
         loss.train()(pred, gt, weights)
-        stats = loss.critic_step()
+        stats = critic_step(loss)
     assert stats['wasserstein'] > 0.1
     assert stats['difficulty_mean'] > 0.5  # fakes now look hard
 

@@ -14,13 +14,20 @@ from mmpose.testing import get_packed_inputs
 from torch import nn
 
 import mmpose_afl  # noqa: F401
+from mmpose_afl.engine.afl_critic_trainer import gradient_norms
+from mmpose_afl.evaluation.sample_oks import keypoint_peak_error
 from mmpose_afl.models.afl_critic import (AFLCritic, heatmap_topology,
-                                          keypoint_centroids,
-                                          keypoint_peak_error)
-from mmpose_afl.models.losses.afl_loss import (AFLHeatmapLoss,
-                                               effective_sample_size,
-                                               finite_difficulty,
-                                               gradient_norms)
+                                          keypoint_centroids)
+from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
+from mmpose_afl.models.losses.reweighted_loss import (effective_sample_size,
+                                                      finite_difficulty)
+from tests.afl_helpers import critic_step, set_critic, trainer_of
+
+
+def per_sample(loss, *head_inputs, **head_kwargs):
+    """The per-sample base losses of a batch, as the loss computes them."""
+    inputs, kwargs = loss.adapter.base_inputs(*head_inputs, **head_kwargs)
+    return loss.per_sample_losses(*inputs, **kwargs)
 
 
 def dots(points, height=6, width=8, k=None):
@@ -223,7 +230,7 @@ def afl(base_loss, critic=None, k=3, **kwargs):
         critic=dict(type='AFLCritic', num_keypoints=k),
         **kwargs)
     if critic is not None:
-        object.__setattr__(loss, 'critic', critic)
+        set_critic(loss, critic)
     return loss
 
 
@@ -273,7 +280,6 @@ def test_afl_equals_numpy_recomputation(mode, normalize, label_norm):
         difficulty=mode,
         normalize_weights=normalize,
         label_count_norm=label_norm)
-    loss.attached = True
     value = loss.train()(output, target, weights)
     difficulty, weight, per_sample = numpy_afl(output, target, weights, mode,
                                                normalize, label_norm,
@@ -296,14 +302,12 @@ def test_anchored_difficulty_by_hand():
     for mode, expected in (('anchored', -0.02), ('paper', -5.34)):
         loss = afl(dict(type='KeypointMSELoss'),
                    PlanarSumCritic(2, offset=5.), k=2, difficulty=mode)
-        loss.attached = True
         loss.train()(output, target)
         assert loss.last_samples['difficulty'].item() == pytest.approx(
             1 / (1 + math.exp(-expected)), rel=1e-5)
     # a perfect prediction is neither easy nor hard: 1/2 whatever the offset
     loss = afl(dict(type='KeypointMSELoss'), PlanarSumCritic(2, offset=5.),
                k=2)
-    loss.attached = True
     loss.train()(target, target)
     assert loss.last_samples['difficulty'].item() == 0.5
 
@@ -312,13 +316,12 @@ def test_label_count_norm_scales_both_topologies_by_k_over_labels():
     output, target, weights = batch()  # sample 1 has 2 of 3 labelled
     loss = afl(dict(type='KeypointMSELoss', use_target_weight=True),
                label_count_norm=True)
-    loss.attached = True
     loss.train()(output, target, weights)
     factor = torch.tensor([1., 1.5, 1., 1.]).view(-1, 1, 1, 1)
     torch.testing.assert_close(
-        loss._pending['real'], factor * heatmap_topology(target, 0.1, weights))
+        loss.critic_batch['real'], factor * heatmap_topology(target, 0.1, weights))
     torch.testing.assert_close(
-        loss._pending['fake'], factor * heatmap_topology(output, 0.1, weights))
+        loss.critic_batch['fake'], factor * heatmap_topology(output, 0.1, weights))
 
 
 def test_keypoint_peak_error_by_hand():
@@ -354,18 +357,16 @@ def test_zero_weights_and_an_empty_batch_give_no_nan():
     # Eq. 4 with d = +1e4: every difficulty underflows to exactly 0
     normalized = afl(base, PlanarSumCritic(3, scale=0, offset=1e4),
                      difficulty='paper')
-    normalized.attached = True
     value = normalized.train()(output, target, weights)
     assert normalized.last_samples['difficulty'].eq(0).all()
     # all weights 0 count as equal weights: the base loss
     torch.testing.assert_close(value, MODELS.build(base)(output, target,
                                                          weights))
-    assert normalized.critic_step()['ess'] == 1.0
+    assert critic_step(normalized)['ess'] == 1.0
     plain = afl(base, PlanarSumCritic(3, scale=0, offset=1e4),
                 difficulty='paper', normalize_weights=False)
-    plain.attached = True
     assert plain.train()(output, target, weights).item() == 0.0
-    assert plain.critic_step()['ess'] == 0.0
+    assert critic_step(plain)['ess'] == 0.0
     # an empty batch: a zero loss that still back-propagates, no critic step
     empty = output[:0].clone().requires_grad_(True)
     value = normalized.train()(empty, target[:0], weights[:0])
@@ -431,7 +432,7 @@ def test_wrong_shapes_are_a_clear_error_not_a_vmap_one(
         base_loss, target_shape, weights_shape, expected):
     output, _, _ = batch()
     loss = afl(base_loss, PlanarSumCritic(3))
-    for call in (loss.eval(), loss.per_sample_base_loss):
+    for call in (loss.eval(), lambda *a: per_sample(loss, *a)):
         with pytest.raises(ValueError) as error:
             call(output, torch.zeros(target_shape), torch.ones(weights_shape))
         message = str(error.value)
@@ -462,7 +463,7 @@ def test_errors_of_the_loss_itself_are_raised_without_a_loop(error):
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # no fallback warning either
         with pytest.raises(error, match='FailingTestLoss: broken'):
-            loss.per_sample_base_loss(output, target, weights)
+            per_sample(loss, output, target, weights)
     assert not loss._use_loop
 
 
@@ -470,7 +471,6 @@ def test_difficulty_is_detached_and_critic_is_not_a_submodule():
     output, target, weights = batch()
     output.requires_grad_(True)
     loss = afl(dict(type='KeypointMSELoss', use_target_weight=True))
-    loss.attached = True
     value = loss.train()(output, target, weights)
     value.backward()
     assert output.grad is not None and output.grad.abs().sum() > 0
@@ -490,11 +490,10 @@ def test_critic_step_trains_only_the_critic():
     output, target, weights = batch()
     output.requires_grad_(True)
     loss = afl(dict(type='KeypointMSELoss', use_target_weight=True))
-    loss.attached = True
     loss.train()(output, target, weights).backward()
     pose_grad = output.grad.clone()
     before = [p.detach().clone() for p in loss.critic.parameters()]
-    stats = loss.critic_step()
+    stats = critic_step(loss)
     assert set(stats) == {
         'critic_loss', 'wasserstein', 'gradient_penalty', 'gp_grad_norm',
         'drift', 'score_real_mean', 'score_real_min', 'score_real_max',
@@ -512,9 +511,8 @@ def test_critic_step_trains_only_the_critic():
         before, loss.critic.parameters())]
     assert all(changed)
     torch.testing.assert_close(output.grad, pose_grad)  # untouched
-    assert loss.last_samples is None
-    with pytest.raises(RuntimeError, match='no training forward'):
-        loss.critic_step()
+    assert loss.critic_batch is None
+    assert critic_step(loss) is None  # nothing left to train on
 
 
 @pytest.mark.parametrize('drift_weight', [0., 1., 2.5])
@@ -524,9 +522,8 @@ def test_critic_loss_and_logged_scores_match_numpy(drift_weight):
     output, target, weights = batch()
     loss = afl(dict(type='KeypointMSELoss', use_target_weight=True),
                PlanarSumCritic(3, offset=0.7), drift_weight=drift_weight)
-    loss.attached = True
     loss.train()(output, target, weights)
-    stats = loss.critic_step()
+    stats = critic_step(loss)
     wgt = weights.numpy()
     d_real = 0.1 * numpy_topology(target.numpy(), 0.1, wgt)[:, 0].sum(
         axis=(1, 2)) + 0.7
@@ -581,15 +578,13 @@ def test_drift_penalty_pulls_the_score_offset_to_zero(drift_weight):
         critic.linear.bias.fill_(2.)
     loss = afl(dict(type='KeypointMSELoss', use_target_weight=True),
                critic, drift_weight=drift_weight)
-    object.__setattr__(loss, 'critic_optimizer',
-                       torch.optim.SGD(critic.parameters(), lr=0.1))
-    loss.attached = True
+    trainer_of(loss, optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)))
     loss.train()(output, target, weights)
     w = critic.linear.weight.detach().numpy()[0]
     wgt = weights.numpy()
     d_real = numpy_topology(target.numpy(), 0.1, wgt).reshape(4, -1) @ w + 2
     d_fake = numpy_topology(output.numpy(), 0.1, wgt).reshape(4, -1) @ w + 2
-    loss.critic_step()
+    critic_step(loss)
     assert critic.linear.bias.item() == pytest.approx(
         2 - 0.1 * drift_weight * (d_real.mean() + d_fake.mean()), rel=1e-5)
 
@@ -599,12 +594,11 @@ def test_a_nonfinite_critic_step_is_skipped_and_counted():
     step is skipped and counted."""
     output, target, weights = batch()
     loss = afl(dict(type='KeypointMSELoss', use_target_weight=True))
-    loss.attached = True
     loss.train()(output, target, weights)
     first = next(loss.critic.parameters())
     first.register_hook(lambda grad: grad * float('inf'))
     before = [p.detach().clone() for p in loss.critic.parameters()]
-    stats = loss.critic_step()
+    stats = critic_step(loss)
     assert stats['nonfinite_steps'] == stats['skipped_critic_steps'] == 1
     assert stats['nonfinite_samples'] == 0
     assert all(torch.equal(a, p) for a, p in zip(
@@ -641,7 +635,6 @@ def test_a_nonfinite_pixel_never_reaches_the_critic(where, pixel):
     torch.manual_seed(0)
     twin = afl(dict(type='KeypointMSELoss', use_target_weight=True))
     for module in (loss, twin):
-        module.attached = True
         module.train()
     loss(output, target, weights)
     difficulty = loss.last_samples['difficulty']
@@ -650,7 +643,7 @@ def test_a_nonfinite_pixel_never_reaches_the_critic(where, pixel):
         torch.testing.assert_close(difficulty[0], difficulty[1:].mean())
     assert loss.last_samples['weight'].isfinite().all()
     with pytest.warns(UserWarning, match='non-finite heatmap pixel'):
-        stats = loss.critic_step()
+        stats = critic_step(loss)
     assert stats['skipped_critic_steps'] == 1
     assert stats['nonfinite_samples'] == 1 and stats['nonfinite_steps'] == 0
     assert 'critic_loss' not in stats  # no step, nothing to report
@@ -658,13 +651,13 @@ def test_a_nonfinite_pixel_never_reaches_the_critic(where, pixel):
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # warned once only
         loss(output, target, weights)
-        loss.critic_step()
+        critic_step(loss)
 
     results = []
     for module in (loss, twin):
         torch.manual_seed(1)  # the gradient penalty's random mix
         value = module(*clean)
-        results.append((value, module.critic_step()))
+        results.append((value, critic_step(module)))
     assert torch.equal(results[0][0], results[1][0])
     assert results[0][1] == results[1][1]
     assert results[0][1]['skipped_critic_steps'] == 0
@@ -680,19 +673,23 @@ def test_critic_learns_to_separate_real_from_fake():
     loss = afl(dict(type='KeypointMSELoss'),
                critic_optimizer=dict(type='Adam', lr=1e-3, betas=(.5, .9)),
                n_critic=5)
-    loss.attached = True
     for _ in range(10):
         loss.train()(output, target, weights)
-        stats = loss.critic_step()
+        stats = critic_step(loss)
     assert stats['wasserstein'] > 0.5
     assert stats['difficulty_mean'] > 0.5  # fakes now look hard
 
 
 def test_training_without_the_hook_is_refused():
+    """A second training batch while the first never reached the critic
+    (no AFLCriticHook) is an error, not a silently frozen critic."""
     output, target, weights = batch()
     loss = afl(dict(type='KeypointMSELoss'))
+    loss.train()(output, target, weights)
     with pytest.raises(RuntimeError, match='AFLCriticHook'):
-        loss.train()(output, target, weights)
+        loss(output, target, weights)
+    critic_step(loss)
+    loss(output, target, weights)  # after a critic step: fine
 
 
 @pytest.mark.parametrize('kwargs,field', [
@@ -751,14 +748,14 @@ def sahr_batch(seed=0, shape=(2, 3, 16, 12)):
 
 
 def record_base_losses(loss):
-    """Record what ``loss.per_sample_base_loss`` returns."""
-    calls, original = [], loss.per_sample_base_loss
+    """Record what ``loss.per_sample_losses`` returns."""
+    calls, original = [], loss.per_sample_losses
 
     def recording(*args, **kwargs):
         calls.append(original(*args, **kwargs).detach())
         return calls[-1]
 
-    loss.per_sample_base_loss = recording
+    loss.per_sample_losses = recording
     return calls
 
 
@@ -774,8 +771,7 @@ def test_afl_wahr_under_sahr_takes_the_wahr_weight_from_the_original_gt():
         type='AFLHeatmapLoss', base_loss=dict(type='WAHRLoss', gamma=0.5),
         critic=dict(type='AFLCritic', num_keypoints=3))))
     loss = head.loss_module
-    loss.attached = True
-    object.__setattr__(loss, 'critic', PlanarSumCritic(3))
+    set_critic(loss, PlanarSumCritic(3))
     calls = record_base_losses(loss)
     scales = np.array([0.5, -0.3, 0.8])
     with torch.no_grad():  # s = the bias of the zero-weight last conv
@@ -821,12 +817,12 @@ def test_weight_target_reaches_a_base_loss_under_vmap_and_the_loop():
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # vectorised, no fallback
         torch.testing.assert_close(
-            loss.per_sample_base_loss(output, target, weights,
-                                      weight_target=weight_target), expected)
+            per_sample(loss, output, target, weights,
+                       weight_target=weight_target), expected)
     loss._use_loop = True
     torch.testing.assert_close(
-        loss.per_sample_base_loss(output, target, weights,
-                                  weight_target=weight_target), expected)
+        per_sample(loss, output, target, weights,
+                   weight_target=weight_target), expected)
     # equal weights: AFL is the base loss with the weight target
     torch.testing.assert_close(
         loss.eval()(output, target, weights, weight_target=weight_target),
@@ -861,8 +857,7 @@ def test_a_base_loss_without_weight_target_is_called_without_it(base_loss):
     head = MODELS.build(dict(SAHR_HEAD, loss=dict(
         type='AFLHeatmapLoss', base_loss=base_loss,
         critic=dict(type='AFLCritic', num_keypoints=3))))
-    head.loss_module.attached = True
-    object.__setattr__(head.loss_module, 'critic',
+    set_critic(head.loss_module, 
                        PlanarSumCritic(3, scale=0))  # equal weights
     stock = MODELS.build(dict(SAHR_HEAD, loss=base_loss))
     stock.load_state_dict(head.state_dict())

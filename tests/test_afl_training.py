@@ -12,6 +12,7 @@ from mmengine.config import Config
 from tests.e2e import (REPO, assert_same_tensors, last_checkpoint,
                        rank_states, run_dist_train, run_train,
                        short_schedule, with_probe)
+from tests.afl_helpers import critic_step
 from tests.trained_runs import trained
 
 AFL_DEMO = 'configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py'
@@ -62,9 +63,25 @@ def test_configs_build_with_afl(config):
     assert not any('critic' in k for k in model.state_dict())
 
 
+def tracked(tmp_path_factory, data_root: Path) -> Path:
+    """Work dir of a 1-epoch AFL demo run that records 16 tracked samples
+    (``AFLCriticHook(num_tracked=16)``), run once per session."""
+    work_dir = tmp_path_factory.getbasetemp() / 'afl_tracked'
+    if not (work_dir / 'last_checkpoint').is_file():
+        run_train(AFL_DEMO, work_dir, data_root,
+                  cfg_options=short_schedule() +
+                  ['custom_hooks.1.num_tracked=16'])
+    return work_dir
+
+
 def test_demo_trains_logs_critic_and_checkpoints_it(synthetic_coco,
                                                     tmp_path_factory):
-    work_dir = trained(AFL_DEMO, tmp_path_factory, synthetic_coco)
+    # a plain run records no per-sample diagnostics
+    plain = trained(AFL_DEMO, tmp_path_factory, synthetic_coco)
+    assert not list(plain.glob('afl_difficulty_rank*.jsonl'))
+    assert 'afl_critic_lr: 1.0000e-04' in (
+        plain / 'console_train.log').read_text()
+    work_dir = tracked(tmp_path_factory, synthetic_coco)
     log = (work_dir / 'console_train.log').read_text()
     for name in ('afl_critic_loss', 'afl_wasserstein',
                  'afl_gradient_penalty', 'afl_gp_grad_norm', 'afl_drift',
@@ -93,7 +110,7 @@ def test_difficulty_figure_is_drawn_from_the_work_dir(synthetic_coco,
                                                      tmp_path):
     import subprocess
     import sys
-    work_dir = trained(AFL_DEMO, tmp_path_factory, synthetic_coco)
+    work_dir = tracked(tmp_path_factory, synthetic_coco)
     out = tmp_path / 'fig3.png'
     proc = subprocess.run(
         [sys.executable, 'tools/draw_afl_difficulty.py', str(work_dir),
@@ -109,7 +126,7 @@ def test_difficulty_report_runs_on_the_work_dir(synthetic_coco,
                                                 tmp_path_factory, tmp_path):
     import subprocess
     import sys
-    work_dir = trained(AFL_DEMO, tmp_path_factory, synthetic_coco)
+    work_dir = tracked(tmp_path_factory, synthetic_coco)
     out = tmp_path / 'report.json'
     proc = subprocess.run(
         [sys.executable, 'tools/afl_difficulty_report.py', str(work_dir),
@@ -131,8 +148,9 @@ def test_resume_without_critic_state_warns():
 
     from mmpose_afl.engine.hooks.afl_critic_hook import AFLCriticHook
     from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
+    from mmpose_afl.engine.afl_critic_trainer import AFLCriticTrainer
     hook = AFLCriticHook()
-    hook.losses = [AFLHeatmapLoss()]
+    hook.trainers = [AFLCriticTrainer(AFLHeatmapLoss())]
     runner = Mock()
     hook.after_load_checkpoint(runner, dict(state_dict={}))
     runner.logger.warning.assert_called_once()
@@ -199,7 +217,6 @@ def test_mixed_precision_forward_and_critic_step():
     model = MODELS.build(cfg.model)
     model.train()
     loss_module = model.head.loss_module
-    loss_module.attached = True
     batch = get_packed_inputs(
         2, num_keypoints=17, img_shape=(128, 96), input_size=(96, 128),
         heatmap_size=(24, 32), with_heatmap=True)
@@ -209,7 +226,7 @@ def test_mixed_precision_forward_and_critic_step():
     assert torch.isfinite(losses['loss_kpt'])
     assert loss_module.last_samples['difficulty'].dtype == torch.float32
     losses['loss_kpt'].backward()
-    stats = loss_module.critic_step()
+    stats = critic_step(loss_module)
     assert all(map(lambda v: v == v, stats.values()))  # no NaN
     assert all(p.dtype == torch.float32 for p in loss_module.critic.parameters())
 
@@ -230,7 +247,6 @@ def test_pose_optimizer_never_touches_the_critic():
     from mmengine.optim import build_optim_wrapper
     cfg, model, batch = _demo_model_and_batch()
     loss_module = model.head.loss_module
-    loss_module.attached = True
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     pose_params = {
         id(p)
@@ -245,13 +261,13 @@ def test_pose_optimizer_never_touches_the_critic():
     model.train_step(batch, optim_wrapper)  # the pose step MMEngine runs
     assert assert_same_tensors(critic_before,
                                loss_module.critic.state_dict()) == 9
-    loss_module.critic_step()
+    critic_step(loss_module)
 
     data = model.data_preprocessor(batch, training=True)
     model(**data, mode='loss')['loss_kpt'].backward()
     pose_grads = [p.grad.clone() for p in model.parameters()
                   if p.grad is not None]
-    loss_module.critic_step()  # the critic step: pose grads untouched
+    critic_step(loss_module)  # the critic step: pose grads untouched
     after = [p.grad for p in model.parameters() if p.grad is not None]
     assert assert_same_tensors(pose_grads, after) == len(pose_grads) > 50
     assert not torch.equal(critic_before['score.weight'],

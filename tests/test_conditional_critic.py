@@ -17,6 +17,7 @@ from mmengine.config import Config
 
 from tests.e2e import (REPO, assert_same_tensors, rank_states,
                        run_dist_train, short_schedule, with_probe)
+from tests.afl_helpers import critic_step, trainer_of
 from tests.test_afl_loss import batch, numpy_topology
 
 CONFIGS = ('configs/afl_cond/'
@@ -66,7 +67,6 @@ def conditional_afl(k=3, **kwargs):
                     channels=(1, )), **kwargs)
     critic = fixed_critic(k)
     loss.critic.load_state_dict(critic.state_dict())
-    loss.attached = True
     return loss.train()
 
 
@@ -143,7 +143,7 @@ def test_critic_loss_and_the_penalty_on_the_candidate_only():
     wasserstein = d_real.mean() - d_fake.mean()
     drift = 0.5 * (d_real.pow(2).mean() + d_fake.pow(2).mean())
     torch.manual_seed(3)
-    stats = loss.critic_step()
+    stats = critic_step(loss)
     assert stats['gradient_penalty'] == pytest.approx(penalty.item(),
                                                       rel=1e-5)
     assert stats['wasserstein'] == pytest.approx(wasserstein.item(),
@@ -163,7 +163,7 @@ def test_a_critic_blind_to_the_candidate_has_penalty_one():
     with torch.no_grad():
         loss.critic.features[0].weight[:, :2] = 0
     loss(output, target, weights)
-    stats = loss.critic_step()
+    stats = critic_step(loss)
     assert stats['gradient_penalty'] == pytest.approx(1.)
     assert stats['gp_grad_norm'] == 0.
 
@@ -177,7 +177,7 @@ def test_a_nonfinite_batch_gives_finite_weights_and_no_critic_step(pixel):
     loss(output, target, weights)
     assert loss.last_samples['weight'].isfinite().all()
     with pytest.warns(UserWarning, match='non-finite'):
-        stats = loss.critic_step()
+        stats = critic_step(loss)
     assert stats['skipped_critic_steps'] == 1
     assert stats['nonfinite_samples'] == 1
     assert all(torch.equal(a, p)
@@ -194,10 +194,10 @@ def test_state_goes_through_the_hooks_checkpoint():
     trained = conditional_afl()
     for _ in range(2):
         trained(output, target, weights)
-        trained.critic_step()
+        critic_step(trained)
     checkpoint = {}
     saver = AFLCriticHook()
-    saver.losses = [trained]
+    saver.trainers = [trainer_of(trained)]
     saver.before_save_checkpoint(Mock(), checkpoint)
     buffer = io.BytesIO()  # through a file, as a checkpoint goes
     torch.save(checkpoint, buffer)
@@ -207,16 +207,17 @@ def test_state_goes_through_the_hooks_checkpoint():
     assert not torch.equal(fresh.critic.score.weight,
                            trained.critic.score.weight)
     loader = AFLCriticHook()
-    loader.losses = [fresh]
+    loader.trainers = [trainer_of(fresh)]
     loader.after_load_checkpoint(Mock(), checkpoint)
     assert assert_same_tensors(fresh.critic.state_dict(),
                                trained.critic.state_dict()) == 3
-    assert fresh.critic_optimizer.state_dict()['state'][0]['step'] == 2
+    optimizer = trainer_of(fresh).optim_wrapper.state_dict()
+    assert optimizer['state'][0]['step'] == 2
     steps = []
     for loss in (trained, fresh):
         loss(output, target, weights)
         torch.manual_seed(5)
-        steps.append(loss.critic_step())
+        steps.append(critic_step(loss))
     assert steps[0] == steps[1]
     assert torch.equal(fresh.critic.score.weight, trained.critic.score.weight)
 

@@ -117,36 +117,41 @@ def test_sample_oracle_reads_scale_and_area_from_the_meta():
     assert sample_oracle(0.5, offsets, meta, [.1])['oks_error'] is None
 
 
-def test_afl_keeps_base_loss_and_offsets_for_the_hook():
+def test_diagnostics_of_the_last_batch_by_hand():
     """By hand on 8x6 heatmaps with one-pixel keypoints (their centroids):
     sample 0 predicts (1, 0), (4, 3) for (0, 0), (4, 0); sample 1 has its
-    keypoint 1 unlabelled and predicts nothing for keypoint 0. Offsets of
-    the argmax peaks."""
+    keypoint 1 unlabelled and predicts nothing for keypoint 0. The loss
+    keeps the per-sample base loss; the recorder's diagnostics give the
+    offsets of the argmax peaks and their mean error."""
+    from mmpose_afl.evaluation.sample_oks import sample_diagnostics
     from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
     from tests.test_afl_loss import dots
     target = torch.cat([dots([(0, 0), (4, 0)]), dots([(2, 2), (5, 5)])])
     output = torch.cat([dots([(1, 0), (4, 3)]), dots([None, (0, 0)], k=2)])
     weights = torch.tensor([[1., 1.], [1., 0.]])
     loss = AFLHeatmapLoss(critic=dict(type='AFLCritic', num_keypoints=2))
-    loss.attached = True
     loss.train()(output, target, weights)
     samples = loss.last_samples
     # MSE: 4 pixels off by 1 of 2 * 48 -> 1/24; sample 1: keypoint 0's
     # target pixel only (keypoint 1 is masked) -> 1/96
-    torch.testing.assert_close(samples['base_loss'],
+    torch.testing.assert_close(samples['losses'],
                                torch.tensor([1 / 24, 1 / 96]))
-    offsets = samples['offsets']
+    diagnostics = sample_diagnostics(loss.adapter, samples['context'])
+    offsets = diagnostics['offsets']
     torch.testing.assert_close(offsets[0],
                                torch.tensor([[1 / 8, 0.], [0., 3 / 6]]))
     # an all-zero prediction peaks at pixel (0, 0): (-2 / 8, -2 / 6)
     torch.testing.assert_close(offsets[1, 0], torch.tensor([-.25, -1 / 3]))
     assert torch.isnan(offsets[1, 1]).all()  # unlabelled
+    # peak errors: (1 + 3) / 2 and |(0, 0) - (2, 2)|
+    torch.testing.assert_close(diagnostics['error'],
+                               torch.tensor([2., 8**.5]))
+    assert diagnostics['labels'].tolist() == [2, 1]
 
 
 def test_peak_offsets_by_hand_and_other_families_by_coordinates():
     from mmpose_afl.evaluation.sample_oks import (heatmap_peak_offsets,
-                                                  sample_offsets)
-    from mmpose_afl.models.losses.afl_loss import KeypointSamples
+                                                  keypoint_offsets)
     output = torch.zeros(1, 3, 4, 5)  # H 4, W 5
     target = torch.zeros(1, 3, 4, 5)
     target[0, 0, 1, 1] = target[0, 1, 2, 4] = target[0, 2, 0, 0] = 1
@@ -160,14 +165,8 @@ def test_peak_offsets_by_hand_and_other_families_by_coordinates():
     assert torch.isnan(offsets[0, 2]).all()
     pred = torch.tensor([[[2., 3.], [4., 2.], [0., 0.]]])
     gt = torch.tensor([[[1., 1.], [4., 2.], [0., 0.]]])
-    samples = KeypointSamples(
-        losses=torch.zeros(1), pred=pred,
-        pred_present=torch.tensor([[True, False, True]]), gt=gt,
-        gt_present=labelled, size=(5, 4), error=torch.zeros(1),
-        labels=torch.tensor([2]), raw=(output, target))
-    torch.testing.assert_close(sample_offsets(samples, 'heatmap'), offsets,
-                               equal_nan=True)
-    coords = sample_offsets(samples, 'simcc')  # the coordinates
+    coords = keypoint_offsets(pred, gt, (5, 4), labelled,
+                              torch.tensor([[True, False, True]]))
     assert coords[0, 0].tolist() == pytest.approx([0.2, 0.5])
     assert torch.isinf(coords[0, 1]).all()  # labelled, not predicted
     assert torch.isnan(coords[0, 2]).all()

@@ -126,22 +126,33 @@ def test_bad_gamma_names_the_field(gamma):
 
 
 def test_shares_afl_weighting_and_needs_no_critic():
-    from mmpose_afl.models.losses.afl_loss import (AFLHeatmapLoss,
-                                                   HeatmapAdapter,
-                                                   ReweightedLoss)
+    from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
     from mmpose_afl.models.losses.loss_weighted_loss import \
         LossWeightedHeatmapLoss as Loss
-    assert issubclass(Loss, ReweightedLoss) and issubclass(
-        Loss, HeatmapAdapter)
+    from mmpose_afl.models.losses.reweighted_loss import ReweightedLoss
+    assert issubclass(Loss, ReweightedLoss)
     # one implementation of the per-sample loss, weighting and reduction
-    for name in ('_reweight', 'per_sample_base_loss', 'forward',
-                 'keypoint_samples'):
+    for name in ('reweighted', 'per_sample_losses'):
         assert getattr(Loss, name) is getattr(AFLHeatmapLoss, name), name
     loss = build()
     assert not hasattr(loss, 'critic') and not list(loss.parameters())
     # a base loss AFL refuses is refused the same way
     with pytest.raises(ValueError, match='base_loss'):
         build(base_loss=dict(type='NoSuchLoss'))
+
+
+def test_no_centroids_peaks_or_topology_are_computed(monkeypatch):
+    """The loss needs its per-sample losses only."""
+    from mmpose_afl.models.losses.afl_adapters import heatmap
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError('computed keypoints')
+
+    monkeypatch.setattr(heatmap, 'keypoint_centroids', forbidden)
+    gen = torch.Generator().manual_seed(0)
+    output, target = torch.rand(2, 3, 4, 5, generator=gen), torch.rand(
+        2, 3, 4, 5, generator=gen)
+    build().train()(output, target, torch.ones(2, 3))
 
 
 @pytest.mark.parametrize('config', CONFIGS)

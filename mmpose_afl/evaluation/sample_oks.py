@@ -34,7 +34,7 @@ threshold, common early in training) still gets its OKS instead of counting
 as missing; the resolution is one heatmap pixel (4 input pixels at the
 usual stride).
 """
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -91,34 +91,92 @@ def heatmap_peak_offsets(output: Tensor,
         Tensor: [B, K, 2] float32 ``(dx / W, dy / H)``, detached.
     """
     height, width = output.shape[2:]
-
-    def peaks(heatmaps: Tensor) -> Tensor:
-        index = heatmaps.detach().flatten(2).argmax(dim=2)
-        return torch.stack([index % width, index // width], dim=-1).float()
-
-    return keypoint_offsets(peaks(output), peaks(target), (width, height),
-                            labelled)
+    return keypoint_offsets(heatmap_peaks(output), heatmap_peaks(target),
+                            (width, height), labelled)
 
 
-def sample_offsets(samples, family: str) -> Tensor:
-    """The offsets [B, K, 2] the OKS error of a batch is computed from
-    (module docstring): heatmap peaks for the heatmap family (``raw`` of
-    the adapter's ``KeypointSamples`` is ``(output, target)``), the
-    adapter's coordinates for the others; labelled: the ground truth's
-    keypoints that exist.
+def mean_keypoint_distance(
+        pred: Tensor,
+        gt: Tensor,
+        labelled: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """The mean distance ``||pred_k - gt_k||`` over each sample's labelled
+    keypoints, in the coordinates' units.
 
     Args:
-        samples (KeypointSamples): What an AFL adapter made of a batch.
-        family (str): The adapter's head family.
+        pred (Tensor): Predicted coordinates [B, K, 2].
+        gt (Tensor): Ground-truth coordinates [B, K, 2].
+        labelled (Tensor, optional): [B, K] (weights or bool); keypoints
+            with 0 / False do not count. Defaults to ``None`` (all)
 
     Returns:
-        Tensor: [B, K, 2] float32, detached.
+        tuple:
+        - error (Tensor): [B]; 0 for a sample without labelled keypoints.
+        - labels (Tensor): [B] number of labelled keypoints (int64).
     """
-    if family == 'heatmap':
-        output, target = samples.raw[:2]
-        return heatmap_peak_offsets(output, target, samples.gt_present)
-    return keypoint_offsets(samples.pred, samples.gt, samples.size,
-                            samples.gt_present, samples.pred_present)
+    batch, num = pred.shape[:2]
+    labelled = torch.ones(batch, num, dtype=torch.bool,
+                          device=pred.device) if labelled is None \
+        else labelled.reshape(batch, num) > 0
+    distance = (pred.detach().float() - gt.detach().float()).norm(dim=-1)
+    distance = torch.where(labelled, distance, distance.new_zeros(()))
+    labels = labelled.sum(dim=1)
+    error = distance.sum(dim=1) / labels.clamp_min(1)
+    return error, labels
+
+
+def heatmap_peaks(heatmaps: Tensor) -> Tensor:
+    """The argmax pixel (x, y) of each heatmap [B, K, H, W]: [B, K, 2]."""
+    width = heatmaps.shape[-1]
+    index = heatmaps.detach().flatten(2).argmax(dim=2)
+    return torch.stack([index % width, index // width], dim=-1).float()
+
+
+def keypoint_peak_error(
+        output: Tensor,
+        target: Tensor,
+        keypoint_weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """How wrong each sample's prediction is, independently of the critic:
+    the mean distance (heatmap pixels) between the predicted and the
+    ground-truth heatmap peaks over the labelled keypoints (weight > 0);
+    see :func:`mean_keypoint_distance` for what it returns."""
+    return mean_keypoint_distance(
+        heatmap_peaks(output), heatmap_peaks(target), keypoint_weights)
+
+
+def sample_diagnostics(adapter, context: Sequence) -> dict:
+    """What the difficulty recorder keeps of each sample of a batch besides
+    its weight: ``error`` (the prediction's mean keypoint distance over the
+    labelled keypoints: heatmap pixels for heatmaps, input pixels
+    otherwise), ``labels`` and the ``offsets`` [B, K, 2] the OKS error is
+    computed from (module docstring). Computed on demand, never in a
+    plain training step.
+
+    Args:
+        adapter: The AFL loss's adapter (``afl_adapters.py``).
+        context (Sequence): The head's loss arguments of the batch.
+
+    Returns:
+        dict: ``error`` [B], ``labels`` [B], ``offsets`` [B, K, 2].
+    """
+    keypoints = adapter.keypoints(*context)
+    labelled = keypoints.labelled
+    if adapter.family == 'heatmap':
+        output, target = keypoints.raw[:2]
+        error, labels = keypoint_peak_error(output, target, labelled)
+        offsets = heatmap_peak_offsets(output, target, keypoints.gt_present)
+    else:
+        if adapter.family == 'simcc':
+            ratio = adapter.simcc_split_ratio
+            raw = keypoints.raw
+            pred, gt = (torch.stack([t.detach().argmax(-1) for t in pair],
+                                    -1) / ratio for pair in (raw[:2], raw[2:]))
+        else:
+            pred, gt = keypoints.pred, keypoints.gt
+        error, labels = mean_keypoint_distance(pred, gt, labelled)
+        offsets = keypoint_offsets(keypoints.pred, keypoints.gt,
+                                   keypoints.size, keypoints.gt_present,
+                                   keypoints.pred_present)
+    return dict(error=error, labels=labels, offsets=offsets)
 
 
 def oks_error(offsets: Sequence[Sequence[float]], input_scale: Sequence[float],
@@ -156,7 +214,8 @@ def oks_error(offsets: Sequence[Sequence[float]], input_scale: Sequence[float],
 
 def sample_oracle(base_loss: Optional[float], offsets: Optional[Sequence],
                   metainfo: dict, sigmas: Optional[Sequence[float]]) -> dict:
-    """The oracle fields AFLCriticHook writes for one tracked sample:
+    """The oracle fields the difficulty recorder writes for one tracked
+    sample:
     ``base_loss`` as given and ``oks_error`` (:func:`oks_error` from the
     sample's ``input_scale`` and its annotation's ``area`` in
     ``raw_ann_info``, MMPose's default meta keys). ``oks_error`` is

@@ -3,9 +3,8 @@ with the topology of the sample's own ground truth (docs/hard_examples.md,
 "Conditional critic")."""
 from typing import Sequence
 
-import torch
 from mmpose.registry import MODELS
-from torch import Tensor, nn
+from torch import Tensor
 
 from .afl_critic import AFLCritic
 
@@ -15,7 +14,7 @@ class AFLConditionalCritic(AFLCritic):
     """:class:`AFLCritic` that also sees the condition: ``d(x | c)`` scores
     the candidate topology ``x`` (``[B, 2, K, K]``) given the topology ``c``
     of the same sample's ground truth, stacked as 4 input channels; the rest
-    of the network is :class:`AFLCritic`'s.
+    of the network is :class:`AFLCritic`'s (``in_channels=4``).
 
     Used by :class:`AFLHeatmapLoss` when its ``critic`` is this type (an
     option; the paper's unconditional critic stays the default): real pairs
@@ -40,7 +39,7 @@ class AFLConditionalCritic(AFLCritic):
     may score a deviation by the pose it occurs in; it costs two input
     channels of the first convolution.
 
-    **Gradient penalty** (applied by :class:`AFLHeatmapLoss`): at
+    **Gradient penalty** (applied by ``AFLCriticHook``): at
     ``alpha t(y) + (1 - alpha) t(y')`` with the condition ``t(y)`` held
     fixed, and on the gradient with respect to the candidate only. The
     Lipschitz constraint of the Wasserstein dual is one per condition, in
@@ -58,33 +57,19 @@ class AFLConditionalCritic(AFLCritic):
         negative_slope (float): Slope of the LeakyReLUs. Defaults to 0.2
     """
 
-    conditional = True  # AFLHeatmapLoss passes the ground truth's topology
-
     def __init__(self,
                  num_keypoints: int,
                  channels: Sequence[int] = (16, 32, 64, 128),
-                 negative_slope: float = 0.2) -> None:
-        super().__init__(num_keypoints, channels, negative_slope)
-        first = self.features[0]
-        self.features[0] = nn.Conv2d(4, first.out_channels, 3, stride=2,
-                                     padding=1)
+                 negative_slope: float = 0.2,
+                 in_channels: int = 4) -> None:
+        if in_channels != 4:
+            raise ValueError('AFLConditionalCritic: `in_channels` is 4 '
+                             '(topology and condition), got '
+                             f'{in_channels!r}')
+        super().__init__(num_keypoints, channels, negative_slope,
+                         in_channels)
 
     def forward(self, topology: Tensor, condition: Tensor) -> Tensor:
         """Score candidate topologies [B, 2, K, K] given the ground truth's
         [B, 2, K, K]; returns [B] (higher = more like the condition)."""
-        expected = (2, self.num_keypoints, self.num_keypoints)
-        for name, value in (('topology', topology),
-                            ('condition', condition)):
-            if value.dim() != 4 or value.shape[1:] != expected:
-                raise ValueError(
-                    f'AFLConditionalCritic: expected {name} maps [B, 2, '
-                    f'{self.num_keypoints}, {self.num_keypoints}] '
-                    f'(critic.num_keypoints={self.num_keypoints}), got '
-                    f'{list(value.shape)}: set `critic.num_keypoints` to '
-                    "the heatmaps' K")
-        if condition.shape[0] != topology.shape[0]:
-            raise ValueError(
-                'AFLConditionalCritic: one condition per candidate, got '
-                f'{condition.shape[0]} for {topology.shape[0]}')
-        pairs = torch.cat([topology, condition], dim=1)
-        return self.score(self.features(pairs).flatten(1)).squeeze(1)
+        return super().forward(topology, condition)

@@ -128,67 +128,6 @@ def heatmap_topology(heatmaps: Tensor,
     return coordinate_topology(centroids, present, (width, height))
 
 
-def keypoint_peak_error(
-        output: Tensor,
-        target: Tensor,
-        keypoint_weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-    """How wrong each sample's prediction is, independently of the critic:
-    the mean distance between the predicted and the ground-truth heatmap
-    peaks (argmax) over the sample's labelled keypoints.
-
-    Args:
-        output (Tensor): Predicted heatmaps [B, K, H, W].
-        target (Tensor): Target heatmaps, same shape.
-        keypoint_weights (Tensor, optional): [B, K]; keypoints with weight
-            0 are unlabelled and do not count. Defaults to ``None`` (all
-            labelled)
-
-    Returns:
-        tuple:
-        - error (Tensor): [B] mean peak distance in heatmap pixels; 0 for a
-          sample without labelled keypoints.
-        - labels (Tensor): [B] number of labelled keypoints (int64).
-    """
-    width = output.shape[-1]
-
-    def peaks(heatmaps: Tensor) -> Tensor:
-        index = heatmaps.detach().flatten(2).argmax(dim=2)
-        return torch.stack([index % width, index // width], dim=-1).float()
-
-    return mean_keypoint_distance(peaks(output), peaks(target),
-                                  keypoint_weights)
-
-
-def mean_keypoint_distance(
-        pred: Tensor,
-        gt: Tensor,
-        keypoint_weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-    """The mean distance ``||pred_k - gt_k||`` over each sample's labelled
-    keypoints, in the coordinates' units.
-
-    Args:
-        pred (Tensor): Predicted coordinates [B, K, 2].
-        gt (Tensor): Ground-truth coordinates [B, K, 2].
-        keypoint_weights (Tensor, optional): [B, K] (or [B, K, 1]);
-            keypoints with weight 0 are unlabelled and do not count.
-            Defaults to ``None`` (all labelled)
-
-    Returns:
-        tuple:
-        - error (Tensor): [B]; 0 for a sample without labelled keypoints.
-        - labels (Tensor): [B] number of labelled keypoints (int64).
-    """
-    batch, num = pred.shape[:2]
-    labelled = torch.ones(batch, num, dtype=torch.bool,
-                          device=pred.device) if keypoint_weights is None \
-        else keypoint_weights.reshape(batch, num) > 0
-    distance = (pred.detach().float() - gt.detach().float()).norm(dim=-1)
-    distance = torch.where(labelled, distance, distance.new_zeros(()))
-    labels = labelled.sum(dim=1)
-    error = distance.sum(dim=1) / labels.clamp_min(1)
-    return error, labels
-
-
 @MODELS.register_module()
 class AFLCritic(nn.Module):
     """Light-weight WGAN-GP critic on the ``[B, 2, K, K]`` topology maps.
@@ -196,8 +135,9 @@ class AFLCritic(nn.Module):
     DCGAN-style, as the "off-the-shelf" critic of PyTorch-GAN the paper
     uses (its FLOPs match the paper's Table 2): one ``Conv3x3/2 +
     LeakyReLU`` block per entry of ``channels``, then a linear layer to
-    one score per sample. Unlike PyTorch-GAN it has no BatchNorm (the gradient penalty is per sample and
-    WGAN-GP forbids batch-dependent normalisation), no dropout (the score
+    one score per sample. Unlike PyTorch-GAN it has no BatchNorm (the
+    gradient penalty is per sample and WGAN-GP forbids batch-dependent
+    normalisation), no dropout (the score
     of a sample should not be random), no sigmoid (a Wasserstein critic)
     and no bias in the last layer (it cancels out of the critic loss and
     its gradient penalty, so it would never train).
@@ -220,12 +160,16 @@ class AFLCritic(nn.Module):
         channels (Sequence[int]): Output channels of the conv blocks.
             Defaults to ``(16, 32, 64, 128)``
         negative_slope (float): Slope of the LeakyReLUs. Defaults to 0.2
+        in_channels (int): 2 scores a topology alone; 4 scores it given a
+            condition, the ground truth's topology, stacked onto it
+            (:class:`AFLConditionalCritic`). Defaults to 2
     """
 
     def __init__(self,
                  num_keypoints: int,
                  channels: Sequence[int] = (16, 32, 64, 128),
-                 negative_slope: float = 0.2) -> None:
+                 negative_slope: float = 0.2,
+                 in_channels: int = 2) -> None:
         super().__init__()
         if not (isinstance(num_keypoints, int) and num_keypoints >= 1):
             raise ValueError('AFLCritic: `num_keypoints` must be a positive '
@@ -233,8 +177,13 @@ class AFLCritic(nn.Module):
         if not channels or any(int(c) < 1 for c in channels):
             raise ValueError('AFLCritic: `channels` must be a non-empty list '
                              f'of positive ints, got {channels!r}')
+        if in_channels not in (2, 4):
+            raise ValueError('AFLCritic: `in_channels` must be 2 (the '
+                             'topology) or 4 (topology and condition), got '
+                             f'{in_channels!r}')
         self.num_keypoints = num_keypoints
-        layers, in_channels, size = [], 2, num_keypoints
+        self.in_channels = in_channels
+        layers, size = [], num_keypoints
         for out_channels in channels:
             layers += [
                 nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1),
@@ -244,14 +193,37 @@ class AFLCritic(nn.Module):
         self.features = nn.Sequential(*layers)
         self.score = nn.Linear(in_channels * size * size, 1, bias=False)
 
-    def forward(self, topology: Tensor) -> Tensor:
-        """Score topology maps [B, 2, K, K]; returns [B] (higher = more
-        like the ground truth)."""
-        if topology.shape[1:] != (2, self.num_keypoints, self.num_keypoints):
-            raise ValueError(
-                f'AFLCritic: expected topology maps [B, 2, '
-                f'{self.num_keypoints}, {self.num_keypoints}] '
-                f'(critic.num_keypoints={self.num_keypoints}), got '
-                f'{list(topology.shape)}: set `critic.num_keypoints` to the '
-                "heatmaps' K")
+    @property
+    def conditional(self) -> bool:
+        """Whether the critic scores a topology given a condition."""
+        return self.in_channels == 4
+
+    def forward(self,
+                topology: Tensor,
+                condition: Optional[Tensor] = None) -> Tensor:
+        """Score topology maps [B, 2, K, K], given the condition [B, 2, K,
+        K] (the ground truth's topology) when the critic is conditional;
+        returns [B] (higher = more like the ground truth)."""
+        expected = (2, self.num_keypoints, self.num_keypoints)
+        name = type(self).__name__
+        inputs = [('topology', topology)]
+        if self.conditional:
+            if condition is None:
+                raise ValueError(f'{name}: a conditional critic '
+                                 '(in_channels=4) needs a condition')
+            inputs.append(('condition', condition))
+        for what, value in inputs:
+            if value.dim() != 4 or value.shape[1:] != expected:
+                raise ValueError(
+                    f'{name}: expected {what} maps [B, 2, '
+                    f'{self.num_keypoints}, {self.num_keypoints}] '
+                    f'(critic.num_keypoints={self.num_keypoints}), got '
+                    f'{list(value.shape)}: set `critic.num_keypoints` to '
+                    "the heatmaps' K")
+        if self.conditional:
+            if condition.shape[0] != topology.shape[0]:
+                raise ValueError(
+                    f'{name}: one condition per candidate, got '
+                    f'{condition.shape[0]} for {topology.shape[0]}')
+            topology = torch.cat([topology, condition], dim=1)
         return self.score(self.features(topology).flatten(1)).squeeze(1)

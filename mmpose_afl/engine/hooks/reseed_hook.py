@@ -12,8 +12,8 @@ class ReseedBeforeInitHook(Hook):
     ``init_weights()``.
 
     ``randomness.seed`` seeds the generators before the model is built, so
-    any module a method adds (AFL's critic inside the loss, a SAHR branch)
-    draws random numbers during construction and shifts the stream from
+    any module a method adds (a SAHR branch) draws random numbers during
+    construction and shifts the stream from
     which the shared layers (the head's deconvolutions, initialised by
     ``init_weights``) and the data augmentation (NumPy's global generator
     with ``num_workers=0``) then draw: with the same seed, MSE and AFL

@@ -1,6 +1,6 @@
 """Losses of mmpose-afl, registered in MMPose's MODELS."""
-from .afl_heads import AFLRegressionLoss, AFLSimCCLoss  # noqa: F401
-from .afl_loss import AFLHeatmapLoss  # noqa: F401
+from .afl_loss import (AFLHeatmapLoss, AFLRegressionLoss,  # noqa: F401
+                       AFLSimCCLoss)
 from .fowkal_loss import FoWKALLoss  # noqa: F401
 from .hsm_loss import HSMLoss  # noqa: F401
 from .loss_weighted_loss import LossWeightedHeatmapLoss  # noqa: F401

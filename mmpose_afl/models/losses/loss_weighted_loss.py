@@ -2,15 +2,19 @@
 its own detached loss (docs/hard_examples.md). AFL with the critic replaced
 by the loss itself, the simplest hard-example baseline AFL has to beat."""
 import math
+from typing import Optional
 
 import torch
 from mmpose.registry import MODELS
 
-from .afl_loss import HeatmapAdapter, KeypointSamples, ReweightedLoss
+from torch import Tensor
+
+from .afl_adapters import HeatmapAdapter
+from .reweighted_loss import ReweightedLoss
 
 
 @MODELS.register_module()
-class LossWeightedHeatmapLoss(HeatmapAdapter, ReweightedLoss):
+class LossWeightedHeatmapLoss(ReweightedLoss):
     """A heatmap loss re-weighted per sample by its own loss. With ``L_b``
     the base loss of sample ``b`` (with the base loss's normalisation and
     ``loss_weight``) and ``B`` the batch size::
@@ -21,7 +25,7 @@ class LossWeightedHeatmapLoss(HeatmapAdapter, ReweightedLoss):
     This is :class:`AFLHeatmapLoss` with ``difficulty_b = L_b^gamma`` in
     place of the critic's: the per-sample base loss, the weighting, the
     normalisation to mean 1 per batch and the reduction are the same code
-    (:class:`ReweightedLoss`, :class:`HeatmapAdapter`), so a difference
+    (:class:`ReweightedLoss`), so a difference
     between the two measures the critic, nothing else. No critic, no hook:
     it trains with a stock config and needs no ``AFLCriticHook``.
 
@@ -62,22 +66,36 @@ class LossWeightedHeatmapLoss(HeatmapAdapter, ReweightedLoss):
                 'per-sample loss in the weight) must be a finite number '
                 f'>= 0, e.g. 1.0 (the default; 0: equal weights); got '
                 f'{gamma!r}')
+        HeatmapAdapter.check_base_loss('LossWeightedHeatmapLoss', base_loss)
         super().__init__(base_loss, normalize_weights=True,
                          loss_weight=loss_weight)
-        # AFL's default: only the recorded keypoints depend on it
-        self._init_adapter(centroid_threshold=0.1)
+        self.adapter = HeatmapAdapter('LossWeightedHeatmapLoss',
+                                      self.base_loss)
         self.gamma = float(gamma)
 
-    def sample_difficulty(self, samples: KeypointSamples):
+    def forward(self,
+                output: Tensor,
+                target: Tensor,
+                target_weights: Optional[Tensor] = None,
+                mask: Optional[Tensor] = None,
+                weight_target: Optional[Tensor] = None) -> Tensor:
+        """The loss of heatmaps [B, K, H, W], arguments as a heatmap head
+        gives them (see :class:`HeatmapAdapter`)."""
+        inputs, kwargs = self.adapter.base_inputs(output, target,
+                                                  target_weights, mask,
+                                                  weight_target)
+        return self.reweighted('mean', inputs, kwargs)
+
+    def sample_difficulty(self, losses: Tensor) -> Tensor:
         """``(L_b / max_b' L_b')^gamma`` [B] over the finite losses (the
         normalisation to mean 1 follows in :class:`ReweightedLoss`); a
-        non-finite loss stays non-finite, so that it gets the mean weight;
-        no state to keep."""
-        losses = samples.losses.detach().double().clamp_min(0)
+        non-finite loss stays non-finite, so that it gets the mean
+        weight."""
+        losses = losses.double().clamp_min(0)
         finite = losses.isfinite()
         largest = torch.where(finite, losses, 0).max() if len(losses) else \
             losses.new_zeros(())
         ratio = torch.where(largest > 0, losses / largest,
                             torch.zeros_like(losses))
         ratio = torch.where(finite, ratio, losses)  # non-finite: kept
-        return ratio.pow(self.gamma), {}
+        return ratio.pow(self.gamma)

@@ -6,8 +6,6 @@ from typing import Optional
 from mmpose.models.losses import KeypointMSELoss
 from torch import Tensor
 
-from ..compiled import one_pass
-
 
 def _shape(tensor: Tensor) -> str:
     return str(list(tensor.shape))
@@ -54,19 +52,6 @@ def check_heatmap_shapes(loss_name: str,
             f'{_shape(output)} or [B, 1, H, W] = '
             f'{[batch, 1, height, width]} (`output` {_shape(output)}, '
             f'`target` {_shape(target)})')
-
-
-@one_pass
-def mse_sample_losses(output: Tensor, target: Tensor,
-                      mask: Optional[Tensor]) -> Tensor:
-    """The per-sample means [B] of :class:`KeypointMSELoss`'s per-pixel
-    loss ``(output - target)^2 * mask`` (``mask`` from its ``_get_mask``,
-    or ``None``), in one pass (see :func:`one_pass`): the batch mean of
-    these is ``KeypointMSELoss`` without ``loss_weight``."""
-    loss = (output - target).pow(2)
-    if mask is not None:
-        loss = loss * mask
-    return loss.flatten(1).mean(dim=1)
 
 
 class PerSampleHeatmapLoss(KeypointMSELoss):
