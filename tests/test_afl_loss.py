@@ -318,10 +318,10 @@ def test_label_count_norm_scales_both_topologies_by_k_over_labels():
                label_count_norm=True)
     loss.train()(output, target, weights)
     factor = torch.tensor([1., 1.5, 1., 1.]).view(-1, 1, 1, 1)
-    torch.testing.assert_close(
-        loss.critic_batch['real'], factor * heatmap_topology(target, 0.1, weights))
-    torch.testing.assert_close(
-        loss.critic_batch['fake'], factor * heatmap_topology(output, 0.1, weights))
+    torch.testing.assert_close(loss.critic_batch['real'],
+                               factor * heatmap_topology(target, 0.1, weights))
+    torch.testing.assert_close(loss.critic_batch['fake'],
+                               factor * heatmap_topology(output, 0.1, weights))
 
 
 def test_keypoint_peak_error_by_hand():
@@ -452,7 +452,8 @@ class FailingTestLoss(nn.Module):
         raise self.error('FailingTestLoss: broken')
 
 
-@pytest.mark.parametrize('error', [RuntimeError, torch.OutOfMemoryError])
+@pytest.mark.parametrize('error',
+                         [RuntimeError, torch.cuda.OutOfMemoryError])
 def test_errors_of_the_loss_itself_are_raised_without_a_loop(error):
     """Only vmap's own limitations fall back to the loop: an error that the
     loop raises too, or out-of-memory, is raised and the loss stays

@@ -240,9 +240,11 @@ def test_ddp_keeps_the_conditional_critic_identical(synthetic_coco,
                                                    tmp_path):
     probe = with_probe(CONFIGS[0], tmp_path)
     work_dir = tmp_path / 'ddp'
+    # the recorder on (num_tracked): its records are checked below
     log = run_dist_train(probe, work_dir, nproc=2, data_root=synthetic_coco,
                          cfg_options=short_schedule(max_epochs=1,
-                                                    batch_size=2))
+                                                    batch_size=2) +
+                         ['custom_hooks.1.num_tracked=16'])
     assert 'Distributed training: True' in log
     assert 'Epoch(train) [1][2/' in log
     start0, _ = rank_states(work_dir, when='start')
@@ -256,7 +258,8 @@ def test_ddp_keeps_the_conditional_critic_identical(synthetic_coco,
         weight, start0['afl_critic'][0]['critic']['features.0.weight'])
     # the hook recorded the oracle's fields, and the report reads them
     records = [json.loads(line) for rank in (0, 1) for line in (
-        work_dir / f'afl_difficulty_rank{rank}.jsonl').read_text().splitlines()]
+        work_dir /
+        f'afl_difficulty_rank{rank}.jsonl').read_text().splitlines()]
     labelled = [r for r in records if r['labels']]
     assert labelled and all(
         math.isfinite(r['base_loss']) and r['base_loss'] > 0 and
