@@ -61,19 +61,11 @@ field, also for WholeBody) so that the same thresholds apply to both
 data sets; a person without labelled body keypoints is in none of these
 strata.
 
-Shares of the default strata on real COCO val 2017 (its 6352 people with
-labelled keypoints; counted by tools/coco_stratum_shares.py with this
-module's own stratification; detail in docs/evaluation.md):
-
-    occl_none / some / heavy   2768 / 2356 / 1228   43.6 / 37.1 / 19.3 %
-    kpts_few / mid / many       922 / 2223 / 3207   14.5 / 35.0 / 50.5 %
-    area_S / M / L              117 / 3500 / 2735    1.8 / 55.1 / 43.1 %
-
-Every occlusion and keypoint-count stratum holds at least a seventh of the
-people, so the default edges stay. The area edges are COCO's; ``area_S``
-is empty on COCO's mask areas (COCO gives people below 32**2 no
-keypoints), and the 117 above are people whose area was estimated from
-their box. The metric logs every stratum's number of people at each
+Decision on the default edges: on real COCO val 2017 every occlusion and
+keypoint-count stratum holds a sizeable share of the people, so they stay;
+the area edges are COCO's own, and ``area_S`` is nearly empty there (COCO
+gives people below 32**2 no keypoints). The counts are in
+docs/evaluation.md. The metric logs every stratum's number of people at each
 evaluation; change the edges through the arguments if a stratum is too
 thin on other data.
 """

@@ -6,8 +6,8 @@ One function for ``tools/recalibrate_sigmoid_head.py`` and
 ``logit = a y + b`` with ``b = log(p / (1 - p))`` and ``a = -2 b``: the MSE
 heatmap range [0, 1] becomes [p, 1 - p] under the sigmoid, and, as
 ``a > 0``, the argmax of every heatmap (every keypoint found) stays the
-same. Without it the whole background starts at sigmoid 0.5 and HSM
-fine-tuned from a stock checkpoint collapsed (docs/finetune.md).
+same. Without it the whole background starts at sigmoid 0.5, and HSM
+fine-tuning from a stock checkpoint collapses (docs/finetune.md).
 """
 import math
 from typing import Dict, Tuple
