@@ -16,7 +16,7 @@ class AFLConditionalCritic(AFLCritic):
     of the same sample's ground truth, stacked as 4 input channels; the rest
     of the network is :class:`AFLCritic`'s (``in_channels=4``).
 
-    Used by :class:`AFLHeatmapLoss` when its ``critic`` is this type (an
+    Used by an AFL loss when its ``critic`` is this type (an
     option; the paper's unconditional critic stays the default): real pairs
     are ``(t(y), t(y))``, fake pairs ``(t(y'), t(y))``, i.e. the candidate
     is the ground truth or the prediction and the condition always the
@@ -60,14 +60,9 @@ class AFLConditionalCritic(AFLCritic):
     def __init__(self,
                  num_keypoints: int,
                  channels: Sequence[int] = (16, 32, 64, 128),
-                 negative_slope: float = 0.2,
-                 in_channels: int = 4) -> None:
-        if in_channels != 4:
-            raise ValueError('AFLConditionalCritic: `in_channels` is 4 '
-                             '(topology and condition), got '
-                             f'{in_channels!r}')
+                 negative_slope: float = 0.2) -> None:
         super().__init__(num_keypoints, channels, negative_slope,
-                         in_channels)
+                         in_channels=4)
 
     def forward(self, topology: Tensor, condition: Tensor) -> Tensor:
         """Score candidate topologies [B, 2, K, K] given the ground truth's
