@@ -24,19 +24,29 @@ On a GPU (planned for under 8 minutes on one H100):
    difference of the epoch's mean loss is shown for scale). Written to
    ``benchmarks/results_cuda_amp.md``.
 
-``--dry-run`` runs the same on the CPU with tiny sizes and without
-``--amp`` (MMEngine's ``AmpOptimWrapper`` needs a GPU), writing into
-``--out-dir``: the test suite runs it, so the script is known to work
-before a GPU is spent on it. Exits 1 if any check fails.
+``--amp-dtype`` picks the autocast type: ``float16`` (default on a GPU,
+what ``--amp`` alone gives: dynamic loss scaling) or ``bfloat16``
+(A100 / H100 and later; the runs then also get
+``Float32HeadOutputsHook``, which MMPose's stock heads need under bf16,
+docs/gpu.md).
+
+``--dry-run`` runs the same on the CPU with tiny sizes, writing into
+``--out-dir``, and with AMP too: ``mim train --amp`` in bf16 (the CPU's
+only autocast type), through MMPose's own ``train.py`` with only the GPU
+assert of MMEngine's ``AmpOptimWrapper`` lifted (:func:`allow_cpu_amp`;
+the wrapper's ``GradScaler`` disables itself without CUDA). The test
+suite runs it, so the AMP code the GPU check runs has run before a GPU is
+spent on it. Exits 1 if any check fails.
 """
 import argparse
+import contextlib
 import math
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import torch
 
@@ -44,6 +54,57 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / 'tools'))
 from demo import DEMOS, demo_methods, ensure_data, run_options  # noqa: E402
+
+# MMPose's train.py run the way ``mim train`` runs it, with only the GPU
+# assert of AmpOptimWrapper lifted: ``--dry-run``'s ``mim train --amp``
+CPU_AMP_TRAIN = """
+import os.path as osp, runpy, sys
+sys.path.insert(0, sys.argv.pop(1))
+import mmpose
+from gpu_check import allow_cpu_amp
+train = osp.join(osp.dirname(mmpose.__file__), '.mim', 'tools', 'train.py')
+sys.argv = [train, sys.argv[1], '--launcher', 'none'] + sys.argv[2:]
+with allow_cpu_amp():
+    runpy.run_path(train, run_name='__main__')
+"""
+HEAD_HOOK = dict(type='Float32HeadOutputsHook')
+
+
+@contextlib.contextmanager
+def allow_cpu_amp() -> Iterator[None]:
+    """Let MMEngine's ``AmpOptimWrapper`` be built without a GPU.
+
+    Lifts only its assert that CUDA (or an NPU / MLU) is there, by making
+    the ``is_cuda_available`` its module imported answer ``True``; the
+    rest is stock: autocast on the CPU (bf16 only: MMEngine's ``autocast``
+    refuses any other CPU type), a ``GradScaler`` that disables itself
+    without CUDA (``scale``, ``step``, ``update`` pass through), the
+    wrapper's state dict. Nothing else asks that module, so nothing else
+    believes there is a GPU.
+    """
+    from mmengine.optim.optimizer import amp_optimizer_wrapper as module
+    saved = module.is_cuda_available
+    module.is_cuda_available = lambda: True
+    try:
+        yield
+    finally:
+        module.is_cuda_available = saved
+
+
+def amp_config(cfg, dtype: str = 'float16'):
+    """``cfg`` as MMPose's ``train.py --amp`` makes it (``AmpOptimWrapper``,
+    dynamic loss scale), autocasting to ``dtype``, and for ``bfloat16``
+    with ``Float32HeadOutputsHook`` in ``custom_hooks`` (the stock heads
+    need it, docs/gpu.md). Changes and returns ``cfg``."""
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    cfg.optim_wrapper.dtype = dtype
+    hooks = list(cfg.get('custom_hooks', []))
+    if dtype == 'bfloat16' and HEAD_HOOK['type'] not in [
+            hook.get('type') for hook in hooks]:
+        cfg.custom_hooks = hooks + [dict(HEAD_HOOK)]
+    return cfg
+
 
 LOSS_LINE = re.compile(r'Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/\d+\].*?'
                        r'\bloss: (\S+)')
@@ -87,20 +148,38 @@ def nonfinite_tensors(checkpoint: Path) -> List[str]:
 def train(config: str,
           work_dir: Path,
           options: List[str],
-          amp: bool,
+          dtype: str,
+          cpu: bool,
           resume: Path = None) -> Path:
-    """``mim train`` into ``work_dir``; returns its log."""
+    """``mim train --amp`` into ``work_dir``, autocasting to ``dtype``
+    (on the CPU through :data:`CPU_AMP_TRAIN`); returns its log."""
     from demo import run
     work_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [BIN / 'mim', 'train', 'mmpose', config, '--work-dir', work_dir]
-    cmd += ['--amp'] * amp + (['--resume', resume] if resume else [])
+    cmd = ([sys.executable, '-c', CPU_AMP_TRAIN, REPO / 'tools']
+           if cpu else [BIN / 'mim', 'train', 'mmpose'])
+    cmd += [config, '--work-dir', work_dir, '--amp']
+    cmd += ['--resume', resume] if resume else []
     log = work_dir / 'console_train.log'
-    run(cmd + ['--cfg-options', *options], log, work_dir.name, progress=False)
+    run(cmd + ['--cfg-options', *options, f'optim_wrapper.dtype={dtype}'],
+        log, work_dir.name, progress=False)
     return log
 
 
-def check_method(name: str, out_dir: Path, sizes: dict,
-                 amp: bool) -> Tuple[List[str], bool]:
+def run_config(config: str, out_dir: Path, name: str, dtype: str) -> str:
+    """``config``, or for ``bfloat16`` a copy of it in ``out_dir`` with
+    ``Float32HeadOutputsHook`` added (:func:`amp_config`)."""
+    if dtype != 'bfloat16':
+        return config
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(REPO / config))
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(HEAD_HOOK)]
+    path = out_dir / f'{name}_{dtype}.py'
+    cfg.dump(str(path))
+    return str(path)
+
+
+def check_method(name: str, out_dir: Path, sizes: dict, dtype: str,
+                 cpu: bool) -> Tuple[List[str], bool]:
     """Train, resume and check one method; a results-table row and
     whether every check passed."""
     config, kind = DEMOS[name]
@@ -115,11 +194,14 @@ def check_method(name: str, out_dir: Path, sizes: dict,
         'train_dataloader.persistent_workers=False',
     ]
     began = time.time()
-    full_log = train(config, out_dir / name, options, amp)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = run_config(config, out_dir, name, dtype)
+    full_log = train(config, out_dir / name, options, dtype, cpu)
     resumed_log = train(config,
                         out_dir / f'{name}-resumed',
                         options,
-                        amp,
+                        dtype,
+                        cpu,
                         resume=out_dir / name / 'epoch_1.pth')
     minutes = (time.time() - began) / 60
     full, resumed = logged_losses(full_log), logged_losses(resumed_log)
@@ -154,8 +236,13 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--dry-run',
                         action='store_true',
-                        help='the same flow on the CPU, tiny and without '
-                        '--amp, for the test suite')
+                        help='the same flow on the CPU, tiny, with bf16 '
+                        'AMP, for the test suite')
+    parser.add_argument('--amp-dtype',
+                        choices=('float16', 'bfloat16'),
+                        help='autocast type of the mim train --amp runs '
+                        '(default: float16 on a GPU; the CPU dry run can '
+                        'only use bfloat16)')
     parser.add_argument('--methods',
                         type=demo_methods,
                         default=list(DEMOS),
@@ -171,6 +258,10 @@ def main(argv=None) -> int:
     if not args.dry_run and not torch.cuda.is_available():
         parser.error('torch sees no GPU: run it where there is one, or '
                      'use --dry-run')
+    dtype = args.amp_dtype or ('bfloat16' if args.dry_run else 'float16')
+    if args.dry_run and dtype != 'bfloat16':
+        parser.error('the CPU autocasts to bfloat16 only: drop --amp-dtype '
+                     'or use --amp-dtype bfloat16 with --dry-run')
     sizes = SIZES['dry-run' if args.dry_run else 'gpu']
     out_dir = (args.out_dir or REPO / 'work_dirs' / 'gpu_check').resolve()
     results = out_dir if args.out_dir else REPO / 'benchmarks'
@@ -189,11 +280,12 @@ def main(argv=None) -> int:
     rows, passed = [], True
     for name in methods:
         print(f'\ngpu_check: {name}', flush=True)
-        row, ok = check_method(name, out_dir, sizes, amp=not args.dry_run)
+        row, ok = check_method(name, out_dir, sizes, dtype, args.dry_run)
         rows.append(row)
         passed &= ok
-    device = ('CPU dry run, no AMP' if args.dry_run else
-              f'{torch.cuda.get_device_name()}, mim train --amp')
+    device = ('CPU dry run' if args.dry_run else
+              torch.cuda.get_device_name()) + f', mim train --amp, {dtype}'
+
     lines = [
         '# mim train with AMP on CUDA: finite and resumable', '',
         f'Written by `python tools/gpu_check.py'
