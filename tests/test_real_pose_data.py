@@ -18,7 +18,8 @@ from mmpose_afl.datasets.real_pose_drawing import (BACK_MARK, FRONT_MARK,
 
 from tests.e2e import REPO
 
-POSES = REPO / 'benchmarks/coco_poses/person_keypoints_val2017_labels_only.json'
+POSES = (REPO / 'benchmarks' / 'coco_poses' /
+         'person_keypoints_val2017_labels_only.json')
 ANN = dict(coco='person_keypoints_{}2017.json',
            wholebody='coco_wholebody_{}_v1.0.json')
 FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]

@@ -15,12 +15,14 @@ its occluders and its left/right cue are drawn:
 Each annotation is copied unchanged (so the evaluation's strata by
 occlusion, labelled keypoints and area are those of the file), with the
 box as its ``segmentation`` where it has none (MMPose's WholeBody dataset
-reads that field); there are no ``difficulty`` flags. COCO-WholeBody: no real whole-body labels are at
-hand, so feet, face and hands are synthetic, attached to the real body:
-feet at labelled knee + ankle (toes pointing outwards, perpendicular to
-the shin), a 68-point face at a labelled nose with both eyes or both ears
-(oriented and sized by them), 21-point hands at labelled elbow + wrist
-(along the forearm, the two hands mirror images). A part point is
+reads that field); there are no ``difficulty`` flags.
+
+COCO-WholeBody: no real whole-body labels are at hand, so feet, face
+and hands are synthetic, attached to the real body: feet at labelled
+knee + ankle (toes pointing outwards, perpendicular to the shin), a
+68-point face at a labelled nose with both eyes or both ears (oriented
+and sized by them), 21-point hands at labelled elbow + wrist (along the
+forearm, the two hands mirror images). A part point is
 visible (``v = 2``) where its own person is on top at its pixel, hidden
 (``v = 1``) where something else is, unlabelled where its part is not
 attached or it leaves the image.
