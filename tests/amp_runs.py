@@ -186,7 +186,8 @@ def bf16_runner(config: str,
     """A Runner of ``config`` on ``data_root`` with ``--amp``'s optimizer
     wrapper in bf16 (:func:`gpu_check.amp_config`): 2 iterations of
     ``batch_size`` an epoch, no loader workers, no validation, a
-    checkpoint every epoch and a log line every iteration; resumed from
+    checkpoint every epoch and a log line every iteration, written to
+    TensorBoard too; resumed from
     ``resume_from`` if given;
     ``float32_head=False`` leaves out ``Float32HeadOutputsHook``. Build and
     train it inside :func:`gpu_check.allow_cpu_amp`."""
@@ -215,6 +216,11 @@ def bf16_runner(config: str,
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = f'{Path(work_dir).name}-{max_epochs}'
     cfg.visualizer.name = cfg.experiment_name  # one per run, not shared
+    # the scalars in TensorBoard too (tests/test_tensorboard.py reads them)
+    cfg.visualizer.vis_backends = [
+        dict(type='LocalVisBackend'),
+        dict(type='TensorboardVisBackend')
+    ]
     cfg.randomness = dict(seed=0)
     if resume_from is not None:
         cfg.resume = True
