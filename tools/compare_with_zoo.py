@@ -8,7 +8,7 @@ RESULTS is a work dir of ``mim train`` / ``mim test`` or the JSON file MMEngine
 wrote in it (``<ts>/<ts>.json`` after a test, ``<ts>/vis_data/<ts>.json``
 during training). The baseline of each CONFIG is the nearest config in its
 ``_base_`` chain that has published numbers, up to its first ``mmpose::`` base
-(see ``mmpose_afl/zoo.py``). Prints a markdown table (baseline row, each
+(see ``mmpose_afl/zoo/``). Prints a markdown table (baseline row, each
 method row, and its difference per metric) and draws a bar chart.
 
 A run evaluated on other data than the published numbers (synthetic data,
@@ -89,8 +89,9 @@ def compare(runs, metafiles, baseline=None, metrics=None):
 def baseline_label(entry) -> str:
     """The baseline's row: ``(zoo)`` when its numbers come from MMPose's
     own metafiles, ``(stand-in)`` when from a ``--baseline-metafile``."""
-    zoo = Path(entry.source).resolve().is_relative_to(
-        mmpose_config_root().resolve())
+    # ``parents`` rather than ``Path.is_relative_to``, new in Python 3.9
+    zoo = mmpose_config_root().resolve() in Path(
+        entry.source).resolve().parents
     return f'{entry.name} ({"zoo" if zoo else "stand-in"})'
 
 
