@@ -278,6 +278,15 @@ def test_hsm_under_a_head_without_the_sigmoid_fails_at_build(loss):
                               loss=loss).loss_module).__name__ == loss['type']
 
 
+def test_the_head_check_runs_whenever_a_head_takes_the_loss():
+    head = MODELS.build(dict(type='HeatmapHead', in_channels=8,
+                             out_channels=4))
+    with pytest.raises(ValueError, match='HSMLoss takes logits'):
+        head.loss_module = MODELS.build(dict(type='HSMLoss'))
+    # a module that is not a head holds it unchecked
+    assert len(torch.nn.Sequential(MODELS.build(dict(type='HSMLoss')))) == 1
+
+
 @pytest.mark.parametrize('codec', [
     dict(type='MegviiHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
          kernel_size=11),

@@ -5,8 +5,8 @@ The subjects are all the losses the plugin registers (``WAHRLoss``,
 ``AFLHeatmapLoss`` around MMPose's MSE and each of them) and the ``loss`` of
 both registered heads (``SAHRHead`` with WAHR, ``SigmoidHeatmapHead`` with
 HSM). The other registrations are no loss or head: ``AFLCritic`` (only
-ever fed topologies by AFL, covered through it), ``AFLCriticHook`` (calls
-``critic_step``, as :func:`step` does) and ``WholeBodyPartMetric``.
+ever fed topologies by AFL, covered through it), ``AFLCriticHook`` (steps
+an ``AFLCriticTrainer``, as :func:`step` does) and ``WholeBodyPartMetric``.
 
 What each case must give (each is one test below):
 
@@ -58,6 +58,7 @@ from mmpose.registry import MODELS
 from mmpose.testing import get_packed_inputs
 
 import mmpose_afl  # noqa: F401
+from mmpose_afl.engine.afl_critic_trainer import AFLCriticTrainer
 
 K, H, W = 2, 3, 4
 PARTS = dict(coarse=[0], dense=[1])
@@ -89,12 +90,13 @@ def one_thread():
 
 
 def make(name):
-    """The loss in training mode, AFL attached as AFLCriticHook does; the
-    same seed, so two calls give twins."""
+    """The loss in training mode, an AFL loss with the critic trainer that
+    AFLCriticHook would give it (``loss.trainer``); the same seed, so two
+    calls give twins."""
     torch.manual_seed(0)
     loss = MODELS.build(LOSSES[name]).train()
     if hasattr(loss, 'critic'):
-        loss.attached = True
+        loss.trainer = AFLCriticTrainer(loss)
     return loss
 
 
@@ -105,7 +107,8 @@ def state(module):
     if critic is not None:
         tensors.update({f'critic.{k}': v
                         for k, v in critic.state_dict().items()})
-        for i, values in enumerate(module.critic_optimizer.state.values()):
+        optimizer = module.trainer.optim_wrapper.optimizer
+        for i, values in enumerate(optimizer.state.values()):
             tensors.update({f'critic_optimizer.{i}.{k}': v
                             for k, v in values.items() if torch.is_tensor(v)})
     return tensors
@@ -131,12 +134,12 @@ def step(loss, output, target, weights=None, mask=None):
     output = output.detach().clone().requires_grad_(True)
     value = loss(output, target, weights, mask)
     value.backward()
-    stats = {}
-    if hasattr(loss, 'critic') and loss.last_samples is not None:
+    stats = None
+    if hasattr(loss, 'critic'):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # the once-only skip warning
-            stats = loss.critic_step()
-    return value.detach(), output.grad, stats
+            stats = loss.trainer.step()
+    return value.detach(), output.grad, stats or {}
 
 
 def regularization(loss):

@@ -193,7 +193,6 @@ def test_afl_on_an_empty_batch_gives_a_zero_data_term(base_loss):
             type='AFLHeatmapLoss',
             base_loss=base_loss,
             critic=dict(type='AFLCritic', num_keypoints=2)))
-    loss.attached = True
     output = torch.zeros(0, 2, 3, 4, requires_grad=True)
     value = loss.train()(output, torch.zeros(0, 2, 3, 4), torch.ones(0, 2))
     base = loss.base_loss
@@ -202,4 +201,4 @@ def test_afl_on_an_empty_batch_gives_a_zero_data_term(base_loss):
     assert value.item() == expected.item()
     value.backward()
     assert output.grad.shape == output.shape
-    assert loss.last_samples is None
+    assert loss.last_samples is None and loss.pop_critic_batch() is None
