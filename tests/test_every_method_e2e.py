@@ -17,6 +17,8 @@ import torch
 from mmpose_afl.datasets.synthetic import generate_dataset
 from tests.e2e import last_checkpoint, run_test, run_train, short_schedule
 
+pytestmark = pytest.mark.e2e
+
 # (config, data kind, a loss key its training log must hold)
 METHODS = {
     'afl-heatmap':
