@@ -1,5 +1,6 @@
 """tools/gpu_check.py: its CPU dry run goes through the whole flow (speed
-tables, mim train + resume, the checks), and the checks can fail."""
+tables, mim train --amp in bf16 + resume, the checks), and the checks can
+fail."""
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ def test_logged_losses_and_nonfinite_tensors(tmp_path):
 
 
 def test_dry_run_trains_resumes_and_writes_both_tables(tmp_path):
+    # the AFL runs use MMEngine's AmpOptimWrapper in bf16 on the CPU
     clone = tmp_path / 'clone'
     for folder in ('tools', 'configs', 'benchmarks'):
         shutil.copytree(REPO / folder, clone / folder)
@@ -46,6 +48,10 @@ def test_dry_run_trains_resumes_and_writes_both_tables(tmp_path):
     speed = (tmp_path / 'out' / 'results_speed_dry_run.md').read_text()
     assert '| topology of prediction + target | 133 |' in speed
     amp = (tmp_path / 'out' / 'results_amp_dry_run.md').read_text()
+    assert 'CPU dry run, mim train --amp, bfloat16' in amp
+    log = (tmp_path / 'out' / 'afl' / 'console_train.log').read_text()
+    assert "type='AmpOptimWrapper'" in log and "dtype='bfloat16'" in log
+    assert "type='Float32HeadOutputsHook'" in log
     row = [line for line in amp.splitlines() if line.startswith('| afl |')]
     cells = [c.strip() for c in row[0].strip('|').split('|')]
     assert int(cells[2]) > 0 and cells[3:5] == ['yes', 'yes']
