@@ -86,6 +86,7 @@ def test_compile_failure_falls_back_once_with_a_warning():
 
 
 def test_no_torch_compile_on_the_platform_computes_eagerly(monkeypatch):
+
     def unavailable(fn):
         raise RuntimeError('torch.compile is not supported here')
 
@@ -97,6 +98,7 @@ def test_no_torch_compile_on_the_platform_computes_eagerly(monkeypatch):
 
 
 def test_an_input_error_is_the_eager_error_and_keeps_compiling():
+
     def bad_input(x):
         raise ValueError('x: wrong shape')
 
@@ -139,11 +141,12 @@ def values_and_gradients(*inputs):
             if isinstance(x, torch.Tensor) else x for x in inputs
         ]
         out = fn(*leaves)
-        return (out, *torch.autograd.grad(out.sum(), [
-            x
-            for x in leaves if isinstance(x, torch.Tensor) and x.requires_grad
-        ],
-                                          allow_unused=True))
+        return (out, *torch.autograd.grad(
+            out.sum(), [
+                x for x in leaves
+                if isinstance(x, torch.Tensor) and x.requires_grad
+            ],
+            allow_unused=True))
 
     return run
 
@@ -189,9 +192,10 @@ def test_sahr_target_compiled_equals_eager_and_passes_gradcheck(
         monkeypatch, mode):
     from mmpose_afl.models.heads.sahr_branch import scaled_target_and_penalty
     _, target, mask = small_heatmaps(seed=5)
-    scales = 0.4 * torch.randn(target.shape,
-                               dtype=torch.float64,
-                               generator=torch.Generator().manual_seed(6))
+    scales = 0.4 * torch.randn(
+        target.shape,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(6))
 
     def combined(fn, s):
         scaled, penalty = fn(target, s, mask, mode, 0.1, 0.05)
@@ -242,4 +246,3 @@ def test_topology_centroids_compiled_equal_eager(monkeypatch):
                                  lambda fn: fn(target, 0.5, weights))
     _, present = keypoint_centroids(target, 0.5, weights)
     assert not present.all()  # a missing keypoint is part of the case
-

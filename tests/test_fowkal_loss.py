@@ -8,10 +8,10 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
-
-import mmpose_afl  # noqa: F401
 from mmpose.codecs import MSRAHeatmap, UDPHeatmap
 from mmpose.registry import MODELS
+
+import mmpose_afl  # noqa: F401
 from tests.e2e import REPO
 
 # a tiny uneven layout: parts of 3, 1 and 2 keypoints
@@ -93,8 +93,15 @@ def numpy_reg(factors, consistency, boundary):
     return total
 
 
-def numpy_loss(pred, target, weights, factors, weighting=None,
-               part_average=True, norm=None, gamma=0.01, tau=1.0):
+def numpy_loss(pred,
+               target,
+               weights,
+               factors,
+               weighting=None,
+               part_average=True,
+               norm=None,
+               gamma=0.01,
+               tau=1.0):
     """Per-sample loss [B]: sum_k share_k [lam_k AW_k/m_a + (1-lam_k)
     MSE_k/m_m]."""
     awing, mse = numpy_terms(pred, target, weights, weighting, gamma, tau)
@@ -113,8 +120,7 @@ def batch_norm(pred, target, weights, weighting, norm_clip=4.0):
     for term in numpy_terms(pred, target, weights, weighting):
         values = np.sort(term[active])
         median = values[(len(values) - 1) // 2]
-        norm.append(np.minimum(term, norm_clip * median).sum() /
-                    active.sum())
+        norm.append(np.minimum(term, norm_clip * median).sum() / active.sum())
     return tuple(norm)
 
 
@@ -130,12 +136,12 @@ def set_factors(loss, factors):
 @pytest.mark.parametrize('floor', [FLOOR, 0.3, 0.])
 def test_pixel_weights_match_numpy(weighting, floor):
     pred, target, _ = random_case()
-    loss = build(weighting=weighting, gamma=0.5, tau=0.7,
-                 support_floor=floor)
+    loss = build(weighting=weighting, gamma=0.5, tau=0.7, support_floor=floor)
     weight = loss.pixel_weights(*t(pred, target))
     np.testing.assert_allclose(
         weight.numpy(),
-        numpy_weight(pred, target, weighting, 0.5, 0.7, floor), rtol=1e-12)
+        numpy_weight(pred, target, weighting, 0.5, 0.7, floor),
+        rtol=1e-12)
 
 
 def codec_targets(sigma=2):
@@ -148,7 +154,8 @@ def codec_targets(sigma=2):
         udp=UDPHeatmap((96, 128), (24, 32), sigma=sigma))
     keypoints = np.array([[[12., 15.], [3., 4.]]])
     return {
-        name: torch.from_numpy(
+        name:
+        torch.from_numpy(
             codec.encode(keypoints * codec.scale_factor)['heatmaps'])[None]
         for name, codec in codecs.items()
     }
@@ -166,30 +173,35 @@ def test_weights_are_the_same_under_the_standard_dark_and_udp_encoders(
     targets = codec_targets()
     dark = targets['dark']
     tail = (dark > 0) & (dark < FLOOR)
-    assert tail.float().mean() > 0.7 and targets['standard'].gt(0).float(
-    ).mean() < 0.2
+    assert tail.float().mean() > 0.7 and targets['standard'].gt(
+        0).float().mean() < 0.2
     pred = torch.from_numpy(
         np.random.RandomState(0).uniform(-0.3, 1.1, dark.shape)).float()
     loss = build(weighting=weighting, parts=dict(a=[0, 1]), dense_parts=())
-    weights = {name: loss.pixel_weights(pred, target)
-               for name, target in targets.items()}
+    weights = {
+        name: loss.pixel_weights(pred, target)
+        for name, target in targets.items()
+    }
     for name in ('dark', 'udp'):
-        torch.testing.assert_close(weights[name], weights['standard'],
-                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            weights[name], weights['standard'], rtol=1e-5, atol=1e-6)
     background = pred.abs()
     if weighting == 'fwahr':
         background = torch.where(pred > 0, background, 0.)
     assert torch.equal(weights['dark'][tail], background[tail])
     # the old gt > 0: DARK's tail is weighted like the foreground
-    old = build(weighting=weighting, parts=dict(a=[0, 1]), dense_parts=(),
-                support_floor=0.)
+    old = build(
+        weighting=weighting,
+        parts=dict(a=[0, 1]),
+        dense_parts=(),
+        support_floor=0.)
     old_dark = old.pixel_weights(pred, dark)
     g = dark[tail].double()**0.01
     expected = g * (1 - pred[tail]).abs() + pred[tail].abs() * (1 - g)
     if weighting == 'fwahr':
         expected = torch.where(pred[tail] > 0, expected, dark[tail].double())
-    torch.testing.assert_close(old_dark[tail].double(), expected,
-                               rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        old_dark[tail].double(), expected, rtol=1e-5, atol=1e-7)
     assert (old_dark - weights['standard'])[tail].abs().max() > 0.5
 
 
@@ -198,11 +210,13 @@ def test_fwahr_switches_branch_at_two_to_the_minus_one_over_gamma():
     target = np.full(5, 0.64)
     pred = np.array([0.2, 0.2499, 0.25, 0.2501, 0.9])
     loss = build(weighting='fwahr', gamma=0.5, tau=0.5)
-    weight = loss.pixel_weights(*t(pred.reshape(1, 1, 1, 5),
-                                   target.reshape(1, 1, 1, 5))).flatten()
+    weight = loss.pixel_weights(
+        *t(pred.reshape(1, 1, 1, 5), target.reshape(1, 1, 1, 5))).flatten()
     # below: tau * P = 0.32; from 0.25 on: 0.8 |1 - P^| + |P^| 0.2
-    expected = [0.32, 0.32, 0.8 * 0.75 + 0.25 * 0.2,
-                0.8 * 0.7499 + 0.2501 * 0.2, 0.8 * 0.1 + 0.9 * 0.2]
+    expected = [
+        0.32, 0.32, 0.8 * 0.75 + 0.25 * 0.2, 0.8 * 0.7499 + 0.2501 * 0.2,
+        0.8 * 0.1 + 0.9 * 0.2
+    ]
     np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-12)
     # the default gamma = 0.01 switches at 2^-100 ~ 7.9e-31
     pred = np.array([-0.1, 0., 2**-100 * 0.5, 2**-100, 1e-3])
@@ -212,7 +226,8 @@ def test_fwahr_switches_branch_at_two_to_the_minus_one_over_gamma():
     assert weight[:3].tolist() == [0.64] * 3
     np.testing.assert_allclose(
         weight[3:].numpy(),
-        g * np.abs(1 - pred[3:]) + np.abs(pred[3:]) * (1 - g), rtol=1e-12)
+        g * np.abs(1 - pred[3:]) + np.abs(pred[3:]) * (1 - g),
+        rtol=1e-12)
 
 
 # -------------------------------------------------------- AWing and MSE
@@ -220,20 +235,29 @@ def test_awing_matches_numpy_and_mmpose_adaptive_wing_loss():
     pred, target, weights = random_case(1)
     loss = build()
     np.testing.assert_allclose(
-        loss.awing_map(*t(pred, target)).numpy(), numpy_awing(pred, target),
+        loss.awing_map(*t(pred, target)).numpy(),
+        numpy_awing(pred, target),
         rtol=1e-10)
     # lambda = 1 everywhere, flat mean, no pixel weights, no normalisation:
     # MMPose's AdaptiveWingLoss (0/1 keypoint weights), up to the float32
     # 1/K of the mean
-    awing_only = build(kaf='heuristic', weighting=None, normalize=False,
-                       part_average=False, dense_parts=tuple(PARTS))
+    awing_only = build(
+        kaf='heuristic',
+        weighting=None,
+        normalize=False,
+        part_average=False,
+        dense_parts=tuple(PARTS))
     mmpose_awing = MODELS.build(
         dict(type='AdaptiveWingLoss', use_target_weight=True))
     args = t(pred, target, weights)
     assert torch.allclose(awing_only(*args), mmpose_awing(*args), rtol=1e-7)
     # lambda = 0 everywhere: exactly MMPose's KeypointMSELoss
-    mse_only = build(kaf='heuristic', weighting=None, normalize=False,
-                     part_average=False, dense_parts=())
+    mse_only = build(
+        kaf='heuristic',
+        weighting=None,
+        normalize=False,
+        part_average=False,
+        dense_parts=())
     mmpose_mse = MODELS.build(
         dict(type='KeypointMSELoss', use_target_weight=True))
     assert torch.allclose(mse_only(*args), mmpose_mse(*args), rtol=1e-7)
@@ -249,29 +273,30 @@ def test_awing_map_equals_mmpose_criterion_in_value_and_gradient():
     target = torch.tensor([0., 0., 0.3, 1., 1., 0.7, 0., 0.2, 0.9],
                           dtype=torch.float64)
     output = target + torch.tensor(
-        [0., 0.49, -0.51, 0., -0.2, 0.8, 2.5, -1e-3, 0.5],
-        dtype=torch.float64)
+        [0., 0.49, -0.51, 0., -0.2, 0.8, 2.5, -1e-3, 0.5], dtype=torch.float64)
     shape = (1, 1, 3, 3)
     target, output = target.view(shape), output.view(shape)
     mmpose = torch.func.vmap(AdaptiveWingLoss().criterion)
 
     def mmpose_map(out):
-        return mmpose(out.reshape(-1, 1, 1, 1, 1),
-                      target.reshape(-1, 1, 1, 1, 1)).view_as(out)
+        return mmpose(
+            out.reshape(-1, 1, 1, 1, 1), target.reshape(-1, 1, 1, 1,
+                                                        1)).view_as(out)
 
     ours, theirs = (output.clone().requires_grad_() for _ in range(2))
-    torch.testing.assert_close(loss.awing_map(ours, target),
-                               mmpose_map(theirs), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        loss.awing_map(ours, target),
+        mmpose_map(theirs),
+        rtol=1e-12,
+        atol=1e-12)
     loss.awing_map(ours, target).sum().backward()
     mmpose_map(theirs).sum().backward()
     assert torch.isfinite(ours.grad).all() and ours.grad.view(-1)[0] == 0
-    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-12,
-                               atol=1e-12)
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-12, atol=1e-12)
     away = output.clone()
     away.view(-1)[[0, 3]] += 0.1  # gradcheck's steps must not cross delta 0
-    assert torch.autograd.gradcheck(
-        lambda out: loss.awing_map(out, target),
-        away.requires_grad_())
+    assert torch.autograd.gradcheck(lambda out: loss.awing_map(out, target),
+                                    away.requires_grad_())
 
 
 # --------------------------------------------------------------- the loss
@@ -281,8 +306,11 @@ def test_heuristic_matches_numpy(weighting, part_average):
     # ablation (c) and (e): AWing on the dense part, MSE elsewhere, each
     # term over its running mean (the batch's on the first training call)
     pred, target, weights = random_case(2)
-    loss = build(kaf='heuristic', weighting=weighting,
-                 part_average=part_average, loss_weight=2.0)
+    loss = build(
+        kaf='heuristic',
+        weighting=weighting,
+        part_average=part_average,
+        loss_weight=2.0)
     loss.train()
     value = loss(*t(pred, target, weights))
     factors = np.array([0., 1., 0., 0., 0., 0.])
@@ -298,14 +326,17 @@ def test_heuristic_matches_numpy(weighting, part_average):
 def test_learned_factors_match_numpy(weighting):
     # ablation (d), KAL + WAHR and (f): learned lambda_k plus L_reg
     pred, target, weights = random_case(3)
-    loss = build(weighting=weighting, consistency_weight=0.7,
-                 boundary_weight=0.3, loss_weight=1.5)
+    loss = build(
+        weighting=weighting,
+        consistency_weight=0.7,
+        boundary_weight=0.3,
+        loss_weight=1.5)
     loss.train()
     factors = set_factors(loss, [0.1, 0.9, 0.3, 0.6, 0.5, 0.75])
     value = loss(*t(pred, target, weights))
     norm = batch_norm(pred, target, weights, weighting)
-    expected = numpy_loss(pred, target, weights, factors, weighting,
-                          True, norm).mean() * 1.5
+    expected = numpy_loss(pred, target, weights, factors, weighting, True,
+                          norm).mean() * 1.5
     expected += numpy_reg(factors, 0.7, 0.3)
     assert value.item() == pytest.approx(expected, rel=1e-6)
 
@@ -325,7 +356,8 @@ def test_running_means_blend_batches_and_are_used_in_eval():
     value = loss.per_sample(*t(*first))
     np.testing.assert_allclose(
         value.detach().numpy(),
-        numpy_loss(*first, factors, 'fwahr', True, norm), rtol=1e-6)
+        numpy_loss(*first, factors, 'fwahr', True, norm),
+        rtol=1e-6)
     assert loss.running_means.tolist() == pytest.approx(norm, rel=1e-6)
     assert 'running_means' in loss.state_dict()
 
@@ -336,8 +368,8 @@ def test_per_part_mean_differs_from_the_flat_mean():
     pred = torch.zeros(1, K, 1, 1)
     pred[0, [0, 2, 4, 1], 0, 0] = torch.tensor([1., 1., 1., math.sqrt(5)])
     target = torch.zeros_like(pred)
-    options = dict(kaf='heuristic', weighting=None, normalize=False,
-                   dense_parts=())
+    options = dict(
+        kaf='heuristic', weighting=None, normalize=False, dense_parts=())
     per_part = build(part_average=True, **options)(pred, target)
     flat = build(part_average=False, **options)(pred, target)
     assert per_part.item() == pytest.approx(6.0)
@@ -352,8 +384,8 @@ def test_unlabelled_keypoints_count_in_n_part():
     pred = torch.zeros(1, K, 1, 1)
     pred[0, [0, 2, 4], 0, 0] = torch.tensor([3., 5., 7.]).sqrt()
     weights = torch.tensor([[1., 1., 0., 1., 0., 1.]])
-    loss = build(kaf='heuristic', weighting=None, normalize=False,
-                 dense_parts=())
+    loss = build(
+        kaf='heuristic', weighting=None, normalize=False, dense_parts=())
     assert loss(pred, torch.zeros_like(pred), weights).item() == \
         pytest.approx(1.0)
 
@@ -367,8 +399,12 @@ def test_skip_empty_channel():
     target = torch.ones_like(pred)
     target[0, 1, 0, 0] = 0.
     for skip, expected in ((False, 0.25 / 3 + 4), (True, 0.25 / 3)):
-        loss = build(kaf='heuristic', weighting=None, dense_parts=(),
-                     normalize=False, skip_empty_channel=skip)
+        loss = build(
+            kaf='heuristic',
+            weighting=None,
+            dense_parts=(),
+            normalize=False,
+            skip_empty_channel=skip)
         assert loss(pred, target).item() == pytest.approx(expected)
 
 
@@ -380,8 +416,12 @@ def test_skip_empty_channel_in_the_running_means():
     target = torch.ones_like(pred)
     target[0, 1] = 0.
     for skip, expected in ((False, 8.25 / 6), (True, 4.25 / 5)):
-        loss = build(kaf='heuristic', weighting=None, dense_parts=(),
-                     norm_clip=100., skip_empty_channel=skip).train()
+        loss = build(
+            kaf='heuristic',
+            weighting=None,
+            dense_parts=(),
+            norm_clip=100.,
+            skip_empty_channel=skip).train()
         loss(pred, target)
         assert loss.running_means[1].item() == pytest.approx(expected)
 
@@ -407,8 +447,8 @@ def test_masks_follow_keypoint_mse_loss():
     pred, target, weights = map(torch.tensor, random_case(7))
     loss = build(normalize=False)
     pixel = weights[..., None, None].expand_as(target)
-    assert torch.allclose(loss(pred, target, weights),
-                          loss(pred, target, pixel))
+    assert torch.allclose(
+        loss(pred, target, weights), loss(pred, target, pixel))
     mask = (torch.arange(5) < 3).double().view(1, 1, 1, 5).expand(3, 1, 4, 5)
     factors = loss.keypoint_factors().detach().double().numpy()
     expected = numpy_loss(pred[..., :3].numpy(), target[..., :3].numpy(),
@@ -440,8 +480,8 @@ def test_autocast_bf16_computes_in_float32(weighting):
     pred, target, weights = random_case(12)
     # the head's bf16 output, and the same values in float32
     pred = torch.tensor(pred, dtype=torch.bfloat16)
-    target, weights = (torch.tensor(a, dtype=torch.float32)
-                       for a in (target, weights))
+    target, weights = (
+        torch.tensor(a, dtype=torch.float32) for a in (target, weights))
     results = []
     for amp in (False, True):
         loss = build(weighting=weighting).train()
@@ -453,8 +493,8 @@ def test_autocast_bf16_computes_in_float32(weighting):
             grads = torch.autograd.grad(value, [output, loss.kaf_logits])
         assert value.dtype == torch.float32 and value.isfinite()
         # the output's gradient comes back in its dtype, bf16 under AMP
-        results.append((value, grads[0].bfloat16().float(), grads[1],
-                        loss.running_means))
+        results.append(
+            (value, grads[0].bfloat16().float(), grads[1], loss.running_means))
     for fp32, amp in zip(*results):
         torch.testing.assert_close(amp, fp32, rtol=1e-5, atol=1e-7)
 
@@ -566,19 +606,23 @@ def test_lambda_init_per_part():
 # -------------------------------------------------------------- the parts
 def test_parts_from_dataset_metainfo():
     loss = MODELS.build(dict(type='FoWKALLoss'))
-    assert {name: (ids[0], ids[-1], len(ids))
-            for name, ids in loss.parts.items()} == {
-                'body': (0, 16, 17),
-                'foot': (17, 22, 6),
-                'face': (23, 90, 68),
-                'left_hand': (91, 111, 21),
-                'right_hand': (112, 132, 21)
-            }
+    assert {
+        name: (ids[0], ids[-1], len(ids))
+        for name, ids in loss.parts.items()
+    } == {
+        'body': (0, 16, 17),
+        'foot': (17, 22, 6),
+        'face': (23, 90, 68),
+        'left_hand': (91, 111, 21),
+        'right_hand': (112, 132, 21)
+    }
     assert loss.part_factors() == pytest.approx(
         dict(body=0.2, foot=0.2, face=0.8, left_hand=0.8, right_hand=0.8))
     coco = MODELS.build(
-        dict(type='FoWKALLoss', metainfo='configs/_base_/datasets/coco.py',
-             dense_parts=()))
+        dict(
+            type='FoWKALLoss',
+            metainfo='configs/_base_/datasets/coco.py',
+            dense_parts=()))
     assert coco.parts == {'body': list(range(17))}
 
 
@@ -612,14 +656,22 @@ def test_bad_config_fails_at_build(kwargs, message):
 @pytest.mark.parametrize('out_channels', [17, 134])
 def test_head_with_other_keypoints_fails_at_build(out_channels):
     # no `num_keypoints`: the head's out_channels is what is checked
-    with pytest.raises(ValueError, match=(
-            "`parts` hold 133 keypoint indices but the head's "
-            f'`out_channels` is {out_channels}')):
-        MODELS.build(dict(type='HeatmapHead', in_channels=8,
-                          out_channels=out_channels,
-                          loss=dict(type='FoWKALLoss')))
-    head = MODELS.build(dict(type='HeatmapHead', in_channels=8,
-                             out_channels=133, loss=dict(type='FoWKALLoss')))
+    with pytest.raises(
+            ValueError,
+            match=("`parts` hold 133 keypoint indices but the head's "
+                   f'`out_channels` is {out_channels}')):
+        MODELS.build(
+            dict(
+                type='HeatmapHead',
+                in_channels=8,
+                out_channels=out_channels,
+                loss=dict(type='FoWKALLoss')))
+    head = MODELS.build(
+        dict(
+            type='HeatmapHead',
+            in_channels=8,
+            out_channels=133,
+            loss=dict(type='FoWKALLoss')))
     assert head.loss_module.num_keypoints == 133
 
 
@@ -668,13 +720,16 @@ def test_paper_configs_build(row):
             kaf == 'learned')
 
 
-WHOLEBODY_PARTS = dict(body=range(0, 17), foot=range(17, 23),
-                       face=range(23, 91), left_hand=range(91, 112),
-                       right_hand=range(112, 133))
+WHOLEBODY_PARTS = dict(
+    body=range(0, 17),
+    foot=range(17, 23),
+    face=range(23, 91),
+    left_hand=range(91, 112),
+    right_hand=range(112, 133))
 
 
-@pytest.mark.parametrize('row', ['heuristic', 'heuristic-fwahr',
-                                 'heuristic-wahr'])
+@pytest.mark.parametrize('row',
+                         ['heuristic', 'heuristic-fwahr', 'heuristic-wahr'])
 def test_heuristic_configs_are_the_papers_plain_awing_plus_mse(row):
     """Rows (c), (e) and heuristic + WAHR: the paper's L_heuristic, a plain
     AWing term on face and hands plus a plain MSE term on body and feet

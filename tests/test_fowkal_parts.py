@@ -12,8 +12,7 @@ PARTS = dict(big=[0, 2, 4], single=[1], pair=[3, 5])
 def test_onehot_shares_and_dense_mask_by_hand():
     layout = PartLayout(PARTS, dense_parts=('pair', ))
     assert layout.num_keypoints == 6
-    assert layout.onehot().tolist() == [[1, 0, 1, 0, 1, 0],
-                                        [0, 1, 0, 0, 0, 0],
+    assert layout.onehot().tolist() == [[1, 0, 1, 0, 1, 0], [0, 1, 0, 0, 0, 0],
                                         [0, 0, 0, 1, 0, 1]]
     assert layout.part_share().tolist() == pytest.approx(
         [1 / 3, 1, 1 / 3, 1 / 2, 1 / 3, 1 / 2])
@@ -24,9 +23,9 @@ def test_initial_factors_by_hand():
     layout = PartLayout(PARTS, dense_parts=('single', ))
     assert layout.initial_factors(dict(dense=0.8, coarse=0.2)).tolist() == \
         pytest.approx([0.2, 0.8, 0.2, 0.2, 0.2, 0.2])
-    assert layout.initial_factors(
-        dict(big=0.3, single=0.6, pair=0.45)).tolist() == pytest.approx(
-            [0.3, 0.6, 0.3, 0.45, 0.3, 0.45])
+    assert layout.initial_factors(dict(big=0.3, single=0.6,
+                                       pair=0.45)).tolist() == pytest.approx(
+                                           [0.3, 0.6, 0.3, 0.45, 0.3, 0.45])
     assert layout.initial_factors(0.5).tolist() == [0.5] * 6
 
 

@@ -7,9 +7,8 @@ import importlib.util
 import pytest
 import torch
 
-from tests.e2e import (REPO, assert_same_tensors, last_checkpoint,
-                       rank_states, run_dist_train, run_train,
-                       short_schedule, with_probe)
+from tests.e2e import (REPO, assert_same_tensors, last_checkpoint, rank_states,
+                       run_dist_train, run_train, short_schedule, with_probe)
 
 DEMO = ('configs/fowkal/'
         'td-hm_res18_fowkal-1xb16-20e_synthetic-coco-wholebody-128x96.py')
@@ -26,16 +25,20 @@ def initial_factors():
 
 
 def saved_state(checkpoint):
-    return torch.load(checkpoint, map_location='cpu',
-                      weights_only=False)['state_dict']
+    return torch.load(
+        checkpoint, map_location='cpu', weights_only=False)['state_dict']
 
 
 @pytest.fixture(scope='module')
 def trained(synthetic_wholebody, tmp_path_factory):
     """A 1-epoch ``mim train`` of the demo (2 iterations, 1 validation)."""
     work_dir = tmp_path_factory.mktemp('fowkal') / 'train'
-    log = run_train(DEMO, work_dir, synthetic_wholebody, 'wholebody',
-                    cfg_options=short_schedule(max_epochs=1))
+    log = run_train(
+        DEMO,
+        work_dir,
+        synthetic_wholebody,
+        'wholebody',
+        cfg_options=short_schedule(max_epochs=1))
     return work_dir, log
 
 
@@ -77,9 +80,13 @@ def test_resume_restores_the_factors(trained, synthetic_wholebody, tmp_path):
     # and the probe dumps the model state that the resume restored
     probe = with_probe(DEMO, tmp_path)
     resumed = tmp_path / 'resumed'
-    log = run_train(probe, resumed, synthetic_wholebody, 'wholebody',
-                    cfg_options=short_schedule(max_epochs=1),
-                    extra_args=['--resume', str(checkpoint)])
+    log = run_train(
+        probe,
+        resumed,
+        synthetic_wholebody,
+        'wholebody',
+        cfg_options=short_schedule(max_epochs=1),
+        extra_args=['--resume', str(checkpoint)])
     assert 'resumed epoch: 1' in log
     restored = rank_states(resumed, nproc=1)[0]['state_dict']
     saved = saved_state(checkpoint)
@@ -93,10 +100,13 @@ def test_ddp_keeps_the_factors_identical(synthetic_wholebody, tmp_path):
     # batch 2 on each of the 2 ranks: several iterations, so a parameter
     # without a gradient would fail DDP (find_unused_parameters=False) at
     # the second
-    log = run_dist_train(probe, work_dir, nproc=2,
-                         data_root=synthetic_wholebody, kind='wholebody',
-                         cfg_options=short_schedule(max_epochs=1,
-                                                    batch_size=2))
+    log = run_dist_train(
+        probe,
+        work_dir,
+        nproc=2,
+        data_root=synthetic_wholebody,
+        kind='wholebody',
+        cfg_options=short_schedule(max_epochs=1, batch_size=2))
     assert 'Distributed training: True' in log
     assert 'find_unused_parameters=True' not in log
     assert 'Epoch(train) [1][2/' in log

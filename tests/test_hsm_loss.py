@@ -47,15 +47,17 @@ def test_hand_value():
     assert value.item() == pytest.approx((np.exp(0.5) - 1) * 0.25)
 
 
-@pytest.mark.parametrize('skip, expected', [
-    # channel 0 (target [1, 0], logits 0): Delta = 0.5 on both pixels,
-    # L0 = (e^0.5 - 1) / 4 each; channel 1 (target all 0, logits ln 3,
-    # sigmoid 0.75): L1 = (e^0.75 - 1) * 9 / 16 each. The mean is over all
-    # 4 elements either way (as KeypointMSELoss): (2 L0 + 2 L1) / 4 when
-    # the empty channel counts, 2 L0 / 4 when it is skipped
-    (False, ((np.exp(0.5) - 1) / 4 + (np.exp(0.75) - 1) * 9 / 16) / 2),
-    (True, (np.exp(0.5) - 1) / 4 / 2),
-])
+@pytest.mark.parametrize(
+    'skip, expected',
+    [
+        # channel 0 (target [1, 0], logits 0): Delta = 0.5 on both pixels,
+        # L0 = (e^0.5 - 1) / 4 each; channel 1 (target all 0, logits ln 3,
+        # sigmoid 0.75): L1 = (e^0.75 - 1) * 9 / 16 each. The mean is over all
+        # 4 elements either way (as KeypointMSELoss): (2 L0 + 2 L1) / 4 when
+        # the empty channel counts, 2 L0 / 4 when it is skipped
+        (False, ((np.exp(0.5) - 1) / 4 + (np.exp(0.75) - 1) * 9 / 16) / 2),
+        (True, (np.exp(0.5) - 1) / 4 / 2),
+    ])
 def test_skip_empty_channel_by_hand(skip, expected):
     logits = torch.tensor([[[[0., 0.]], [[np.log(3.)] * 2]]])
     target = torch.tensor([[[[1., 0.]], [[0., 0.]]]])
@@ -65,8 +67,8 @@ def test_skip_empty_channel_by_hand(skip, expected):
     # nothing when it is skipped)
     value = loss(logits, target, torch.tensor([[0.5, 1.]]))
     l0, l1 = (np.exp(0.5) - 1) / 4, (np.exp(0.75) - 1) * 9 / 16
-    assert value.item() == pytest.approx(
-        2 * (0.5 * l0 + (0 if skip else l1)) / 2)
+    assert value.item() == pytest.approx(2 * (0.5 * l0 + (0 if skip else l1)) /
+                                         2)
 
 
 @pytest.mark.parametrize('beta,gamma', [(1., 2.), (2., 0.5), (0.3, 3.)])
@@ -75,8 +77,7 @@ def test_matches_numpy(beta, gamma):
     loss = build(beta=beta, gamma=gamma, loss_weight=1.5)
     value = loss(
         torch.tensor(logits), torch.tensor(target), torch.tensor(weights))
-    expected = numpy_hsm(logits, target, weights[..., None, None], beta,
-                         gamma)
+    expected = numpy_hsm(logits, target, weights[..., None, None], beta, gamma)
     assert value.item() == pytest.approx(1.5 * expected, rel=1e-12)
 
 
@@ -105,8 +106,7 @@ def test_zero_at_delta_zero_and_increasing_in_delta(target_value):
     assert values[0].item() == pytest.approx(0, abs=1e-6)
     assert (values.diff() > 0).all()
     expected = (np.exp(deltas.numpy()) - 1) * deltas.numpy()**2
-    np.testing.assert_allclose(values.numpy(), expected, rtol=1e-4,
-                               atol=1e-9)
+    np.testing.assert_allclose(values.numpy(), expected, rtol=1e-4, atol=1e-9)
 
 
 @pytest.mark.parametrize('gamma', [2., 0.5])
@@ -141,20 +141,35 @@ def test_parameters_must_be_positive(field, bad):
 # SigmoidHeatmapHead -------------------------------------------------------
 
 CODECS = {
-    'msra': dict(type='MSRAHeatmap', input_size=(48, 64),
-                 heatmap_size=(12, 16), sigma=2),
-    'dark': dict(type='MSRAHeatmap', input_size=(48, 64),
-                 heatmap_size=(12, 16), sigma=2, unbiased=True),
-    'udp': dict(type='UDPHeatmap', input_size=(48, 64),
-                heatmap_size=(12, 16), sigma=2),
+    'msra':
+    dict(
+        type='MSRAHeatmap',
+        input_size=(48, 64),
+        heatmap_size=(12, 16),
+        sigma=2),
+    'dark':
+    dict(
+        type='MSRAHeatmap',
+        input_size=(48, 64),
+        heatmap_size=(12, 16),
+        sigma=2,
+        unbiased=True),
+    'udp':
+    dict(
+        type='UDPHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
+        sigma=2),
 }
 
 
 def heads(codec, seed=0):
     """A SigmoidHeatmapHead and a HeatmapHead with the same weights, whose
     logits are mostly negative (background-like)."""
-    cfg = dict(in_channels=8, out_channels=4, deconv_out_channels=(8, ),
-               deconv_kernel_sizes=(4, ), decoder=codec)
+    cfg = dict(
+        in_channels=8,
+        out_channels=4,
+        deconv_out_channels=(8, ),
+        deconv_kernel_sizes=(4, ),
+        decoder=codec)
     torch.manual_seed(seed)
     ours = MODELS.build(dict(type='SigmoidHeatmapHead', **cfg))
     with torch.no_grad():
@@ -168,8 +183,12 @@ def heads(codec, seed=0):
 
 def batch(num_keypoints=4):
     data = get_packed_inputs(
-        batch_size=3, num_keypoints=num_keypoints, input_size=(48, 64),
-        heatmap_size=(12, 16), with_reg_label=False, with_simcc_label=False)
+        batch_size=3,
+        num_keypoints=num_keypoints,
+        input_size=(48, 64),
+        heatmap_size=(12, 16),
+        with_reg_label=False,
+        with_simcc_label=False)
     return data['data_samples']
 
 
@@ -178,8 +197,11 @@ def test_scores_in_unit_interval_with_flip_test(codec):
     ours, stock = heads(CODECS[codec])
     samples = batch()
     feats = [(torch.rand(3, 8, 8, 6), ), (torch.rand(3, 8, 8, 6), )]
-    test_cfg = dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True,
-                    output_heatmaps=True)
+    test_cfg = dict(
+        flip_test=True,
+        flip_mode='heatmap',
+        shift_heatmap=True,
+        output_heatmaps=True)
     with torch.no_grad():
         preds, fields = ours.predict(feats, samples, test_cfg)
         stock_preds, stock_fields = stock.predict(feats, samples, test_cfg)
@@ -197,7 +219,8 @@ def test_scores_in_unit_interval_with_flip_test(codec):
         np.testing.assert_allclose(pred.keypoint_scores, exp.keypoint_scores)
     np.testing.assert_allclose(
         scores.reshape(-1),
-        probs.flatten(2).max(dim=2).values.numpy().reshape(-1), rtol=1e-6)
+        probs.flatten(2).max(dim=2).values.numpy().reshape(-1),
+        rtol=1e-6)
 
 
 def test_forward_and_loss_use_logits():
@@ -223,21 +246,25 @@ def test_gradient_matches_the_closed_form_derivative():
     build(beta=beta, gamma=gamma)(p, torch.tensor(target)).backward()
     s = 1 / (1 + np.exp(-logits))
     d = np.abs(s - target)
-    expected = (beta * np.exp(beta * d) * d**gamma +
-                np.expm1(beta * d) * gamma * d**(gamma - 1)) * np.sign(
-                    s - target) * s * (1 - s) / logits.size
-    np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-10,
-                               atol=1e-15)
+    d_gamma_1 = d**(gamma - 1)
+    expected = (beta * np.exp(beta * d) * d**gamma + np.expm1(beta * d) * gamma
+                * d_gamma_1) * np.sign(s - target) * s * (1 - s) / logits.size
+    np.testing.assert_allclose(
+        p.grad.numpy(), expected, rtol=1e-10, atol=1e-15)
 
 
 def test_head_starts_at_the_background_prior():
     # HeatmapHead's zero bias would start every pixel at sigmoid 0.5; the
     # prior must survive init_weights(), which the runner calls
     for prior in (0.1, 0.01):
-        head = MODELS.build(dict(
-            type='SigmoidHeatmapHead', in_channels=8, out_channels=4,
-            deconv_out_channels=(8, ), deconv_kernel_sizes=(4, ),
-            prior_prob=prior))
+        head = MODELS.build(
+            dict(
+                type='SigmoidHeatmapHead',
+                in_channels=8,
+                out_channels=4,
+                deconv_out_channels=(8, ),
+                deconv_kernel_sizes=(4, ),
+                prior_prob=prior))
         head.init_weights()
         bias = head.final_layer.bias.detach()
         np.testing.assert_allclose(bias.sigmoid().numpy(), prior, rtol=1e-6)
@@ -251,36 +278,48 @@ def test_head_starts_at_the_background_prior():
 @pytest.mark.parametrize('prior', [0., 1., -0.5, 1.5])
 def test_prior_outside_the_unit_interval_fails_at_build(prior):
     with pytest.raises(ValueError, match=r'`prior_prob` must lie in \(0, 1\)'):
-        MODELS.build(dict(type='SigmoidHeatmapHead', in_channels=8,
-                          out_channels=4, prior_prob=prior))
+        MODELS.build(
+            dict(
+                type='SigmoidHeatmapHead',
+                in_channels=8,
+                out_channels=4,
+                prior_prob=prior))
 
 
 @pytest.mark.parametrize('loss', [
     dict(type='HSMLoss'),
-    dict(type='AFLHeatmapLoss', base_loss=dict(type='HSMLoss'),
-         critic=dict(type='AFLCritic', num_keypoints=4)),
+    dict(
+        type='AFLHeatmapLoss',
+        base_loss=dict(type='HSMLoss'),
+        critic=dict(type='AFLCritic', num_keypoints=4)),
 ])
 def test_hsm_under_a_head_without_the_sigmoid_fails_at_build(loss):
-    with pytest.raises(ValueError, match=(
-            "HSMLoss takes logits, but model.head is HeatmapHead.*"
-            "model.head.type='SigmoidHeatmapHead'")):
-        MODELS.build(dict(type='HeatmapHead', in_channels=8, out_channels=4,
-                          loss=loss))
+    with pytest.raises(
+            ValueError,
+            match=("HSMLoss takes logits, but model.head is HeatmapHead.*"
+                   "model.head.type='SigmoidHeatmapHead'")):
+        MODELS.build(
+            dict(type='HeatmapHead', in_channels=8, out_channels=4, loss=loss))
     # the same loss under SigmoidHeatmapHead, or built on its own, is fine
-    MODELS.build(dict(type='SigmoidHeatmapHead', in_channels=8,
-                      out_channels=4, loss=loss))
+    MODELS.build(
+        dict(
+            type='SigmoidHeatmapHead',
+            in_channels=8,
+            out_channels=4,
+            loss=loss))
     MODELS.build(loss)
 
     class MySigmoidHead(HeatmapHead):  # a user's head that declares it
         applies_sigmoid = True
 
-    assert type(MySigmoidHead(in_channels=8, out_channels=4,
-                              loss=loss).loss_module).__name__ == loss['type']
+    assert type(
+        MySigmoidHead(in_channels=8, out_channels=4,
+                      loss=loss).loss_module).__name__ == loss['type']
 
 
 def test_the_head_check_runs_whenever_a_head_takes_the_loss():
-    head = MODELS.build(dict(type='HeatmapHead', in_channels=8,
-                             out_channels=4))
+    head = MODELS.build(
+        dict(type='HeatmapHead', in_channels=8, out_channels=4))
     with pytest.raises(ValueError, match='HSMLoss takes logits'):
         head.loss_module = MODELS.build(dict(type='HSMLoss'))
     # a module that is not a head holds it unchecked
@@ -288,18 +327,29 @@ def test_the_head_check_runs_whenever_a_head_takes_the_loss():
 
 
 @pytest.mark.parametrize('codec', [
-    dict(type='MegviiHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
-         kernel_size=11),
-    dict(type='UDPHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
-         heatmap_type='combined'),
+    dict(
+        type='MegviiHeatmap',
+        input_size=(48, 64),
+        heatmap_size=(12, 16),
+        kernel_size=11),
+    dict(
+        type='UDPHeatmap',
+        input_size=(48, 64),
+        heatmap_size=(12, 16),
+        heatmap_type='combined'),
 ])
 def test_decoder_must_give_gaussian_heatmaps(codec):
     with pytest.raises(ValueError, match='`decoder.type` must be a codec'):
-        MODELS.build(dict(type='SigmoidHeatmapHead', in_channels=8,
-                          out_channels=4, decoder=codec))
+        MODELS.build(
+            dict(
+                type='SigmoidHeatmapHead',
+                in_channels=8,
+                out_channels=4,
+                decoder=codec))
 
 
 # Configs --------------------------------------------------------------------
+
 
 def test_every_method_config_is_covered():
     # 3 paper models, the synthetic demo and the fine-tune config
@@ -313,13 +363,13 @@ def test_config_builds(config):
     assert type(model.head).__name__ == 'SigmoidHeatmapHead'
     assert isinstance(model.head, HeatmapHead)
     assert type(model.head.loss_module).__name__ == 'HSMLoss'
-    assert (model.head.loss_module.beta, model.head.loss_module.gamma) == (
-        1.0, 2.0)
+    assert (model.head.loss_module.beta, model.head.loss_module.gamma) == (1.0,
+                                                                           2.0)
     assert cfg.model.test_cfg.flip_test
     num_keypoints = cfg.model.head.out_channels
     with torch.no_grad():
-        heatmaps = model.eval()(torch.zeros(1, 3, 128, 96), None,
-                                mode='tensor')
+        heatmaps = model.eval()(
+            torch.zeros(1, 3, 128, 96), None, mode='tensor')
     assert heatmaps.shape == (1, num_keypoints, 32, 24)
 
 
@@ -329,11 +379,11 @@ def sigmoid_of_flip_averaged_maxima(config, checkpoint, data_root):
     logits averaged over the image and its flip (MMPose's flip test),
     per image id, one [K] row per instance."""
     cfg = Config.fromfile(str(REPO / config))
-    cfg.merge_from_dict(dict(
-        option.split('=', 1) for option in data_options(data_root)))
+    cfg.merge_from_dict(
+        dict(option.split('=', 1) for option in data_options(data_root)))
     model = init_model(cfg, str(checkpoint), device='cpu')
-    loader = Runner.build_dataloader(dict(
-        cfg.test_dataloader, num_workers=0, persistent_workers=False))
+    loader = Runner.build_dataloader(
+        dict(cfg.test_dataloader, num_workers=0, persistent_workers=False))
     test_cfg = cfg.model.test_cfg
     assert test_cfg.flip_test and test_cfg.flip_mode == 'heatmap'
     rows = defaultdict(list)
@@ -359,8 +409,8 @@ def sorted_rows(rows):
 
 def test_demo_trains_and_tests_end_to_end(synthetic_coco, tmp_path):
     work_dir = tmp_path / 'work'
-    log = run_train(DEMO, work_dir, data_root=synthetic_coco,
-                    cfg_options=short_schedule())
+    log = run_train(
+        DEMO, work_dir, data_root=synthetic_coco, cfg_options=short_schedule())
     assert 'loss_kpt' in log and 'coco/AP' in log
     # mim test with the config's flip test (and no OKS NMS, so that every
     # instance is written): the keypoint scores of the COCO results are the
@@ -369,11 +419,15 @@ def test_demo_trains_and_tests_end_to_end(synthetic_coco, tmp_path):
     # twice or before the flip average would all fail this.
     prefix = tmp_path / 'results'
     checkpoint = last_checkpoint(work_dir)
-    log = run_test(DEMO, checkpoint, tmp_path / 'test',
-                   data_root=synthetic_coco,
-                   cfg_options=short_schedule() + [
-                       f'test_evaluator.outfile_prefix={prefix}',
-                       'test_evaluator.nms_mode=none'])
+    log = run_test(
+        DEMO,
+        checkpoint,
+        tmp_path / 'test',
+        data_root=synthetic_coco,
+        cfg_options=short_schedule() + [
+            f'test_evaluator.outfile_prefix={prefix}',
+            'test_evaluator.nms_mode=none'
+        ])
     assert 'coco/AP' in log
     results = defaultdict(list)
     for result in load(f'{prefix}.keypoints.json'):
@@ -383,5 +437,7 @@ def test_demo_trains_and_tests_end_to_end(synthetic_coco, tmp_path):
     assert sorted(results) == sorted(expected) and len(expected) == 4
     for image_id, rows in expected.items():
         np.testing.assert_allclose(
-            sorted_rows(results[image_id]), sorted_rows(rows), rtol=1e-5,
+            sorted_rows(results[image_id]),
+            sorted_rows(rows),
+            rtol=1e-5,
             err_msg=f'image {image_id}')

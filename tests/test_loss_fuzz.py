@@ -22,20 +22,20 @@ What each case must give (each is one test below):
 - **all-zero target**: a finite loss and gradient (WAHR: ``mean |P|^3``;
   HSM: ``mean (e^s - 1) s^2``, ``s = sigmoid(P)``).
 - **one NaN / +inf / -inf / 1e30 pixel** in the output (what an fp16
-  overflow under ``--amp`` gives) or in the target: the loss may be non-finite (NaN / inf, as
-  MMPose's own MSE gives, so that the AMP scaler skips the step; HSM, on
-  logits, is finite for every non-NaN output value: a saturated sigmoid). What
-  must hold: training state stays finite, and the next clean batch gives
-  exactly what a twin that never saw the bad batch gives (loss, gradient,
-  state): FoWKAL learns nothing from a non-finite statistic, AFL skips the
-  critic step of a batch with any non-finite pixel. Documented
-  exceptions, both for the *finite* 1e30: FoWKAL without pixel weights
-  learns from a 1e30 output pixel, its AWing running mean clipped to at
-  most ``1 + m (norm_clip - 1)`` times (so the next loss lies within that
-  factor of the twin's); AFL trains its critic on a batch with a 1e30
-  pixel (its topology is finite and a legal one), so the critic differs
-  from the twin's but is finite. In the heads the pixel is put into the
-  final layer's output.
+  overflow under ``--amp`` gives) or in the target: the loss may be
+  non-finite (NaN / inf, as MMPose's own MSE gives, so that the AMP scaler
+  skips the step; HSM, on logits, is finite for every non-NaN output
+  value: a saturated sigmoid). What must hold: training state stays
+  finite, and the next clean batch gives exactly what a twin that never
+  saw the bad batch gives (loss, gradient, state): FoWKAL learns nothing
+  from a non-finite statistic, AFL skips the critic step of a batch with
+  any non-finite pixel. Documented exceptions, both for the *finite*
+  1e30: FoWKAL without pixel weights learns from a 1e30 output pixel, its
+  AWing running mean clipped to at most ``1 + m (norm_clip - 1)`` times
+  (so the next loss lies within that factor of the twin's); AFL trains
+  its critic on a batch with a 1e30 pixel (its topology is finite and a
+  legal one), so the critic differs from the twin's but is finite. In the
+  heads the pixel is put into the final layer's output.
 - **fp16 / bf16**, as the input dtype and under ``torch.autocast`` on the
   CPU: finite, within the dtype's precision of the float32 loss.
 - **mismatched shapes** (target, keypoint weights, mask): a ``ValueError``
@@ -71,10 +71,13 @@ LOSSES = {
     'FoWKAL-unweighted': dict(FOWKAL, weighting=None),
 }
 LOSSES.update({
-    f'AFL({name})': dict(type='AFLHeatmapLoss', base_loss=base,
-                         critic=dict(type='AFLCritic', num_keypoints=K))
-    for name, base in [('MSE', MSE), ('WAHR', LOSSES['WAHR']),
-                       ('HSM', LOSSES['HSM']), ('FoWKAL', FOWKAL)]
+    f'AFL({name})':
+    dict(
+        type='AFLHeatmapLoss',
+        base_loss=base,
+        critic=dict(type='AFLCritic', num_keypoints=K))
+    for name, base in [('MSE', MSE), (
+        'WAHR', LOSSES['WAHR']), ('HSM', LOSSES['HSM']), ('FoWKAL', FOWKAL)]
 })
 NAN, INF = float('nan'), float('inf')
 
@@ -105,18 +108,24 @@ def state(module):
     tensors = dict(module.state_dict())
     critic = getattr(module, 'critic', None)
     if critic is not None:
-        tensors.update({f'critic.{k}': v
-                        for k, v in critic.state_dict().items()})
+        tensors.update({
+            f'critic.{k}': v
+            for k, v in critic.state_dict().items()
+        })
         optimizer = module.trainer.optim_wrapper.optimizer
         for i, values in enumerate(optimizer.state.values()):
-            tensors.update({f'critic_optimizer.{i}.{k}': v
-                            for k, v in values.items() if torch.is_tensor(v)})
+            tensors.update({
+                f'critic_optimizer.{i}.{k}': v
+                for k, v in values.items() if torch.is_tensor(v)
+            })
     return tensors
 
 
 def assert_state_finite(module):
-    bad = [k for k, v in state(module).items()
-           if v.is_floating_point() and not v.isfinite().all()]
+    bad = [
+        k for k, v in state(module).items()
+        if v.is_floating_point() and not v.isfinite().all()
+    ]
     assert not bad, f'non-finite training state: {bad}'
 
 
@@ -264,8 +273,8 @@ def test_low_precision(name, dtype, how):
             value, grad, _ = step(loss, output, target, weights)
     assert value.isfinite() and grad.isfinite().all()
     tolerance = 2e-2 if dtype == torch.bfloat16 else 2e-3
-    torch.testing.assert_close(value.float(), expected, rtol=tolerance,
-                               atol=1e-5)
+    torch.testing.assert_close(
+        value.float(), expected, rtol=tolerance, atol=1e-5)
     assert_state_finite(loss)
 
 
@@ -279,8 +288,9 @@ def test_low_precision(name, dtype, how):
 def test_mismatched_shapes(name, target, weights, mask, field, shape):
     loss = make(name)
     before = {k: v.clone() for k, v in state(loss).items()}
-    args = [None if s is None else torch.rand(s)
-            for s in (target, weights, mask)]
+    args = [
+        None if s is None else torch.rand(s) for s in (target, weights, mask)
+    ]
     with pytest.raises(ValueError) as error:
         loss(torch.rand(2, K, H, W), *args)
     message = str(error.value)
@@ -297,8 +307,9 @@ def test_channels_last(name):
     loss, reference = make(name), make(name)
     output, target, weights = batch()
     expected = step(reference, output, target, weights)
-    channels_last = [t.to(memory_format=torch.channels_last)
-                     for t in (output, target)]
+    channels_last = [
+        t.to(memory_format=torch.channels_last) for t in (output, target)
+    ]
     value, grad, _ = step(loss, *channels_last, weights)
     torch.testing.assert_close(value, expected[0])
     torch.testing.assert_close(grad, expected[1])
@@ -315,9 +326,13 @@ HEAD_H, HEAD_W = 6, 4  # one deconv doubles the 3 x 2 feature map
 
 def make_head(name):
     torch.manual_seed(0)
-    head = MODELS.build(dict(
-        HEADS[name], in_channels=8, out_channels=K,
-        deconv_out_channels=(8, ), deconv_kernel_sizes=(4, )))
+    head = MODELS.build(
+        dict(
+            HEADS[name],
+            in_channels=8,
+            out_channels=K,
+            deconv_out_channels=(8, ),
+            deconv_kernel_sizes=(4, )))
     if name == 'SAHRHead':
         with torch.no_grad():  # s != 0, so the target is really scaled
             head.scale_layers[3].bias.fill_(0.3)
@@ -342,8 +357,10 @@ def head_loss(head, feats, samples):
 
 
 def assert_head_state_finite(head):
-    bad = [k for k, v in head.state_dict().items()
-           if v.is_floating_point() and not v.isfinite().all()]
+    bad = [
+        k for k, v in head.state_dict().items()
+        if v.is_floating_point() and not v.isfinite().all()
+    ]
     assert not bad, f'non-finite head state: {bad}'
 
 
@@ -399,9 +416,11 @@ def test_head_one_bad_heatmap_pixel(name, pixel):
         assert value.isfinite()  # HSM on a saturated sigmoid
     assert_head_state_finite(head)
     feats, samples = head_batch(seed=1)
-    torch.testing.assert_close(head_loss(head, feats, samples),
-                               head_loss(twin, feats, samples), rtol=0,
-                               atol=0)
+    torch.testing.assert_close(
+        head_loss(head, feats, samples),
+        head_loss(twin, feats, samples),
+        rtol=0,
+        atol=0)
     twin_state = twin.state_dict()
     for key, tensor in head.state_dict().items():
         assert torch.equal(tensor, twin_state[key]), key
@@ -421,8 +440,8 @@ def test_head_under_autocast(name, dtype):
         value = head_loss(head, feats, samples)
     assert value.isfinite()
     tolerance = 3e-2 if dtype == torch.bfloat16 else 3e-3
-    torch.testing.assert_close(value.float(), expected, rtol=tolerance,
-                               atol=1e-5)
+    torch.testing.assert_close(
+        value.float(), expected, rtol=tolerance, atol=1e-5)
     value.backward()
     assert all(p.grad is None or p.grad.isfinite().all()
                for p in head.parameters())
@@ -446,6 +465,8 @@ def test_head_gt_of_another_size_names_the_shapes(name, owner):
     scales the target (SAHRHead), names both shapes."""
     head = make_head(name)
     feats, samples = head_batch(size=(HEAD_H, HEAD_W + 1))
-    with pytest.raises(ValueError, match=(
-            rf'{owner}: `output` \[2, 2, 6, 4\] and `target` \[2, 2, 6, 5\]')):
+    with pytest.raises(
+            ValueError,
+            match=(rf'{owner}: `output` \[2, 2, 6, 4\] and '
+                   rf'`target` \[2, 2, 6, 5\]')):
         head.loss(feats, samples)

@@ -5,9 +5,9 @@ bad pixel never leaves training state (FoWKAL's running means, AFL's critic)
 non-finite."""
 import pytest
 import torch
+from mmpose.registry import MODELS
 
 import mmpose_afl  # noqa: F401
-from mmpose.registry import MODELS
 
 PARTS = dict(coarse=[0], dense=[1])
 
@@ -23,18 +23,19 @@ LOSSES = ['WAHRLoss', 'HSMLoss', 'FoWKALLoss']
 
 # ------------------------------------------------------------------ shapes
 @pytest.mark.parametrize('loss_type', LOSSES)
-@pytest.mark.parametrize('field, target, weights, mask, expected', [
-    # a target broadcast along H (HSMLoss used to accept it silently)
-    ('`target`', (2, 2, 1, 4), None, None, '[2, 2, 1, 4]'),
-    ('`target`', (1, 2, 3, 4), None, None, '[1, 2, 3, 4]'),  # batch 1 vs 2
-    ('`target_weights`', (2, 2, 3, 4), (2, 3), None, '[2, 3]'),
-    ('`target_weights`', (2, 2, 3, 4), (2, 2, 3), None, '[2, 2, 3]'),
-    ('`mask`', (2, 2, 3, 4), None, (2, 2, 3, 1), '[2, 2, 3, 1]'),
-    ('`mask`', (2, 2, 3, 4), None, (2, 2, 3), '[2, 2, 3]'),
-])
-def test_wrong_shapes_name_the_loss_field_and_shapes(loss_type, field,
-                                                     target, weights, mask,
-                                                     expected):
+@pytest.mark.parametrize(
+    'field, target, weights, mask, expected',
+    [
+        # a target broadcast along H (HSMLoss used to accept it silently)
+        ('`target`', (2, 2, 1, 4), None, None, '[2, 2, 1, 4]'),
+        ('`target`', (1, 2, 3, 4), None, None, '[1, 2, 3, 4]'),  # batch 1 vs 2
+        ('`target_weights`', (2, 2, 3, 4), (2, 3), None, '[2, 3]'),
+        ('`target_weights`', (2, 2, 3, 4), (2, 2, 3), None, '[2, 2, 3]'),
+        ('`mask`', (2, 2, 3, 4), None, (2, 2, 3, 1), '[2, 2, 3, 1]'),
+        ('`mask`', (2, 2, 3, 4), None, (2, 2, 3), '[2, 2, 3]'),
+    ])
+def test_wrong_shapes_name_the_loss_field_and_shapes(loss_type, field, target,
+                                                     weights, mask, expected):
     loss = build(loss_type)
     ones = [None if s is None else torch.ones(s) for s in (weights, mask)]
     with pytest.raises(ValueError) as error:
@@ -54,8 +55,9 @@ def test_accepted_weight_and_mask_shapes_give_the_same_loss(loss_type):
     weights = torch.tensor([[1., 0.], [0.5, 1.]])
     mask = (torch.rand(2, 1, 3, 4) > 0.5).float()
     loss = build(loss_type).eval()
-    expected = loss(output, target, weights[:, :, None, None].expand(
-        2, 2, 3, 4), mask.expand(2, 2, 3, 4))
+    expected = loss(output, target, weights[:, :, None,
+                                            None].expand(2, 2, 3, 4),
+                    mask.expand(2, 2, 3, 4))
     torch.testing.assert_close(loss(output, target, weights, mask), expected)
 
 
@@ -129,8 +131,7 @@ def test_bad_pixels_never_leave_the_running_means_non_finite(weighting):
     loss and each pixel's gradient lie between the twin's / 1.3 and the
     twin's (both terms' gradients have the sign of P^ - P)."""
     kwargs = dict(weighting=weighting, norm_momentum=0.1)
-    loss, twin = build('FoWKALLoss', **kwargs), build('FoWKALLoss',
-                                                      **kwargs)
+    loss, twin = build('FoWKALLoss', **kwargs), build('FoWKALLoss', **kwargs)
     for module in (loss, twin):
         module.train()(*clean_batch(0))
     start = twin.running_means.clone()

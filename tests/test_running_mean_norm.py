@@ -54,22 +54,25 @@ def test_non_finite_or_empty_batches_leave_the_means():
     running = torch.tensor([2., 1.])
     call(running, [[[math.inf, 1.]], [[math.nan, 1.]]])
     assert running.tolist() == [2., 1.]
-    call(running, [[[1., 1.]], [[1., 1.]]],
-         active=torch.zeros(1, 2, dtype=torch.bool))
+    call(
+        running, [[[1., 1.]], [[1., 1.]]],
+        active=torch.zeros(1, 2, dtype=torch.bool))
     assert running.tolist() == [2., 1.]
 
 
 def test_the_result_carries_no_gradient():
     terms = torch.ones(2, 1, 2, requires_grad=True)
-    out = running_mean_normalisers(torch.zeros(2), terms,
-                                   torch.ones(1, 2, dtype=torch.bool), 0.1,
-                                   4.0, True)
+    out = running_mean_normalisers(
+        torch.zeros(2), terms, torch.ones(1, 2, dtype=torch.bool), 0.1, 4.0,
+        True)
     assert not out.requires_grad
 
 
-@pytest.mark.parametrize('momentum,clip,field', [
-    (0., 4., '`norm_momentum`'), (1.5, 4., '`norm_momentum`'),
-    (0.1, 0.5, '`norm_clip`'), (0.1, math.inf, '`norm_clip`')])
+@pytest.mark.parametrize('momentum,clip,field',
+                         [(0., 4., '`norm_momentum`'),
+                          (1.5, 4., '`norm_momentum`'),
+                          (0.1, 0.5, '`norm_clip`'),
+                          (0.1, math.inf, '`norm_clip`')])
 def test_bad_arguments_name_the_field(momentum, clip, field):
     with pytest.raises(ValueError, match=field):
         check_running_mean_args(momentum, clip)

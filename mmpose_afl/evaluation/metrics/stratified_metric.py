@@ -120,15 +120,16 @@ class _StratumCOCOeval(COCOeval):
             np.logical_and(result['dtMatches'] < 0, outside[None]))
         return result
 
-    def stratum(self, members: Optional[Set[int]],
+    def stratum(self,
+                members: Optional[Set[int]],
                 area: Sequence[float] = _ALL_AREAS) -> Tuple[float, float]:
         """(AP, AR) of the people in ``members`` (ids; ``None``: everyone)
         within the area range ``area``."""
         p = self.params
         self.outside = set() if members is None else {
             gt['id']
-            for gts in self._gts.values() for gt in gts
-            if not gt['coco_ignore'] and gt['id'] not in members
+            for gts in self._gts.values()
+            for gt in gts if not gt['coco_ignore'] and gt['id'] not in members
         }
         # one area range ('all' -> this one): COCO's M and L are not needed
         # here, and each range costs a pass over every image
@@ -136,8 +137,7 @@ class _StratumCOCOeval(COCOeval):
         cat_ids = p.catIds if p.useCats else [-1]
         self.evalImgs = [
             self.evaluateImg(img_id, cat_id, rng, p.maxDets[-1])
-            for cat_id in cat_ids for rng in p.areaRng
-            for img_id in p.imgIds
+            for cat_id in cat_ids for rng in p.areaRng for img_id in p.imgIds
         ]
         self._paramsEval = copy.deepcopy(p)
         with contextlib.redirect_stdout(io.StringIO()):
@@ -161,8 +161,8 @@ class StratifiedMixin:
         if not 0 < heavy_occlusion < 1:
             raise ValueError('heavy_occlusion must be in (0, 1), got '
                              f'{heavy_occlusion!r}')
-        for name, edges in (('keypoint_edges', keypoint_edges),
-                            ('area_edges', area_edges)):
+        for name, edges in (('keypoint_edges', keypoint_edges), ('area_edges',
+                                                                 area_edges)):
             if len(edges) != 2 or not 0 < edges[0] < edges[1]:
                 raise ValueError(f'{name} must be two increasing positive '
                                  f'numbers, got {edges!r}')
@@ -194,13 +194,13 @@ class StratifiedMixin:
             return int((v > 0).sum()), int((v == 1).sum())
 
         if 'occlusion' in self.strata:
+
             def share(ann):
                 n, hidden = labelled(ann)
                 return hidden / n if n else -1.
 
             add('occl_none', lambda a: share(a) == 0)
-            add('occl_some',
-                lambda a: 0 < share(a) <= self.heavy_occlusion)
+            add('occl_some', lambda a: 0 < share(a) <= self.heavy_occlusion)
             add('occl_heavy', lambda a: share(a) > self.heavy_occlusion)
         if 'keypoints' in self.strata:
             few, mid = self.keypoint_edges
@@ -214,13 +214,14 @@ class StratifiedMixin:
                 found[f'area_{name}'] = (None, rng)
         flags = sorted({f for a in anns for f in a.get('difficulty', {})})
         if 'flags' in self.strata and flags:
+
             def flagged(ann):
                 return any(ann.get('difficulty', {}).values())
 
             add('clean', lambda a: 'difficulty' in a and not flagged(a))
             for flag in flags:
-                add(flag, lambda a, f=flag: bool(
-                    a.get('difficulty', {}).get(f)))
+                add(flag,
+                    lambda a, f=flag: bool(a.get('difficulty', {}).get(f)))
             add('any_flag', flagged)
         return found
 
@@ -230,14 +231,16 @@ class StratifiedMixin:
         results = list(super()._do_python_keypoint_eval(outfile_prefix))
         coco_det = self.coco.loadRes(f'{outfile_prefix}.keypoints.json')
         strata = self.members()
-        counts = {name: 'area range' if ids is None else len(ids)
-                  for name, (ids, _) in strata.items()}
+        counts = {
+            name: 'area range' if ids is None else len(ids)
+            for name, (ids, _) in strata.items()
+        }
         print_log(f'{type(self).__name__}: people per stratum {counts}',
                   'current')
         per_run = {}
         for prefix, iou_type, sigmas in self._iou_types():
-            evaluator = _StratumCOCOeval(self.coco, coco_det, iou_type,
-                                         sigmas, self.use_area)
+            evaluator = _StratumCOCOeval(self.coco, coco_det, iou_type, sigmas,
+                                         self.use_area)
             evaluator.params.useSegm = None
             with contextlib.redirect_stdout(io.StringIO()):
                 evaluator.evaluate()
@@ -294,8 +297,8 @@ class StratifiedCocoWholeBodyMetric(StratifiedMixin, CocoWholeBodyPartMetric):
     def _iou_types(self) -> List[Tuple[str, str, np.ndarray]]:
         sigmas = np.array(self.dataset_meta['sigmas'])
         cuts = np.cumsum([
-            0, self.body_num, self.foot_num, self.face_num,
-            self.left_hand_num, self.right_hand_num
+            0, self.body_num, self.foot_num, self.face_num, self.left_hand_num,
+            self.right_hand_num
         ])
         parts = ['body', 'foot', 'face', 'lefthand', 'righthand']
         return [('', 'keypoints_wholebody', sigmas)] + [

@@ -74,10 +74,15 @@ class SigmoidHeatmapHead(HeatmapHead):
                              f'(0, 1), e.g. 0.1; got {prior_prob}')
         if init_cfg is None:
             init_cfg = [
-                dict(type='Normal', layer=['Conv2d', 'ConvTranspose2d'],
-                     std=0.001, override=dict(
-                         type='Normal', name='final_layer', std=0.001,
-                         bias_prob=prior_prob)),
+                dict(
+                    type='Normal',
+                    layer=['Conv2d', 'ConvTranspose2d'],
+                    std=0.001,
+                    override=dict(
+                        type='Normal',
+                        name='final_layer',
+                        std=0.001,
+                        bias_prob=prior_prob)),
                 dict(type='Constant', layer='BatchNorm2d', val=1)
             ]
         super().__init__(*args, loss=loss, init_cfg=init_cfg, **kwargs)

@@ -15,8 +15,7 @@ from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from . import head_check  # noqa: F401 (checks the head that takes it)
-from .fowkal_parts import (WHOLEBODY_METAINFO, PartLayout,  # noqa: F401
-                           parts_from_metainfo)
+from .fowkal_parts import WHOLEBODY_METAINFO, PartLayout, parts_from_metainfo
 from .fowkal_pixels import awing_map, fowkal_keypoint_terms, pixel_weights
 from .gaussian_support import GAUSSIAN_SUPPORT_FLOOR, check_support_floor
 from .per_sample_loss import PerSampleHeatmapLoss
@@ -139,8 +138,9 @@ class FoWKALLoss(PerSampleHeatmapLoss):
                                                'right_hand'),
                  num_keypoints: Optional[int] = None,
                  part_average: bool = True,
-                 lambda_init: Union[float, Dict[str, float]] = dict(
-                     dense=0.8, coarse=0.2),
+                 lambda_init: Union[float,
+                                    Dict[str,
+                                         float]] = dict(dense=0.8, coarse=0.2),
                  normalize: bool = True,
                  norm_momentum: float = 0.01,
                  norm_clip: float = 4.0,
@@ -204,8 +204,8 @@ class FoWKALLoss(PerSampleHeatmapLoss):
             init = layout.initial_factors(lambda_init)
             self.kaf_logits = nn.Parameter(torch.log(init / (1 - init)))
         else:
-            self.register_buffer('fixed_factors', layout.dense(),
-                                 persistent=False)
+            self.register_buffer(
+                'fixed_factors', layout.dense(), persistent=False)
 
     def check_head(self, head: nn.Module) -> None:
         """Raise a ``ValueError`` when ``head`` (the head that takes this
@@ -237,12 +237,12 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         """MMPose's AWing, element-wise (:func:`.fowkal_pixels.awing_map`)."""
         return awing_map(output, target, self.awing)
 
-    def keypoint_terms(
-            self,
-            output: Tensor,
-            target: Tensor,
-            target_weights: Optional[Tensor] = None,
-            mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+    def keypoint_terms(self,
+                       output: Tensor,
+                       target: Tensor,
+                       target_weights: Optional[Tensor] = None,
+                       mask: Optional[Tensor] = None
+                       ) -> Tuple[Tensor, Tensor, Tensor]:
         """Per-keypoint terms before normalisation and mixing.
 
         Arguments as in :meth:`forward`.
@@ -279,9 +279,10 @@ class FoWKALLoss(PerSampleHeatmapLoss):
             awing, mse, active = self.keypoint_terms(output, target,
                                                      target_weights, mask)
             if self.normalize:
-                norm = running_mean_normalisers(
-                    self.running_means, torch.stack([awing, mse]), active,
-                    self.norm_momentum, self.norm_clip, self.training)
+                norm = running_mean_normalisers(self.running_means,
+                                                torch.stack([awing, mse]),
+                                                active, self.norm_momentum,
+                                                self.norm_clip, self.training)
                 tiny = torch.finfo(norm.dtype).tiny
                 awing = awing / norm[0].clamp(min=tiny)
                 mse = mse / norm[1].clamp(min=tiny)
@@ -302,8 +303,9 @@ class FoWKALLoss(PerSampleHeatmapLoss):
             deviation = factors - self.part_onehot.t() @ part_mean
             consistency = (deviation**2).sum()  # sum_part sum_k
             # -log(4 lambda (1 - lambda)), stable in theta
-            boundary = -(F.logsigmoid(self.kaf_logits) +
-                         F.logsigmoid(-self.kaf_logits) + math.log(4.))
+            boundary = -(
+                F.logsigmoid(self.kaf_logits) +
+                F.logsigmoid(-self.kaf_logits) + math.log(4.))
             boundary = (boundary * self.part_share).sum()
             return (self.consistency_weight * consistency +
                     self.boundary_weight * boundary)
@@ -329,4 +331,3 @@ class FoWKALLoss(PerSampleHeatmapLoss):
         :meth:`regularization`, ``L_reg``."""
         return super().forward(output, target, target_weights,
                                mask) + self.regularization()
-

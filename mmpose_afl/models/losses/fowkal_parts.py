@@ -140,8 +140,8 @@ class PartLayout:
         onehot = self.onehot()
         return onehot.t() @ (1 / onehot.sum(1))
 
-    def initial_factors(
-            self, lambda_init: Union[float, Dict[str, float]]) -> Tensor:
+    def initial_factors(self, lambda_init: Union[float,
+                                                 Dict[str, float]]) -> Tensor:
         """The initial factors lambda_k [K] from ``lambda_init``: one value
         in (0, 1), or a dict with the keys ``'dense'`` and ``'coarse'``, or
         with every part name."""
@@ -149,8 +149,9 @@ class PartLayout:
             keys = set(lambda_init)
             if keys == {'dense', 'coarse'}:
                 values = {
-                    name: lambda_init['dense' if name in
-                                      self.dense_parts else 'coarse']
+                    name:
+                    lambda_init['dense' if name in
+                                self.dense_parts else 'coarse']
                     for name in self.parts
                 }
             elif keys == set(self.parts):
@@ -164,9 +165,8 @@ class PartLayout:
             values = {name: lambda_init for name in self.parts}
         bad = {
             n: v
-            for n, v in values.items()
-            if isinstance(v, bool) or not isinstance(v, (int, float))
-            or not 0 < v < 1
+            for n, v in values.items() if isinstance(v, bool)
+            or not isinstance(v, (int, float)) or not 0 < v < 1
         }
         if bad:
             raise ValueError('FoWKALLoss: `lambda_init` values must lie in '
