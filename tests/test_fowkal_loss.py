@@ -654,8 +654,16 @@ def test_bad_config_fails_at_build(kwargs, message):
 
 
 @pytest.mark.parametrize('out_channels', [17, 134])
-def test_head_with_other_keypoints_fails_at_build(out_channels):
-    # no `num_keypoints`: the head's out_channels is what is checked
+@pytest.mark.parametrize('wrapped', [False, True])
+def test_head_with_other_keypoints_fails_at_build(out_channels, wrapped):
+    # no `num_keypoints`: the head's out_channels is what is checked, also
+    # for the FoWKAL inside AFL
+    loss = dict(type='FoWKALLoss')
+    if wrapped:
+        loss = dict(
+            type='AFLHeatmapLoss',
+            base_loss=loss,
+            critic=dict(type='AFLCritic', num_keypoints=133))
     with pytest.raises(
             ValueError,
             match=("`parts` hold 133 keypoint indices but the head's "
@@ -665,7 +673,7 @@ def test_head_with_other_keypoints_fails_at_build(out_channels):
                 type='HeatmapHead',
                 in_channels=8,
                 out_channels=out_channels,
-                loss=dict(type='FoWKALLoss')))
+                loss=loss))
     head = MODELS.build(
         dict(
             type='HeatmapHead',
