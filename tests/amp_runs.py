@@ -40,9 +40,8 @@ METHODS = {
     'afl-cond': ('configs/afl_cond/'
                  'td-hm_res18_afl-cond-1xb16-20e_synthetic-coco-128x96.py',
                  'synthetic_coco'),
-    'fowkal': ('configs/fowkal/'
-               'td-hm_res18_fowkal-1xb16-20e_synthetic-coco-wholebody-128x96.py',
-               'synthetic_wholebody'),
+    'fowkal': ('configs/fowkal/td-hm_res18_fowkal-1xb16-20e_'
+               'synthetic-coco-wholebody-128x96.py', 'synthetic_wholebody'),
     'sahr-wahr':
     ('configs/sahr/td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
      'synthetic_coco'),

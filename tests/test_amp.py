@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch import nn
 
+from tests.amp_runs import multi_scale_coco  # noqa: F401 (a fixture)
 from tests.amp_runs import (METHODS, REPO, allow_cpu_amp, amp_run,
-                            bf16_runner, multi_scale_coco,  # noqa: F401
-                            train_scalars)
+                            bf16_runner, train_scalars)
 
 sys.path.insert(0, str(REPO / 'tools'))
 from gpu_check import nonfinite_tensors  # noqa: E402
@@ -38,7 +38,7 @@ def _assert_finite_scalars(scalars: dict, iterations: int) -> None:
 
 @pytest.mark.parametrize('name', list(METHODS))
 def test_every_method_trains_under_bf16_autocast(name, request,
-                                                  tmp_path_factory):
+                                                 tmp_path_factory):
     runner, work_dir, dtypes, _ = amp_run(name, request, tmp_path_factory)
     wrapper = runner.optim_wrapper
     assert type(wrapper).__name__ == 'AmpOptimWrapper'
