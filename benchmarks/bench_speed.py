@@ -198,6 +198,18 @@ def loss_configs(k: int) -> Dict[str, dict]:
     }
 
 
+def critic_trainer(loss: torch.nn.Module, device: torch.device):
+    """What ``AFLCriticHook`` sets up before training for an AFL loss (its
+    critic on ``device``, an ``AFLCriticTrainer`` with the loss's
+    ``critic_optimizer``); ``None`` for any other loss."""
+    from mmpose_afl.engine.afl_critic_trainer import AFLCriticTrainer
+    from mmpose_afl.models.losses.afl_loss import AdversarialFocalLoss
+    if not isinstance(loss, AdversarialFocalLoss):
+        return None
+    loss.critic.to(device)
+    return AFLCriticTrainer(loss)
+
+
 def loss_step(cfg: dict, pred, gt, weights, device) -> Fn:
     """Forward + backward (to the prediction and the loss's own
     parameters) of a built loss; AFL also runs its critic step."""
@@ -205,14 +217,12 @@ def loss_step(cfg: dict, pred, gt, weights, device) -> Fn:
     loss = MODELS.build(cfg).to(device).train()
     leaf = pred.detach().clone().requires_grad_(True)
     inputs = [leaf] + [p for p in loss.parameters() if p.requires_grad]
-    if hasattr(loss, 'critic_step'):
-        loss.critic.to(device)
-        loss.attached = True  # what AFLCriticHook does before training
+    trainer = critic_trainer(loss, device)
 
     def step():
         torch.autograd.grad(loss(leaf, gt, weights), inputs)
-        if hasattr(loss, 'critic_step'):
-            loss.critic_step()
+        if trainer is not None:
+            trainer.step()
 
     return step
 
@@ -337,8 +347,7 @@ def bench_afl(batch: int, device, repeats: int) -> List[str]:
             dict(type='AFLHeatmapLoss',
                  base_loss=MSE,
                  critic=dict(type='AFLCritic', num_keypoints=k))).to(device)
-        loss.critic.to(device)
-        loss.attached = True
+        trainer = critic_trainer(loss, device)
         fake = heatmap_topology(pred, 0.1, weights)
         real = heatmap_topology(gt, 0.1, weights)
 
@@ -349,7 +358,7 @@ def bench_afl(batch: int, device, repeats: int) -> List[str]:
         def forward_and_critic_step():
             with torch.no_grad():
                 loss(pred, gt, weights)  # keeps the batch for the step
-            loss.critic_step()
+            trainer.step()
 
         fns = {
             'MSE forward + backward':
@@ -393,10 +402,10 @@ def train_step(config: str, batch: int, device) -> Tuple[Fn, int]:
     cfg.model.backbone.init_cfg = None  # no download: random weights
     model = MODELS.build(cfg.model).to(device).train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    afl = [m for m in model.modules() if hasattr(m, 'critic_step')]
-    for loss in afl:
-        loss.critic.to(device)
-        loss.attached = True
+    trainers = [critic_trainer(m, device) for m in model.modules()]
+    trainers = [t for t in trainers if t is not None]
+    if trainers:  # as AFLCriticHook does before training
+        model.head.loss_module.bind_head(model.head)
     k = cfg.model.head.out_channels
     _, gt, weights = heatmaps(batch, k, device)
     width, height = cfg.codec.input_size
@@ -411,8 +420,8 @@ def train_step(config: str, batch: int, device) -> Tuple[Fn, int]:
 
     def step():
         model.train_step(data, optim_wrapper)
-        for loss in afl:
-            loss.critic_step()
+        for trainer in trainers:
+            trainer.step()
 
     return step, k
 
