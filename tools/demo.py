@@ -24,12 +24,12 @@ from random weights leave every method far from converged, and one seed
 cannot separate methods (see docs/benchmarks.md's accuracy benchmark).
 
 Every command the demo starts runs the losses eagerly
-(``MMPOSE_AFL_COMPILE=0``, unless that variable is already set): on a new
+(``TORCH_COMPILE_DISABLE=1``, unless that variable is already set): on a new
 machine ``torch.compile``'s cache is cold, and compiling costs about 20 s
 before each run's first iteration (5-6 runs), which a short run does not
 win back: at the demo configs' small heatmaps (32x24) the loss is a small
 share of a ResNet-18 step. Compiling pays in long runs with large heatmaps
-(``make bench``); set ``MMPOSE_AFL_COMPILE=1`` to compile anyway.
+(``make bench``); set ``TORCH_COMPILE_DISABLE=0`` to compile anyway.
 """
 import argparse
 import os
@@ -46,14 +46,14 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # the demo's runs are short: losses eager (see the module docstring)
-COMPILE_ENV = 'MMPOSE_AFL_COMPILE'
+COMPILE_ENV = 'TORCH_COMPILE_DISABLE'
 
 
 def run_env() -> Dict[str, str]:
     """The environment of every command the demo starts: this one, with
-    :data:`COMPILE_ENV` ``'0'`` unless it is set already."""
+    :data:`COMPILE_ENV` ``'1'`` unless it is set already."""
     env = dict(os.environ)
-    env.setdefault(COMPILE_ENV, '0')
+    env.setdefault(COMPILE_ENV, '1')
     return env
 
 # method name -> (demo config, dataset kind); the baseline of a kind is the
