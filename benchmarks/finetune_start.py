@@ -21,7 +21,8 @@ on the synthetic COCO data (the measurements of docs/finetune.md).
    the work dir are read, not repeated.
 
 Every run is a real ``mim train`` / ``mim test`` in one process with one
-thread (``OMP_NUM_THREADS=1``), losses eager.
+thread (``OMP_NUM_THREADS=1``), losses eager (``TORCH_COMPILE_DISABLE=1``
+unless that variable is set).
 """
 import argparse
 import json
@@ -77,7 +78,8 @@ def recalibrated(ckpt: Path, out: Path) -> Path:
 
 def env() -> Dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1',
-                MMPOSE_AFL_COMPILE=os.environ.get('MMPOSE_AFL_COMPILE', '0'))
+                TORCH_COMPILE_DISABLE=os.environ.get(
+                    'TORCH_COMPILE_DISABLE', '1'))
 
 
 def run(cmd: List[str], log: Path) -> None:
@@ -153,7 +155,8 @@ def start_stats(ckpt: Path, data: List[str], batches: int = 4) -> str:
     from mmpose.utils import register_all_modules
 
     import mmpose_afl  # noqa: F401
-    from mmpose_afl.models.losses.afl_loss import effective_sample_size
+    from mmpose_afl.models.losses.reweighted_loss import \
+        effective_sample_size
     register_all_modules()
     lines = []
     for name in ('AFL (MSE)', 'HSM, one lr'):
@@ -172,10 +175,12 @@ def start_stats(ckpt: Path, data: List[str], batches: int = 4) -> str:
             samples = batch['data_samples']
             with torch.no_grad():
                 if name.startswith('AFL'):
-                    model.head.loss_module.attached = True
+                    loss = model.head.loss_module
                     model(**batch, mode='loss')
-                    weights.append(
-                        model.head.loss_module.last_samples['weight'])
+                    weights.append(loss.last_samples['weight'])
+                    # the critic stays fresh: drop the batch it would be
+                    # trained on, as no AFLCriticHook runs here
+                    loss.pop_critic_batch()
                     continue
                 logits = model.head.forward(model.extract_feat(
                     batch['inputs']))

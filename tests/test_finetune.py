@@ -354,13 +354,28 @@ def test_afl_weights_at_iteration_0_have_batch_mean_1(stock_checkpoints,
     the base loss's (docs/finetune.md reports their spread)."""
     model = method_model('afl', stock_checkpoints['coco'])[0].train()
     loss = model.head.loss_module
-    loss.attached = True  # what AFLCriticHook does before training
     data = model.data_preprocessor(train_batch('afl', synthetic_coco), True)
     with torch.no_grad():
         model(**data, mode='loss')
     weights = loss.last_samples['weight']
     assert torch.isfinite(weights).all() and len(weights) == 8
     assert weights.mean().item() == pytest.approx(1, abs=1e-6)
+
+
+def test_finetune_start_stats_over_several_batches(stock_checkpoints,
+                                                   synthetic_coco):
+    """benchmarks/finetune_start.py's iteration-0 report runs AFL's
+    training forward on 2 batches (19 persons, 16 a batch) with no
+    AFLCriticHook: it drops each batch meant for the critic, so the second
+    forward does not refuse to train an unlearning critic."""
+    script = load_tool('finetune_start', folder='benchmarks')
+    report = script.start_stats(stock_checkpoints['coco'],
+                                script.data_options(synthetic_coco),
+                                batches=2)
+    afl, hsm = report.splitlines()
+    assert afl.startswith('- AFL (fresh critic): weights ')
+    assert 'over 19 persons' in afl
+    assert hsm.startswith('- HSM (stock head read as logits): ')
 
 
 # fine-tuning with a Runner ---------------------------------------------------
@@ -450,10 +465,10 @@ def test_the_docs_configs_build(tmp_path):
         .paramwise_cfg == {}
 
 
-def load_tool(name: str):
+def load_tool(name: str, folder: str = 'tools'):
     import importlib.util
     spec = importlib.util.spec_from_file_location(
-        name, REPO / 'tools' / f'{name}.py')
+        name, REPO / folder / f'{name}.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
