@@ -83,8 +83,9 @@ def _decode(model, outputs, inputs):
     ]
     head.forward = lambda feats: outputs
     test_cfg = dict(model.test_cfg or {}, flip_test=False)
-    try:
-        preds = head.predict(model.extract_feat(inputs), samples, test_cfg)
+    try:  # a list: the AE head takes one entry per scale
+        preds = head.predict(list(model.extract_feat(inputs)), samples,
+                             test_cfg)
     finally:
         del head.forward
     preds = preds[0] if isinstance(preds, tuple) else preds
@@ -129,6 +130,35 @@ def test_slim_checkpoint_exports_to_onnx_with_the_same_outputs(
         keypoints, scores = _decode(model, expected, inputs)
         onnx_keypoints, onnx_scores = _decode(model, onnx_outputs, inputs)
     assert len(keypoints) == 2
-    for a, b in zip(keypoints + scores, onnx_keypoints + onnx_scores):
-        assert a.shape == b.shape
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-3)
+    # (a barely trained FoWKAL model's 133 maps may have no clear maximum:
+    # then the raw outputs above are the comparison)
+    clear = _clear_maxima(expected_list, keypoints)
+    for i, mask in enumerate(clear):
+        for a, b in ((keypoints[i], onnx_keypoints[i]),
+                     (scores[i], onnx_scores[i])):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a[mask], b[mask], rtol=0, atol=1e-3)
+
+
+def _clear_maxima(outputs, keypoints) -> list:
+    """Per sample, the mask of the keypoints ([N, K]) to compare: for a
+    top-down heatmap or SimCC head those whose maxima lead the runner-up
+    by more than the float tolerance (argmax decoding is only defined up
+    to it, and a 2-iteration model has near-flat maps, where 1e-6 moves
+    the peak); all of them otherwise (regression, bottom-up grouping)."""
+    everything = [np.ones(k.shape[:2], bool) for k in keypoints]
+    if any(k.shape[0] != 1 for k in keypoints):
+        return everything
+    num = keypoints[0].shape[1]
+    gaps = []
+    for out in outputs:
+        flat = out.flatten(2) if out.dim() >= 3 else None
+        if flat is None or flat.shape[1] != num or flat.shape[-1] < 2:
+            continue
+        top2 = flat.topk(2, dim=-1).values
+        scale = max(1.0, float(flat.abs().max()))
+        # twice the tolerance the outputs are compared with
+        gaps.append((top2[..., 0] - top2[..., 1] > 2e-4 * scale).numpy())
+    if not gaps:
+        return everything
+    return list(np.logical_and.reduce(gaps)[:, None, :])
