@@ -75,6 +75,9 @@ DEMOS = {
         'wholebody'),
 }
 BASELINES = {'coco': 'baseline', 'wholebody': 'baseline-wholebody'}
+# AFLCriticHook (custom_hooks[1] of the AFL demo config) records no samples
+# unless told; 16 give the difficulty figure its 3 easiest and 3 hardest
+AFL_TRACKED = 'custom_hooks.1.num_tracked=16'
 # the images each preset generates, and its epochs (None: the config's)
 PRESETS = {
     'quick': dict(num_train=128, num_val=24, epochs=6, warmup_iters=10,
@@ -342,6 +345,8 @@ def main(argv=None) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         options = run_options(data_root, kind, args.epochs,
                               args.warmup_iters)
+        if method == 'afl':
+            options.append(AFL_TRACKED)
         label = f'[{number}/{len(args.methods)}] {method}'
         print(f'\n{label}: {config}', flush=True)
         began = time.time()
