@@ -259,6 +259,11 @@ def test_bottom_up_heads_under_autocast(type_, dtype):
     """The edge-input fuzz cases (tests/test_loss_fuzz.py) for the bottom-up
     heads: under CPU autocast the loss is finite and within the dtype's
     precision of float32's."""
+    try:
+        with torch.autocast('cpu', dtype=dtype):
+            torch.ones(1) @ torch.ones(1)
+    except RuntimeError as error:  # torch 2.1: bfloat16 only on the CPU
+        pytest.skip(f'no {dtype} CPU autocast in this torch: {error}')
     head = build_head(type_)
     samples, feats = fake_batch(4), (torch.rand(2, 8, 16, 16), )
     expected = ae_head_loss(head, feats, samples)

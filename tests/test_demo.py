@@ -105,12 +105,13 @@ def test_demo_runs_from_a_fresh_clone(tmp_path):
 
 def test_demo_runs_losses_eagerly_unless_told(tmp_path, monkeypatch):
     demo = _demo()
-    code = 'import os; print("compile=" + os.environ["MMPOSE_AFL_COMPILE"])'
-    monkeypatch.delenv('MMPOSE_AFL_COMPILE', raising=False)
+    code = ('import os; '
+            'print("disable=" + os.environ["TORCH_COMPILE_DISABLE"])')
+    monkeypatch.delenv('TORCH_COMPILE_DISABLE', raising=False)
     text = demo.run([sys.executable, '-c', code], tmp_path / 'eager.log',
                     'eager', progress=False)
-    assert 'compile=0' in text
-    monkeypatch.setenv('MMPOSE_AFL_COMPILE', '1')  # the user's choice wins
+    assert 'disable=1' in text
+    monkeypatch.setenv('TORCH_COMPILE_DISABLE', '0')  # the user's choice wins
     text = demo.run([sys.executable, '-c', code], tmp_path / 'compiled.log',
                     'compiled', progress=False)
-    assert 'compile=1' in text
+    assert 'disable=0' in text

@@ -19,7 +19,8 @@ BASELINE_WB = ('configs/baseline/'
 REGISTERED = {
     'AESAHRHead', 'AFLConditionalCritic', 'AFLCritic', 'AFLCriticHook',
     'AFLHeatmapLoss', 'AFLRegressionLoss', 'AFLSimCCLoss',
-    'AssociativeEmbeddingLabels', 'CocoWholeBodyPartMetric', 'FoWKALLoss',
+    'AssociativeEmbeddingLabels', 'CocoWholeBodyPartMetric',
+    'Float32HeadOutputsHook', 'FoWKALLoss',
     'HSMLoss', 'LossWeightedHeatmapLoss', 'MaskedAEHead', 'ReseedBeforeInitHook', 'SAHRHead',
     'SigmoidHeadCalibrationHook', 'SigmoidHeatmapHead', 'StratifiedCocoMetric',
     'StratifiedCocoWholeBodyMetric', 'WAHRLoss'

@@ -151,7 +151,7 @@ def test_wheel_holds_metadata_configs_and_hook(wheel):
         pth = whl.read('mmpose_afl-mmengine.pth').decode()
     for line in ('Name: mmpose-afl', f'Version: {__version__}',
                  'License-Expression: Apache-2.0', 'License-File: LICENSE',
-                 'Requires-Python: <3.12,>=3.11', 'Provides-Extra: tests',
+                 'Requires-Python: >=3.8', 'Provides-Extra: tests',
                  'Description-Content-Type: text/markdown'):
         assert line in meta.splitlines(), line
     assert '\n# mmpose-afl\n' in meta  # the README as long description
