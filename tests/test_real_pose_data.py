@@ -10,12 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mmpose_afl.datasets.real_pose import (_face68, _feet, _hands,
-                                           draw_image, generate_from_poses)
-from mmpose_afl.datasets.real_pose_drawing import (BACK_MARK, FRONT_MARK,
-                                                   SKIN, Canvas, draw_person,
-                                                   facing)
-
+from mmpose_afl.datasets.real_pose import (_face68, _feet, _hands, draw_image,
+                                           generate_from_poses)
+from mmpose_afl.datasets.real_pose_drawing import (BACK_MARK, FRONT_MARK, SKIN,
+                                                   Canvas, draw_person, facing)
 from tests.e2e import REPO
 
 POSES = (REPO / 'benchmarks' / 'coco_poses' /

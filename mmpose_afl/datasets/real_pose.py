@@ -40,9 +40,8 @@ from typing import Dict, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from .real_pose_drawing import (Canvas, _pt, body_axes, disc_radius,
-                                draw_disc, draw_person, occlude,
-                                person_size)
+from .real_pose_drawing import (Canvas, _pt, body_axes, disc_radius, draw_disc,
+                                draw_person, occlude, person_size)
 from .synthetic import CATEGORIES, PARTS, _background, _face, _xywh
 
 FINGER_SPREAD = (-50, -22, 0, 20, 40)  # left hand; the right one mirrored
@@ -285,7 +284,7 @@ def generate_from_poses(out_dir: Union[str, Path], poses: Union[str, Path],
         for image in split_images_:
             rng = np.random.default_rng([seed, image['id']])
             img, anns, _, _ = draw_image(rng, image, by_image[image['id']],
-                                      wholebody)
+                                         wholebody)
             name = f'{Path(image["file_name"]).stem}.png'
             cv2.imwrite(str(folder / name), img)
             images_out.append(dict(id=image['id'], file_name=name,
