@@ -47,7 +47,9 @@ class _TableHook:
     loader's ``exec_module`` to :func:`register` right after the module
     runs, and leaves ``sys.meta_path`` (one shot)."""
 
-    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
+    def find_spec(self,
+                  fullname: str,
+                  path: Optional[Sequence[str]] = None,
                   target: Optional[ModuleType] = None):
         if fullname != TABLE_MODULE:
             return None

@@ -16,7 +16,6 @@ for PEP 660 editable installs (``pip install -e .``). See docs/packaging.md.
 import os
 import shutil
 from pathlib import Path
-
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
@@ -74,8 +73,10 @@ class BuildPy(build_py):
             raise FileNotFoundError(f'{src} is missing: it must be shipped '
                                     'in mmpose_afl/.mim')
         if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
-                '__pycache__', '*.pyc'))
+            shutil.copytree(
+                src,
+                dst,
+                ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
         else:
             shutil.copyfile(src, dst)
 

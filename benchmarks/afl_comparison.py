@@ -8,16 +8,14 @@ the runs of an AFL-focused ``bench_accuracy.py``.
         [--out benchmarks/results_afl_paired.md]
 
 A seed gives every method the same initialisation and data order, so each
-AFL run is compared with the MSE run of its own seed. (That holds for runs
-of bench_accuracy.py since it adds ReseedBeforeInitHook, 2026-11-26;
-before, AFL's critic shifted the random stream, so AFL's head started from
-other weights than MSE's at the same seed: the data order was the same.) Per dataset and AFL
-variant, for each metric: the per-seed differences to MSE, their mean ± sd,
-and a verdict from a two-sided paired t-test at 5 % (better / worse /
-not distinguishable; benchmarks/paired.py, shared with bench_accuracy.py);
-and whether every seed stays at or above MSE's
-value of that seed minus the sd of MSE over the seeds (the "never
-collapses" goal of docs/afl.md). Per AFL run, what the difficulty did: the smallest and the
+AFL run is compared with the MSE run of its own seed (bench_accuracy.py adds
+ReseedBeforeInitHook for that). Per dataset and AFL variant, for each
+metric: the per-seed differences to MSE, their mean ± sd, and a verdict
+from a two-sided paired t-test at 5 % (better / worse / not
+distinguishable; benchmarks/paired.py, shared with bench_accuracy.py); and
+whether every seed stays at or above MSE's value of that seed minus the sd
+of MSE over the seeds (the "never collapses" goal of docs/afl.md). Per AFL
+run, what the difficulty did: the smallest and the
 mean effective sample size of the weights over the logged windows
 (``afl_ess``), and ``tools/afl_difficulty_report.py``'s rank correlation of
 the tracked samples' difficulty with their label count, its partial rank
@@ -95,37 +93,49 @@ def comparison(root: Path) -> List[str]:
     """The markdown of the comparison for every dataset under ``root``."""
     lines = []
     for dataset, columns in COLUMNS.items():
-        variants = [m for m in METHODS if m.startswith('AFL')
-                    and finished(root, dataset, m)]
-        measured = {m: {s: found.metrics for s, found in
-                        finished(root, dataset, m).items()}
-                    for m in [REFERENCE] + variants}
+        variants = [
+            m for m in METHODS
+            if m.startswith('AFL') and finished(root, dataset, m)
+        ]
+        measured = {
+            m: {
+                s: found.metrics
+                for s, found in finished(root, dataset, m).items()
+            }
+            for m in [REFERENCE] + variants
+        }
         if not measured[REFERENCE] or not variants:
             continue
-        lines += [f'## synthetic {dataset}', '',
-                  '| AFL variant | metric | MSE | per-seed Δ to MSE | '
-                  'mean ± sd | p | verdict | ≥ MSE − sd on every seed |',
-                  '|---|---|---:|---|---:|---:|---|---|']
+        lines += [
+            f'## synthetic {dataset}', '',
+            '| AFL variant | metric | MSE | per-seed Δ to MSE | '
+            'mean ± sd | p | verdict | ≥ MSE − sd on every seed |',
+            '|---|---|---:|---|---:|---:|---|---|'
+        ]
         for method in variants:
             for column, key in columns:
                 ref = {s: m[key] for s, m in measured[REFERENCE].items()}
-                result = paired({s: m[key] for s, m in
-                                 measured[method].items()}, ref)
+                result = paired(
+                    {
+                        s: m[key]
+                        for s, m in measured[method].items()
+                    }, ref)
                 if not result['seeds']:
                     continue
                 lines.append(
                     f'| {method} | {column} | '
-                    f'{statistics.mean(ref.values()):.3f} | ' +
-                    ', '.join(f's{s} {d:+.3f}' for s, d in
-                              zip(result['seeds'], result['diffs'])) +
+                    f'{statistics.mean(ref.values()):.3f} | ' + ', '.join(
+                        f's{s} {d:+.3f}'
+                        for s, d in zip(result['seeds'], result['diffs'])) +
                     f' | {result["mean"]:+.3f} ± {result["sd"]:.3f} | '
                     f'{_fmt(result["p"])} | {result["verdict"]} | '
                     f'{"yes" if result["no_collapse"] else "**no**"} |')
-        lines += ['', '| AFL variant | seed | ESS min | ESS mean | '
-                  'ρ(difficulty, labels) | '
-                  'ρ(difficulty, error), labels fixed | AUC any flag | '
-                  'tracked |',
-                  '|---|---:|---:|---:|---:|---:|---:|---:|']
+        lines += [
+            '', '| AFL variant | seed | ESS min | ESS mean | '
+            'ρ(difficulty, labels) | '
+            'ρ(difficulty, error), labels fixed | AUC any flag | '
+            'tracked |', '|---|---:|---:|---:|---:|---:|---:|---:|'
+        ]
         for method in variants:
             for seed in measured[method]:
                 work_dir = run_dir(root, dataset, method) / f'seed{seed}'
@@ -148,16 +158,21 @@ def main(argv=None) -> int:
         description=__doc__.split('\n\n')[0],
         epilog=__doc__.split('\n\n', 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('root', type=Path,
-                        help="bench_accuracy.py's --out-dir with MSE and "
-                        'AFL runs')
-    parser.add_argument('--out', type=Path,
-                        help='markdown file to write (default: print only)')
+    parser.add_argument(
+        'root',
+        type=Path,
+        help="bench_accuracy.py's --out-dir with MSE and "
+        'AFL runs')
+    parser.add_argument(
+        '--out',
+        type=Path,
+        help='markdown file to write (default: print only)')
     args = parser.parse_args(argv)
     lines = comparison(args.root)
     if not lines:
-        print(f'afl_comparison: no MSE and AFL runs under {args.root}',
-              file=sys.stderr)
+        print(
+            f'afl_comparison: no MSE and AFL runs under {args.root}',
+            file=sys.stderr)
         return 2
     text = '\n'.join(lines)
     print(text)

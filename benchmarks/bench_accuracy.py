@@ -155,14 +155,16 @@ FOWKAL = ('configs/fowkal/'
 BASELINE_WB = ('configs/baseline/'
                'td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py')
 AFL_COCO = 'configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py'
-AFL_WHOLEBODY = ('configs/afl/'
-                 'td-hm_res18_afl-1xb16-20e_synthetic-coco-wholebody-128x96.py')
+AFL_WHOLEBODY = (
+    'configs/afl/'
+    'td-hm_res18_afl-1xb16-20e_synthetic-coco-wholebody-128x96.py')
 # every training sample tracked, so that tools/afl_difficulty_report.py can
 # say what the difficulty follows over the whole training set
 AFL_TRACK_ALL = ['custom_hooks.1.num_tracked=100000']
-AFL_PAPER = AFL_TRACK_ALL + ['model.head.loss.difficulty=paper',
-                             'model.head.loss.drift_weight=0.',
-                             'model.head.loss.normalize_weights=False']
+AFL_PAPER = AFL_TRACK_ALL + [
+    'model.head.loss.difficulty=paper', 'model.head.loss.drift_weight=0.',
+    'model.head.loss.normalize_weights=False'
+]
 # AFL on a SimCC and a regression head, each paired with its own plain run
 # (REFERENCES; docs/afl.md, "AFL on any head")
 RTMPOSE_T = 'configs/baseline/rtmpose-t_1xb16-20e_synthetic-coco-128x96.py'
@@ -224,9 +226,10 @@ METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
                AFL_TRACK_ALL),
     },
     'heuristic': {
-        WHOLEBODY: (FOWKAL, ['model.head.loss.kaf=heuristic',
-                             'model.head.loss.weighting=None',
-                             'model.head.loss.normalize=False']),
+        WHOLEBODY: (FOWKAL, [
+            'model.head.loss.kaf=heuristic', 'model.head.loss.weighting=None',
+            'model.head.loss.normalize=False'
+        ]),
     },
     'KAL': {
         WHOLEBODY: (FOWKAL, ['model.head.loss.weighting=None']),
@@ -236,16 +239,18 @@ METHODS: Dict[str, Dict[str, Tuple[str, List[str]]]] = {
     },
     'SAHR + WAHR': {
         COCO: ('configs/sahr/'
-               'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
-               []),
-        WHOLEBODY: (BASELINE_WB, ['model.head.type=SAHRHead',
-                                  'model.head.loss.type=WAHRLoss']),
+               'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py', []),
+        WHOLEBODY:
+        (BASELINE_WB,
+         ['model.head.type=SAHRHead', 'model.head.loss.type=WAHRLoss']),
     },
     'HSM': {
         COCO: ('configs/hsm/'
                'td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py', []),
-        WHOLEBODY: (BASELINE_WB, ['model.head.type=SigmoidHeatmapHead',
-                                  'model.head.loss.type=HSMLoss']),
+        WHOLEBODY: (BASELINE_WB, [
+            'model.head.type=SigmoidHeatmapHead',
+            'model.head.loss.type=HSMLoss'
+        ]),
     },
     'AFL (FoWKAL)': {
         WHOLEBODY: ('configs/afl/td-hm_res18_afl-fowkal-1xb16-20e_'
@@ -270,8 +275,10 @@ COLUMNS = {
                 ('whole AR', 'coco-wholebody/AR')],
 }
 PREFIX = {COCO: 'coco/', WHOLEBODY: 'coco-wholebody/'}
-EVALUATOR = {COCO: 'StratifiedCocoMetric',
-             WHOLEBODY: 'StratifiedCocoWholeBodyMetric'}
+EVALUATOR = {
+    COCO: 'StratifiedCocoMetric',
+    WHOLEBODY: 'StratifiedCocoWholeBodyMetric'
+}
 # strata of the paired tables, in this order (stratified_metric.py); those
 # without people in the val set are left out of the tables
 STRATA = ('clean', 'any_flag', 'occluded', 'truncated', 'unusual_pose',
@@ -288,8 +295,8 @@ REFERENCES = {'AFL (RTMPose-t)': 'RTMPose-t', 'AFL (RLE)': 'RLE'}
 # images, seed 0)
 DATA = {
     COCO: ('data/synthetic_coco', 'person_keypoints_{}2017.json'),
-    WHOLEBODY: ('data/synthetic_coco_wholebody',
-                'coco_wholebody_{}_v1.0.json'),
+    WHOLEBODY:
+    ('data/synthetic_coco_wholebody', 'coco_wholebody_{}_v1.0.json'),
 }
 MAKE_DATA_SIZES = (200, 50)
 # the methods a preset trains by default, per dataset (``--methods``
@@ -301,24 +308,31 @@ MAKE_DATA_SIZES = (200, 50)
 # AFL (HSM) on WholeBody (each 19 CPU minutes for 3 seeds).
 CPU_METHODS = {
     COCO: ['MSE', 'AFL (MSE)', 'SAHR + WAHR', 'HSM', 'AFL (HSM)'],
-    WHOLEBODY: ['MSE', 'AFL (MSE)', 'heuristic', 'KAL', 'FoWKAL',
-                'AFL (FoWKAL)'],
+    WHOLEBODY:
+    ['MSE', 'AFL (MSE)', 'heuristic', 'KAL', 'FoWKAL', 'AFL (FoWKAL)'],
 }
-ALL_METHODS = {d: [m for m in METHODS if d in METHODS[m]]
-               for d in (COCO, WHOLEBODY)}
+ALL_METHODS = {
+    d: [m for m in METHODS if d in METHODS[m]]
+    for d in (COCO, WHOLEBODY)
+}
 # the real-pose preset: every method and peer of the results table, run in
 # this order across both data sets (the main rows first)
-REAL_POSE_ORDER = ['MSE', 'FoWKAL', 'KAL', 'AFL (MSE)', 'heuristic',
-                   'SAHR + WAHR', 'HSM', 'OHKM', 'LossProp', 'AFL-cond',
-                   'RTMPose-t', 'AFL (RTMPose-t)', 'RLE', 'AFL (RLE)']
-REAL_POSE_METHODS = {d: [m for m in REAL_POSE_ORDER if d in METHODS[m]]
-                     for d in (COCO, WHOLEBODY)}
+REAL_POSE_ORDER = [
+    'MSE', 'FoWKAL', 'KAL', 'AFL (MSE)', 'heuristic', 'SAHR + WAHR', 'HSM',
+    'OHKM', 'LossProp', 'AFL-cond', 'RTMPose-t', 'AFL (RTMPose-t)', 'RLE',
+    'AFL (RLE)'
+]
+REAL_POSE_METHODS = {
+    d: [m for m in REAL_POSE_ORDER if d in METHODS[m]]
+    for d in (COCO, WHOLEBODY)
+}
 # each run's val predictions, where a preset has dump_preds (the left/right
 # confusion of every run: benchmarks/left_right.py <work dir>/val_preds.pkl)
 PREDS = 'val_preds.pkl'
 # COCO val2017's person keypoint labels (CC BY 4.0; benchmarks/coco_poses)
-COCO_POSES = (REPO / 'benchmarks' / 'coco_poses' /
-              'person_keypoints_val2017_labels_only.json')
+COCO_POSES = (
+    REPO / 'benchmarks' / 'coco_poses' /
+    'person_keypoints_val2017_labels_only.json')
 # data_per_seed: each seed trains and validates on its own synthetic set
 # (generator seed = the seed), else all on seed 0's. unusual_pose: the
 # generator's option for those sets ('mild': the unusual-pose stratum is
@@ -329,39 +343,96 @@ COCO_POSES = (REPO / 'benchmarks' / 'coco_poses' /
 # (twice the updates of batch 16 for ~10 % more CPU), and 192x128 for
 # WholeBody, where face and hand keypoints a few pixels apart need it.
 PRESETS = {
-    'cpu': dict(num_train=200, num_val=250, data_per_seed=True,
-                unusual_pose='mild',
-                input_size={COCO: None, WHOLEBODY: (128, 192)}, batch_size=8,
-                epochs=12, seeds=[0, 1, 2], jobs=2, workers=0, threads=1,
-                device='cpu', methods=CPU_METHODS),
-    'gpu': dict(num_train=256, num_val=250, data_per_seed=True,
-                unusual_pose='mild',
-                input_size={COCO: (192, 256), WHOLEBODY: (192, 256)},
-                batch_size=32, epochs=8, seeds=[0, 1, 2], jobs=8,
-                workers=2, threads=2, device='cuda', methods=ALL_METHODS),
-    'demo-full': dict(num_train=200, num_val=50, data_per_seed=False,
-                      unusual_pose='any_angle',
-                      input_size={COCO: None, WHOLEBODY: None}, batch_size=16,
-                      epochs=20, seeds=[0, 1, 2], jobs=2, workers=0,
-                      threads=1, device='cpu', methods=ALL_METHODS),
-    'real-pose': dict(num_train=200, num_val=250, data_per_seed=True,
-                      unusual_pose='any_angle', poses=COCO_POSES,
-                      input_size={COCO: None, WHOLEBODY: (128, 192)},
-                      batch_size=8, epochs=12, seeds=[0, 1, 2], jobs=2,
-                      workers=0, threads=1, device='cpu',
-                      methods=REAL_POSE_METHODS, order=REAL_POSE_ORDER,
-                      dump_preds=True),
+    'cpu':
+    dict(
+        num_train=200,
+        num_val=250,
+        data_per_seed=True,
+        unusual_pose='mild',
+        input_size={
+            COCO: None,
+            WHOLEBODY: (128, 192)
+        },
+        batch_size=8,
+        epochs=12,
+        seeds=[0, 1, 2],
+        jobs=2,
+        workers=0,
+        threads=1,
+        device='cpu',
+        methods=CPU_METHODS),
+    'gpu':
+    dict(
+        num_train=256,
+        num_val=250,
+        data_per_seed=True,
+        unusual_pose='mild',
+        input_size={
+            COCO: (192, 256),
+            WHOLEBODY: (192, 256)
+        },
+        batch_size=32,
+        epochs=8,
+        seeds=[0, 1, 2],
+        jobs=8,
+        workers=2,
+        threads=2,
+        device='cuda',
+        methods=ALL_METHODS),
+    'demo-full':
+    dict(
+        num_train=200,
+        num_val=50,
+        data_per_seed=False,
+        unusual_pose='any_angle',
+        input_size={
+            COCO: None,
+            WHOLEBODY: None
+        },
+        batch_size=16,
+        epochs=20,
+        seeds=[0, 1, 2],
+        jobs=2,
+        workers=0,
+        threads=1,
+        device='cpu',
+        methods=ALL_METHODS),
+    'real-pose':
+    dict(
+        num_train=200,
+        num_val=250,
+        data_per_seed=True,
+        unusual_pose='any_angle',
+        poses=COCO_POSES,
+        input_size={
+            COCO: None,
+            WHOLEBODY: (128, 192)
+        },
+        batch_size=8,
+        epochs=12,
+        seeds=[0, 1, 2],
+        jobs=2,
+        workers=0,
+        threads=1,
+        device='cpu',
+        methods=REAL_POSE_METHODS,
+        order=REAL_POSE_ORDER,
+        dump_preds=True),
 }
-DRY_RUN = dict(num_train=4, num_val=2, batch_size=2, epochs=1, seeds=[0, 1],
-               workers=0)
+DRY_RUN = dict(
+    num_train=4, num_val=2, batch_size=2, epochs=1, seeds=[0, 1], workers=0)
 
 
 def slug(method: str) -> str:
     return re.sub(r'\W+', '_', method)
 
 
-def data_root(dataset: str, num_train: int, num_val: int, out_dir: Path,
-              data_seed: int = 0, unusual_pose: str = 'any_angle',
+def data_root(dataset: str,
+              num_train: int,
+              num_val: int,
+              out_dir: Path,
+              data_seed: int = 0,
+              unusual_pose: str = 'any_angle',
               poses: Optional[Path] = None) -> Path:
     """Root of the synthetic set with these sizes drawn with generator seed
     ``data_seed`` and the generator's ``unusual_pose`` option: ``make
@@ -372,54 +443,70 @@ def data_root(dataset: str, num_train: int, num_val: int, out_dir: Path,
     ``_real_pose`` appended; generated when missing."""
     if poses is not None:
         from mmpose_afl.datasets.real_pose import generate_from_poses
-        root = (out_dir / 'data' /
-                f'{dataset}_{num_train}_{num_val}_seed{data_seed}_real_pose')
-        if not (root / 'annotations' / DATA[dataset][1].format(
-                'val')).is_file():  # (val is written last)
+        root = (
+            out_dir / 'data' /
+            f'{dataset}_{num_train}_{num_val}_seed{data_seed}_real_pose')
+        if not (root / 'annotations' / DATA[dataset][1].format('val')
+                ).is_file():  # (val is written last)
             generate_from_poses(root, poses, dataset, num_train, num_val,
                                 data_seed)
         return root
-    if (num_train, num_val, data_seed, unusual_pose) == (
-            *MAKE_DATA_SIZES, 0, 'any_angle'):
+    if (num_train, num_val, data_seed, unusual_pose) == (*MAKE_DATA_SIZES, 0,
+                                                         'any_angle'):
         root = REPO / DATA[dataset][0]
     else:
         poses = '' if unusual_pose == 'any_angle' else f'_{unusual_pose}'
-        root = (out_dir / 'data' /
-                f'{dataset}_{num_train}_{num_val}_seed{data_seed}{poses}')
+        root = (
+            out_dir / 'data' /
+            f'{dataset}_{num_train}_{num_val}_seed{data_seed}{poses}')
     if not (root / 'annotations').is_dir():
         from mmpose_afl.datasets.synthetic import generate_dataset
-        generate_dataset(root, dataset, num_train, num_val, data_seed,
-                         unusual_pose=unusual_pose)
+        generate_dataset(
+            root,
+            dataset,
+            num_train,
+            num_val,
+            data_seed,
+            unusual_pose=unusual_pose)
     return root
 
 
 def data_sizes(dataset: str, root: Path) -> Tuple[int, int]:
     """(train, val) images of the set under ``root``."""
     return tuple(
-        len(json.loads((root / 'annotations' / DATA[dataset][1].format(
-            split)).read_text())['images']) for split in ('train', 'val'))
+        len(
+            json.loads((root / 'annotations' /
+                        DATA[dataset][1].format(split)).read_text())['images'])
+        for split in ('train', 'val'))
 
 
-def budget_options(epochs: int, seed: int, batch_size: int = 16,
+def budget_options(epochs: int,
+                   seed: int,
+                   batch_size: int = 16,
                    workers: int = 0) -> List[str]:
     """The common budget: ``epochs`` epochs, lr x0.1 at ~75 % and ~90 %,
     one validation at the end, the seed, no checkpoints, the batch and
     ``workers`` loader workers per run (0: each run keeps to its core)."""
-    milestones = sorted({max(1, round(epochs * 0.75)),
-                         max(1, round(epochs * 0.9))})
+    milestones = sorted(
+        {max(1, round(epochs * 0.75)),
+         max(1, round(epochs * 0.9))})
     options = [
-        f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
+        f'train_cfg.max_epochs={epochs}',
+        f'train_cfg.val_interval={epochs}',
         f'param_scheduler.1.end={epochs}',
         'param_scheduler.1.milestones=[{}]'.format(','.join(
             map(str, milestones))),
-        f'randomness.seed={seed}', 'default_hooks.checkpoint.interval=-1',
+        f'randomness.seed={seed}',
+        'default_hooks.checkpoint.interval=-1',
         'default_hooks.checkpoint.save_last=False',
         'default_hooks.checkpoint.save_best=None',
         f'train_dataloader.batch_size={batch_size}',
     ]
     for loader in ('train', 'val', 'test'):
-        options += [f'{loader}_dataloader.num_workers={workers}',
-                    f'{loader}_dataloader.persistent_workers={workers > 0}']
+        options += [
+            f'{loader}_dataloader.num_workers={workers}',
+            f'{loader}_dataloader.persistent_workers={workers > 0}'
+        ]
     return options
 
 
@@ -428,9 +515,8 @@ def check_input_size(input_size: Optional[Sequence[int]]) -> None:
     give heatmaps of a quarter of the input only when both sides are
     multiples of 32 (192x144 trains until the loss, then fails on a heatmap
     4 px wider than the codec's): a ValueError names ``input_size``."""
-    if input_size is not None and (
-            len(input_size) != 2 or any(int(v) != v or v <= 0 or v % 32
-                                        for v in input_size)):
+    if input_size is not None and (len(input_size) != 2 or any(
+            int(v) != v or v <= 0 or v % 32 for v in input_size)):
         raise ValueError(f'input_size must be (width, height), both positive '
                          f'multiples of 32, got {input_size}')
 
@@ -444,9 +530,8 @@ def _resize(node, input_size: Tuple[int, int]) -> None:
     check_input_size(input_size)
     if (isinstance(node, dict) and node.get('type') == 'SimCCLabel'
             and 'input_size' in node):
-        node['sigma'] = tuple(
-            sigma * new / old for sigma, new, old in zip(
-                node['sigma'], input_size, node['input_size']))
+        node['sigma'] = tuple(sigma * new / old for sigma, new, old in zip(
+            node['sigma'], input_size, node['input_size']))
     items = node.items() if isinstance(node, dict) else enumerate(node)
     for key, value in list(items):
         if key == 'input_size':
@@ -470,11 +555,14 @@ def paired_groups(runs: Dict[str, dict]) -> List[Tuple[str, Dict[str, dict]]]:
     the order of ``runs``."""
     groups = []
     for reference in runs:
-        members = [m for m in runs
-                   if m != reference and reference_of(m) == reference]
+        members = [
+            m for m in runs if m != reference and reference_of(m) == reference
+        ]
         if members:
-            groups.append((reference, {m: runs[m]
-                                       for m in [reference] + members}))
+            groups.append((reference, {
+                m: runs[m]
+                for m in [reference] + members
+            }))
     return groups
 
 
@@ -488,29 +576,35 @@ def run_config(dataset: str, method: str, seed: int, settings: dict,
     cfg = Config.fromfile(str(REPO / config))
     parser = argparse.ArgumentParser()
     parser.add_argument('--options', nargs='+', action=DictAction)
-    cfg.merge_from_dict(parser.parse_args(['--options', *budget_options(
-        settings['epochs'], seed, settings['batch_size'],
-        settings['workers']), *options]).options)
+    cfg.merge_from_dict(
+        parser.parse_args([
+            '--options',
+            *budget_options(settings['epochs'], seed, settings['batch_size'],
+                            settings['workers']), *options
+        ]).options)
     ann_file = f'{root}/annotations/{DATA[dataset][1].format("val")}'
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].dataset.data_root = f'{root}/'
     for evaluator in ('val_evaluator', 'test_evaluator'):
-        cfg[evaluator] = dict(cfg[evaluator], type=EVALUATOR[dataset],
-                              ann_file=ann_file)
+        cfg[evaluator] = dict(
+            cfg[evaluator], type=EVALUATOR[dataset], ann_file=ann_file)
     if settings.get('dump_preds'):  # for benchmarks/left_right.py
         work_dir = out_dir / dataset / slug(method) / f'seed{seed}'
-        cfg.val_evaluator = [cfg.val_evaluator, dict(
-            type='DumpResults', out_file_path=str(work_dir / PREDS))]
+        cfg.val_evaluator = [
+            cfg.val_evaluator,
+            dict(type='DumpResults', out_file_path=str(work_dir / PREDS))
+        ]
     imports = list(cfg.get('custom_imports', {}).get('imports', []))
     cfg.custom_imports = dict(
         imports=imports + ['mmpose_afl.engine.hooks.reseed_hook'],
         allow_failed_imports=False)
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-        dict(type='ReseedBeforeInitHook')]
+    cfg.custom_hooks = list(cfg.get('custom_hooks',
+                                    [])) + [dict(type='ReseedBeforeInitHook')]
     if settings['input_size'][dataset]:
         _resize(cfg._cfg_dict, settings['input_size'][dataset])
-    path = (out_dir / 'configs' / dataset / slug(method) / f'seed{seed}' /
-            Path(config).name)
+    path = (
+        out_dir / 'configs' / dataset / slug(method) / f'seed{seed}' /
+        Path(config).name)
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg.dump(str(path))
     return path
@@ -521,8 +615,8 @@ def finished(dataset: str, method: str, seed: int,
     """Metrics of a run whose work dir holds its evaluation, else None."""
     from mmpose_afl.zoo import ZooError, read_measured
     try:
-        return read_measured(str(out_dir / dataset / slug(method) /
-                                 f'seed{seed}')).metrics
+        return read_measured(
+            str(out_dir / dataset / slug(method) / f'seed{seed}')).metrics
     except ZooError:
         return None
 
@@ -541,16 +635,19 @@ def train(dataset: str, method: str, seed: int, config: Path, out_dir: Path,
         if metrics is not None:
             return metrics, None
     work_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(BIN / 'mim'), 'train', 'mmpose', str(config), '--work-dir',
-           str(work_dir)]
+    cmd = [
+        str(BIN / 'mim'), 'train', 'mmpose',
+        str(config), '--work-dir',
+        str(work_dir)
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(settings['threads']))
     if settings['device'] == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
     start = time.time()
     log = work_dir / 'console_train.log'
     with open(log, 'w') as f:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=f,
-                                stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env)
         # wait4: the rusage of mim and of the processes it waited for
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -559,8 +656,10 @@ def train(dataset: str, method: str, seed: int, config: Path, out_dir: Path,
     if proc.returncode:
         raise RuntimeError(f'{dataset} / {method} / seed {seed} failed; see '
                            f'{log}:\n{log.read_text()[-3000:]}')
-    print(f'bench_accuracy: {dataset} / {method} / seed {seed}: '
-          f'{wall:.1f} min, {cpu:.1f} CPU min', flush=True)
+    print(
+        f'bench_accuracy: {dataset} / {method} / seed {seed}: '
+        f'{wall:.1f} min, {cpu:.1f} CPU min',
+        flush=True)
     return read_measured(str(work_dir)).metrics, (wall, cpu)
 
 
@@ -570,11 +669,15 @@ Results = Dict[str, Dict[str, Dict[int, Dict[str, float]]]]
 def table(results: Results, dataset: str) -> List[str]:
     """Markdown: mean ± sd over the seeds of each method and column."""
     columns = COLUMNS[dataset]
-    lines = ['| method | ' + ' | '.join(c for c, _ in columns) + ' |',
-             '|---|' + '---:|' * len(columns)]
+    lines = [
+        '| method | ' + ' | '.join(c for c, _ in columns) + ' |',
+        '|---|' + '---:|' * len(columns)
+    ]
     for method, runs in results[dataset].items():
-        cells = [paired.mean_sd([m[key] for m in runs.values()])
-                 for _, key in columns]
+        cells = [
+            paired.mean_sd([m[key] for m in runs.values()])
+            for _, key in columns
+        ]
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
     return lines
 
@@ -597,8 +700,8 @@ def plot_means(results: Results, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
     datasets = list(results)
-    fig, axes = plt.subplots(len(datasets), 1, squeeze=False,
-                             figsize=(10, 3.8 * len(datasets)))
+    fig, axes = plt.subplots(
+        len(datasets), 1, squeeze=False, figsize=(10, 3.8 * len(datasets)))
     for ax, dataset in zip(axes[:, 0], datasets):
         columns = COLUMNS[dataset]
         methods = list(results[dataset])
@@ -608,8 +711,13 @@ def plot_means(results: Results, path: Path) -> None:
             values = np.array([[m[key] for _, key in columns]
                                for m in results[dataset][method].values()])
             sd = values.std(0, ddof=1) if len(values) > 1 else None
-            ax.bar(x + (i - (len(methods) - 1) / 2) * width, values.mean(0),
-                   width, yerr=sd, capsize=2, label=method)
+            ax.bar(
+                x + (i - (len(methods) - 1) / 2) * width,
+                values.mean(0),
+                width,
+                yerr=sd,
+                capsize=2,
+                label=method)
         ax.set_xticks(x, [c for c, _ in columns])
         ax.set_title(f'synthetic {dataset}: mean ± sd over seeds')
         ax.legend(fontsize=7, ncol=min(5, len(methods)))
@@ -618,15 +726,14 @@ def plot_means(results: Results, path: Path) -> None:
     plt.close(fig)
 
 
-def report(results: Results, sizes: Dict[str, Tuple[int, int]],
-           settings: dict, command: str, preset: str,
-           timing: List[str]) -> List[str]:
+def report(results: Results, sizes: Dict[str, Tuple[int, int]], settings: dict,
+           command: str, preset: str, timing: List[str]) -> List[str]:
     """The markdown report."""
     sizes_text = ', '.join(
         f'{dataset} {h}x{w}' for dataset in results
         for w, h in [settings['input_size'][dataset] or (96, 128)])
-    nets = ' (RTMPose-t: its CSPNeXt-t)' if any(
-        'RTMPose' in m for d in results for m in results[d]) else ''
+    nets = ' (RTMPose-t: its CSPNeXt-t)' if any('RTMPose' in m for d in results
+                                                for m in results[d]) else ''
     lines = [
         '# Accuracy on the synthetic data', '',
         f'Written by `python benchmarks/bench_accuracy.py {command}` (preset '
@@ -634,33 +741,36 @@ def report(results: Results, sizes: Dict[str, Tuple[int, int]],
         f'method: ResNet-18{nets} from random weights (input {sizes_text}), '
         f'batch {settings["batch_size"]}, {settings["epochs"]} epochs, seeds '
         f'{settings["seeds"]}; mean ± sd (n - 1) over the seeds of the '
-        'validation at the end. ' + (
-            'Each seed trains and validates on its own synthetic set, drawn '
-            'with the seed as generator seed (the same for every method), '
-            'so the sd covers the draw of the data as well as training.'
-            if settings['data_per_seed'] else
-            'Every seed trains and validates on the same synthetic set '
-            '(generator seed 0).') + (
-            f' The people are drawn at the poses of '
-            f'`{Path(settings["poses"]).name}` (a seeded split of its images '
-            'per seed; every keypoint, box, visibility flag and area the '
-            'file\'s; no difficulty flags, so the strata are the '
-            'annotations\' own; mmpose_afl/datasets/real_pose.py).'
-            if settings.get('poses') else ''), ''
+        'validation at the end. ' +
+        ('Each seed trains and validates on its own synthetic set, drawn '
+         'with the seed as generator seed (the same for every method), '
+         'so the sd covers the draw of the data as well as training.'
+         if settings['data_per_seed'] else
+         'Every seed trains and validates on the same synthetic set '
+         '(generator seed 0).') +
+        (f' The people are drawn at the poses of '
+         f'`{Path(settings["poses"]).name}` (a seeded split of its images '
+         'per seed; every keypoint, box, visibility flag and area the '
+         'file\'s; no difficulty flags, so the strata are the '
+         'annotations\' own; mmpose_afl/datasets/real_pose.py).'
+         if settings.get('poses') else ''), ''
     ] + timing
     for dataset in results:
         num_train, num_val = sizes[dataset]
-        lines += [f'## synthetic {dataset} ({num_train} train / {num_val} '
-                  'val images)', ''] + table(results, dataset) + ['']
+        lines += [
+            f'## synthetic {dataset} ({num_train} train / {num_val} '
+            'val images)', ''
+        ] + table(results, dataset) + ['']
         for reference, runs in paired_groups(results[dataset]):
-            lines += [f'### Paired difference to {reference}', '',
-                      'Each cell: mean ± sd over the seeds of the method\'s '
-                      f'value minus {reference}\'s of the same seed, and the '
-                      'verdict: ▲ better, ▼ worse, = not distinguishable at '
-                      f'this budget. {paired.RULE} The {reference} column is '
-                      'its own mean ± sd. Strata: '
-                      'mmpose_afl/evaluation/metrics/stratified_metric.py.',
-                      '']
+            lines += [
+                f'### Paired difference to {reference}', '',
+                'Each cell: mean ± sd over the seeds of the method\'s '
+                f'value minus {reference}\'s of the same seed, and the '
+                'verdict: ▲ better, ▼ worse, = not distinguishable at '
+                f'this budget. {paired.RULE} The {reference} column is '
+                'its own mean ± sd. Strata: '
+                'mmpose_afl/evaluation/metrics/stratified_metric.py.', ''
+            ]
             for title, rows in paired_panels(dataset):
                 lines += [f'#### {title}', ''] + paired.delta_table(
                     runs, rows, reference) + ['']
@@ -685,81 +795,119 @@ def settings_of(args) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
-        epilog='Presets: ' + ', '.join(
-            f'{name} {value}' for name, value in PRESETS.items()) + '.')
-    parser.add_argument('--preset', choices=list(PRESETS), default='cpu',
-                        help='data, input size, batch, epochs, seeds and '
-                        'parallel runs (see the epilog; default: '
-                        '%(default)s)')
-    parser.add_argument('--dry-run', action='store_true',
-                        help='the preset shrunk to 4 train / 2 val images, '
-                        '1 epoch of batch 2, seeds 0 and 1: checks the '
-                        'whole chain in a minute')
-    parser.add_argument('--epochs', type=int,
-                        help='training epochs of every run (default: the '
-                        "preset's)")
-    parser.add_argument('--seeds', type=int, nargs='+',
-                        help='random seeds, one run each per method and '
-                        "dataset (default: the preset's)")
-    parser.add_argument('--methods', nargs='+', choices=list(METHODS),
-                        metavar='METHOD',
-                        help=f'methods to train, each on the datasets it '
-                        f'has a config for (of {list(METHODS)}; default: '
-                        "the preset's, see PRESETS); MSE is the reference "
-                        'of the paired comparison')
-    parser.add_argument('--datasets', nargs='+', default=[COCO, WHOLEBODY],
-                        choices=[COCO, WHOLEBODY],
-                        help='synthetic sets to train on (default: both)')
-    parser.add_argument('--jobs', type=int,
-                        help="runs in parallel (default: the preset's)")
-    parser.add_argument('--device', choices=['cpu', 'cuda'],
-                        help="where the runs train (default: the preset's: "
-                        'cpu for cpu, cuda for gpu)')
-    parser.add_argument('--resume', action='store_true',
-                        help='reuse runs whose work dir holds an evaluation')
-    parser.add_argument('--report-only', action='store_true',
-                        help='train nothing: write the report from the runs '
-                        'whose work dir holds an evaluation (e.g. of a run '
-                        'still going), listing the missing ones')
-    parser.add_argument('--out-dir', type=Path,
-                        help='work dirs of the runs, their configs and '
-                        'generated data (default: work_dirs/bench_accuracy, '
-                        'work_dirs/bench_accuracy_gpu, with _dry_run added '
-                        'for a dry run)')
-    parser.add_argument('--out', type=Path,
-                        help='report to write; the figures go next to it '
-                        '(default: benchmarks/results_accuracy.md, '
-                        'results_accuracy_gpu.md for the gpu preset, '
-                        '<out-dir>/results_dry_run.md for a dry run)')
+        epilog='Presets: ' +
+        ', '.join(f'{name} {value}' for name, value in PRESETS.items()) + '.')
+    parser.add_argument(
+        '--preset',
+        choices=list(PRESETS),
+        default='cpu',
+        help='data, input size, batch, epochs, seeds and '
+        'parallel runs (see the epilog; default: '
+        '%(default)s)')
+    parser.add_argument(
+        '--dry-run',
+        action='store_true',
+        help='the preset shrunk to 4 train / 2 val images, '
+        '1 epoch of batch 2, seeds 0 and 1: checks the '
+        'whole chain in a minute')
+    parser.add_argument(
+        '--epochs',
+        type=int,
+        help='training epochs of every run (default: the '
+        "preset's)")
+    parser.add_argument(
+        '--seeds',
+        type=int,
+        nargs='+',
+        help='random seeds, one run each per method and '
+        "dataset (default: the preset's)")
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        choices=list(METHODS),
+        metavar='METHOD',
+        help=f'methods to train, each on the datasets it '
+        f'has a config for (of {list(METHODS)}; default: '
+        "the preset's, see PRESETS); MSE is the reference "
+        'of the paired comparison')
+    parser.add_argument(
+        '--datasets',
+        nargs='+',
+        default=[COCO, WHOLEBODY],
+        choices=[COCO, WHOLEBODY],
+        help='synthetic sets to train on (default: both)')
+    parser.add_argument(
+        '--jobs', type=int, help="runs in parallel (default: the preset's)")
+    parser.add_argument(
+        '--device',
+        choices=['cpu', 'cuda'],
+        help="where the runs train (default: the preset's: "
+        'cpu for cpu, cuda for gpu)')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        help='reuse runs whose work dir holds an evaluation')
+    parser.add_argument(
+        '--report-only',
+        action='store_true',
+        help='train nothing: write the report from the runs '
+        'whose work dir holds an evaluation (e.g. of a run '
+        'still going), listing the missing ones')
+    parser.add_argument(
+        '--out-dir',
+        type=Path,
+        help='work dirs of the runs, their configs and '
+        'generated data (default: work_dirs/bench_accuracy, '
+        'work_dirs/bench_accuracy_gpu, with _dry_run added '
+        'for a dry run)')
+    parser.add_argument(
+        '--out',
+        type=Path,
+        help='report to write; the figures go next to it '
+        '(default: benchmarks/results_accuracy.md, '
+        'results_accuracy_gpu.md for the gpu preset, '
+        '<out-dir>/results_dry_run.md for a dry run)')
     args = parser.parse_args(argv)
     settings = settings_of(args)
-    suffix = ('' if args.preset == 'cpu' else f'_{args.preset}') + (
-        '_dry_run' if args.dry_run else '')
+    suffix = ('' if args.preset == 'cpu' else
+              f'_{args.preset}') + ('_dry_run' if args.dry_run else '')
     out_dir = args.out_dir or REPO / 'work_dirs' / f'bench_accuracy{suffix}'
     out = args.out or (out_dir / 'results_dry_run.md' if args.dry_run else
                        REPO / 'benchmarks' / f'results_accuracy{suffix}.md')
     import torch
     if settings['device'] == 'cuda' and not torch.cuda.is_available():
-        print('bench_accuracy: no GPU here; run the chain on the CPU with '
-              '--device cpu (and --dry-run for a quick check)',
-              file=sys.stderr)
+        print(
+            'bench_accuracy: no GPU here; run the chain on the CPU with '
+            '--device cpu (and --dry-run for a quick check)',
+            file=sys.stderr)
         return 2
     # each set generated once, in parallel (6 sets of the gpu preset)
-    data_seed = {s: s if settings['data_per_seed'] else 0
-                 for s in settings['seeds']}
-    sets = sorted({(d, data_seed[s]) for d in args.datasets
+    data_seed = {
+        s: s if settings['data_per_seed'] else 0
+        for s in settings['seeds']
+    }
+    sets = sorted({(d, data_seed[s])
+                   for d in args.datasets
                    for s in settings['seeds']})
     with ProcessPoolExecutor(settings['jobs']) as pool:
-        made = dict(zip(sets, pool.map(
-            data_root, *zip(*[(d, settings['num_train'], settings['num_val'],
-                               out_dir, seed, settings['unusual_pose'],
-                               settings.get('poses'))
-                              for d, seed in sets]))))
-    roots = {(d, s): made[d, data_seed[s]] for d in args.datasets
-             for s in settings['seeds']}
-    methods = {d: [m for m in args.methods if d in METHODS[m]]
-               if args.methods else settings['methods'][d]
-               for d in args.datasets}
+        made = dict(
+            zip(
+                sets,
+                pool.map(
+                    data_root,
+                    *zip(*[(d, settings['num_train'], settings['num_val'],
+                            out_dir, seed, settings['unusual_pose'],
+                            settings.get('poses')) for d, seed in sets]))))
+    roots = {
+        (d, s): made[d, data_seed[s]]
+        for d in args.datasets
+        for s in settings['seeds']
+    }
+    methods = {
+        d: [m for m in args.methods
+            if d in METHODS[m]] if args.methods else settings['methods'][d]
+        for d in args.datasets
+    }
     runs = [(d, m, s) for d in args.datasets for m in methods[d]
             for s in settings['seeds']]
     if settings.get('order'):  # the main rows first, across data sets
@@ -773,20 +921,23 @@ def main(argv=None) -> int:
         runs = [run for run, (m, _) in zip(runs, done) if m is not None]
         done = [d for d in done if d[0] is not None]
     else:
-        configs = [run_config(d, m, s, settings, roots[d, s], out_dir)
-                   for d, m, s in runs]
+        configs = [
+            run_config(d, m, s, settings, roots[d, s], out_dir)
+            for d, m, s in runs
+        ]
         with ThreadPoolExecutor(settings['jobs']) as pool:
-            done = list(pool.map(
-                lambda run: train(*run[0], run[1], out_dir, settings,
-                                  args.resume), zip(runs, configs)))
+            done = list(
+                pool.map(
+                    lambda run: train(*run[0], run[1], out_dir, settings, args.
+                                      resume), zip(runs, configs)))
     hours = (time.time() - start) / 3600
 
     results: Results = {}
     for (dataset, method, seed), (metrics, _) in zip(runs, done):
         results.setdefault(dataset, {}).setdefault(method, {})[seed] = metrics
     timed = [t for _, t in done if t is not None]
-    wall, cpu = ([statistics.mean(t[i] for t in timed) for i in (0, 1)]
-                 if timed else (0., 0.))
+    wall, cpu = ([statistics.mean(t[i] for t in timed)
+                  for i in (0, 1)] if timed else (0., 0.))
     device = ('' if settings['device'] == 'cpu' else
               f' on {torch.cuda.get_device_name(0)}')
     timing = machine() + [
@@ -798,28 +949,31 @@ def main(argv=None) -> int:
     ] if not args.report_only else [
         f'- Report of the {len(runs)} runs finished under the output '
         'directory (`--report-only`; each run\'s time is in the log of '
-        'the command that ran it). Not yet run: ' + (', '.join(
-            f'{d} / {m} / seed {s}' for d, m, s in missing) or 'none') +
-        '.', '']
+        'the command that ran it). Not yet run: ' +
+        (', '.join(f'{d} / {m} / seed {s}'
+                   for d, m, s in missing) or 'none') + '.', ''
+    ]
     if not results:
-        print('bench_accuracy: no finished run under ' + str(out_dir),
-              file=sys.stderr)
+        print(
+            'bench_accuracy: no finished run under ' + str(out_dir),
+            file=sys.stderr)
         return 1
     # copyable; a report of finished runs records the command that ran them
-    command = shlex.join(a for a in (sys.argv[1:] if argv is None else argv)
-                         if a != '--report-only')
+    command = shlex.join(
+        a for a in (sys.argv[1:] if argv is None else argv)
+        if a != '--report-only')
     first = settings['seeds'][0]
-    lines = report(results, {d: data_sizes(d, roots[d, first])
-                             for d in results},
-                   settings, command, args.preset, timing)
+    lines = report(results,
+                   {d: data_sizes(d, roots[d, first])
+                    for d in results}, settings, command, args.preset, timing)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text('\n'.join(lines))
     plot_means(results, out.with_suffix('.png'))
     # one figure per reference: <out>_paired.png for MSE, else
     # <out>_paired_<reference>.png
     figures = []
-    for reference in dict.fromkeys(
-            r for d in results for r, _ in paired_groups(results[d])):
+    for reference in dict.fromkeys(r for d in results
+                                   for r, _ in paired_groups(results[d])):
         figure = out.with_name(out.stem + '_paired' + (
             '' if reference == REFERENCE else f'_{slug(reference)}') + '.png')
         paired.plot([(title, runs, rows) for d in results

@@ -76,8 +76,8 @@ STEP_GROUPS = [
 ]
 
 Fn = Callable[[], None]
-# the project's speed targets on the CPU, ÷ KeypointMSELoss (table 1: time; every
-# loss: peak memory) and ÷ the stock step (table 3)
+# the project's speed targets on the CPU, ÷ KeypointMSELoss (table 1: time;
+# every loss: peak memory) and ÷ the stock step (table 3)
 TIME_TARGETS = {
     'WAHRLoss': 2,
     'HSMLoss': 2,
@@ -138,10 +138,11 @@ def peak_mib(fn: Fn, device: torch.device) -> float:
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     from torch.profiler import ProfilerActivity, profile
     from torch.profiler._memory_profiler import Action
-    with profile(activities=[ProfilerActivity.CPU],
-                 profile_memory=True,
-                 record_shapes=True,
-                 with_stack=True) as prof:
+    with profile(
+            activities=[ProfilerActivity.CPU],
+            profile_memory=True,
+            record_shapes=True,
+            with_stack=True) as prof:
         fn()
     current = peak = 0
     for _, action, (key, _), size in prof._memory_profile().timeline:
@@ -171,11 +172,12 @@ def heatmaps(batch: int, k: int, device: torch.device, seed: int = 0):
 
 
 def loss_configs(k: int) -> Dict[str, dict]:
-    parts = {} if k == 133 else dict(parts=dict(body=list(range(k))),
-                                     dense_parts=())
-    afl = dict(type='AFLHeatmapLoss',
-               base_loss=MSE,
-               critic=dict(type='AFLCritic', num_keypoints=k))
+    parts = {} if k == 133 else dict(
+        parts=dict(body=list(range(k))), dense_parts=())
+    afl = dict(
+        type='AFLHeatmapLoss',
+        base_loss=MSE,
+        critic=dict(type='AFLCritic', num_keypoints=k))
     return {
         'KeypointMSELoss':
         MSE,
@@ -234,10 +236,11 @@ def sahr_step(pred, gt, weights, device) -> Fn:
     heatmaps and the scale maps."""
     from mmpose.registry import MODELS
     head = MODELS.build(
-        dict(type='SAHRHead',
-             in_channels=8,
-             out_channels=gt.shape[1],
-             deconv_out_channels=None)).to(device)
+        dict(
+            type='SAHRHead',
+            in_channels=8,
+            out_channels=gt.shape[1],
+            deconv_out_channels=None)).to(device)
     leaf = pred.detach().clone().requires_grad_(True)
     scales = torch.zeros_like(gt, requires_grad=True)
 
@@ -252,8 +255,9 @@ def bench_losses(batch: int, device, repeats: int) -> List[str]:
     lines = [
         f'### 1. Losses: forward + backward on [{batch}, K, 64, 48] '
         '÷ KeypointMSELoss', '',
-        '✓ / ✗: within the project\'s target or not (time: WAHR, HSM ≤ 2, SAHR '
-        f'≤ 3, FoWKAL ≤ 4; peak memory ≤ {MEMORY_TARGET} for every loss).', '',
+        '✓ / ✗: within the project\'s target or not (time: WAHR, HSM ≤ 2, '
+        f'SAHR ≤ 3, FoWKAL ≤ 4; peak memory ≤ {MEMORY_TARGET} for every '
+        'loss).', '',
         '| loss | K | time (ms) | time ÷ MSE | peak memory (MiB) | '
         'memory ÷ MSE |', '|---|---:|---:|---:|---:|---:|'
     ]
@@ -333,6 +337,7 @@ def critic_flops(critic, k: int, device) -> int:
 
 def bench_afl(batch: int, device, repeats: int) -> List[str]:
     from mmpose.registry import MODELS
+
     from mmpose_afl.models.afl_critic import heatmap_topology
     lines = [
         f'### 2. AFL critic side on [{batch}, K, 64, 48] heatmaps '
@@ -344,9 +349,10 @@ def bench_afl(batch: int, device, repeats: int) -> List[str]:
     for k in (17, 133):
         pred, gt, weights = heatmaps(batch, k, device)
         loss = MODELS.build(
-            dict(type='AFLHeatmapLoss',
-                 base_loss=MSE,
-                 critic=dict(type='AFLCritic', num_keypoints=k))).to(device)
+            dict(
+                type='AFLHeatmapLoss',
+                base_loss=MSE,
+                critic=dict(type='AFLCritic', num_keypoints=k))).to(device)
         trainer = critic_trainer(loss, device)
         fake = heatmap_topology(pred, 0.1, weights)
         real = heatmap_topology(gt, 0.1, weights)
@@ -395,9 +401,12 @@ def train_step(config: str, batch: int, device) -> Tuple[Fn, int]:
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmpose.registry import MODELS
+
     from mmpose_afl.zoo import mmpose_config_root
-    path = (mmpose_config_root() / config.split('::', 1)[1]
-            if config.startswith('mmpose::') else REPO / config)
+    path = (
+        mmpose_config_root() /
+        config.split('::', 1)[1] if config.startswith('mmpose::') else REPO /
+        config)
     cfg = Config.fromfile(str(path))
     cfg.model.backbone.init_cfg = None  # no download: random weights
     model = MODELS.build(cfg.model).to(device).train()
@@ -410,13 +419,13 @@ def train_step(config: str, batch: int, device) -> Tuple[Fn, int]:
     _, gt, weights = heatmaps(batch, k, device)
     width, height = cfg.codec.input_size
     gen = torch.Generator().manual_seed(0)
-    data = dict(inputs=[
-        torch.randint(0,
-                      256, (3, height, width),
-                      generator=gen,
-                      dtype=torch.uint8) for _ in range(batch)
-    ],
-                data_samples=data_samples(gt, weights))
+    data = dict(
+        inputs=[
+            torch.randint(
+                0, 256, (3, height, width), generator=gen, dtype=torch.uint8)
+            for _ in range(batch)
+        ],
+        data_samples=data_samples(gt, weights))
 
     def step():
         model.train_step(data, optim_wrapper)
@@ -485,39 +494,45 @@ def machine() -> List[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--device',
-                        default='cpu',
-                        choices=['cpu', 'cuda'],
-                        help='where to measure (default: %(default)s)')
-    parser.add_argument('--batch',
-                        type=int,
-                        default=64,
-                        help='batch of tables 1 and 2 (default: %(default)s)')
+    parser.add_argument(
+        '--device',
+        default='cpu',
+        choices=['cpu', 'cuda'],
+        help='where to measure (default: %(default)s)')
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=64,
+        help='batch of tables 1 and 2 (default: %(default)s)')
     parser.add_argument(
         '--step-batch',
         type=int,
         nargs='+',
         help='batch(es) of table 3 (default: 32 on a GPU, 2 and 16 on a '
         'CPU)')
-    parser.add_argument('--repeats',
-                        type=int,
-                        default=7,
-                        help='timed repetitions, in rotating order; the '
-                        'median ratio is reported (default: %(default)s)')
-    parser.add_argument('--threads',
-                        type=int,
-                        default=1,
-                        help='CPU intra-op threads (default: %(default)s)')
-    parser.add_argument('--tables',
-                        nargs='+',
-                        default=['1', '2', '3', '4'],
-                        choices=['1', '2', '3', '4'],
-                        help='which tables to measure: 1 losses, 2 AFL '
-                        'critic side, 3 training steps, 4 FoWKAL\'s cost per '
-                        'pixel (default: all)')
-    parser.add_argument('--out',
-                        help='markdown file to write (default: '
-                        'benchmarks/results_<device>.md)')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=7,
+        help='timed repetitions, in rotating order; the '
+        'median ratio is reported (default: %(default)s)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='CPU intra-op threads (default: %(default)s)')
+    parser.add_argument(
+        '--tables',
+        nargs='+',
+        default=['1', '2', '3', '4'],
+        choices=['1', '2', '3', '4'],
+        help='which tables to measure: 1 losses, 2 AFL '
+        'critic side, 3 training steps, 4 FoWKAL\'s cost per '
+        'pixel (default: all)')
+    parser.add_argument(
+        '--out',
+        help='markdown file to write (default: '
+        'benchmarks/results_<device>.md)')
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
@@ -528,8 +543,9 @@ def main(argv=None) -> int:
                                        if device.type == 'cuda' else [2, 16])
     out = Path(args.out or REPO / 'benchmarks' / f'results_{device.type}.md')
 
-    import mmpose_afl  # noqa: F401  (registers the modules)
     from mmengine.registry import init_default_scope
+
+    import mmpose_afl  # noqa: F401  (registers the modules)
     init_default_scope('mmpose')
     torch.manual_seed(0)
     tables = {

@@ -27,16 +27,18 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmpose_afl.models.losses import (  # noqa: E402
-    GAUSSIAN_SUPPORT_FLOOR, WAHRLoss, gaussian_support)
+from mmpose_afl.models.losses import GAUSSIAN_SUPPORT_FLOOR  # noqa: E402
+from mmpose_afl.models.losses import WAHRLoss, gaussian_support
 
-FLOORS = {'before (gt > 0)': 0., 'after (gt >= exp(-4.5))':
-          GAUSSIAN_SUPPORT_FLOOR}
+FLOORS = {
+    'before (gt > 0)': 0.,
+    'after (gt >= exp(-4.5))': GAUSSIAN_SUPPORT_FLOOR
+}
 
 
 def support_stats(heatmaps: Tensor, keypoint_weights: Tensor,
-                  predictions: Dict[str, Tensor],
-                  floor: float) -> Dict[str, float]:
+                  predictions: Dict[str,
+                                    Tensor], floor: float) -> Dict[str, float]:
     """For one support floor: ``foreground`` (share of the labelled
     keypoints' pixels inside the support, where SAHR's regulariser acts)
     and ``bg_weight <name>`` (mean WAHR weight on the background pixels,
@@ -84,16 +86,29 @@ def main(argv: Optional[list] = None) -> None:
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config whose training targets to use')
-    parser.add_argument('--num-images', type=int, default=32,
-                        help='training samples (default: %(default)s)')
-    parser.add_argument('--pred', type=float, default=0.02,
-                        help='constant prediction for the background weight '
-                        '(default: %(default)s)')
-    parser.add_argument('--checkpoint', nargs='*', default=[],
-                        metavar='NAME=CKPT',
-                        help="checkpoints whose predictions to weight too")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='override config settings')
+    parser.add_argument(
+        '--num-images',
+        type=int,
+        default=32,
+        help='training samples (default: %(default)s)')
+    parser.add_argument(
+        '--pred',
+        type=float,
+        default=0.02,
+        help='constant prediction for the background weight '
+        '(default: %(default)s)')
+    parser.add_argument(
+        '--checkpoint',
+        nargs='*',
+        default=[],
+        metavar='NAME=CKPT',
+        help="checkpoints whose predictions to weight too")
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config settings')
     args = parser.parse_args(argv)
 
     cfg = Config.fromfile(args.config)
@@ -102,17 +117,19 @@ def main(argv: Optional[list] = None) -> None:
     import mmpose_afl  # noqa: F401  (registers the project's modules)
     torch.manual_seed(0)
     batch = load_batch(cfg, args.num_images)
-    heatmaps = torch.stack([s.gt_fields.heatmaps for s in
-                            batch['data_samples']])
-    weights = torch.cat([s.gt_instance_labels.keypoint_weights for s in
-                         batch['data_samples']])
+    heatmaps = torch.stack(
+        [s.gt_fields.heatmaps for s in batch['data_samples']])
+    weights = torch.cat(
+        [s.gt_instance_labels.keypoint_weights for s in batch['data_samples']])
     predictions = {f'P={args.pred:g}': torch.full_like(heatmaps, args.pred)}
     for item in args.checkpoint:
         name, path = item.split('=', 1)
         predictions[name] = predict(cfg, path, batch)
 
-    rows = {label: support_stats(heatmaps, weights, predictions, floor)
-            for label, floor in FLOORS.items()}
+    rows = {
+        label: support_stats(heatmaps, weights, predictions, floor)
+        for label, floor in FLOORS.items()
+    }
     columns = list(next(iter(rows.values())))
     print(f'{args.num_images} training samples of {args.config}, '
           f'{int((weights > 0).sum())} labelled keypoint heatmaps of '

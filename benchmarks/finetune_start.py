@@ -39,21 +39,20 @@ BASELINE = 'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py'
 # name -> (method config, extra config text of its fine-tune)
 METHODS = {
     'MSE (control)': (BASELINE, ''),
-    'AFL (MSE)': (
-        'configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py', ''),
-    'SAHR + WAHR': (
-        'configs/sahr/'
-        'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
-        "optim_wrapper = dict(paramwise_cfg=dict(custom_keys={"
-        "'head.scale_layers': dict(lr_mult=10.)}))\n"),
-    'HSM, final layer 10x lr': (
-        'configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py',
-        "optim_wrapper = dict(paramwise_cfg=dict(custom_keys={"
-        "'head.final_layer': dict(lr_mult=10.)}))\n"),
-    'HSM, one lr': (
-        'configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py', ''),
-    'HSM, one lr, final layer re-calibrated': (
-        'configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py', ''),
+    'AFL (MSE)':
+    ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py', ''),
+    'SAHR + WAHR': ('configs/sahr/'
+                    'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
+                    "optim_wrapper = dict(paramwise_cfg=dict(custom_keys={"
+                    "'head.scale_layers': dict(lr_mult=10.)}))\n"),
+    'HSM, final layer 10x lr':
+    ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py',
+     "optim_wrapper = dict(paramwise_cfg=dict(custom_keys={"
+     "'head.final_layer': dict(lr_mult=10.)}))\n"),
+    'HSM, one lr':
+    ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py', ''),
+    'HSM, one lr, final layer re-calibrated':
+    ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py', ''),
 }
 # methods that start from the baseline checkpoint with the head's final
 # conv re-calibrated (see recalibrated)
@@ -77,18 +76,20 @@ def recalibrated(ckpt: Path, out: Path) -> Path:
 
 
 def env() -> Dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1',
-                TORCH_COMPILE_DISABLE=os.environ.get(
-                    'TORCH_COMPILE_DISABLE', '1'))
+    return dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        OMP_NUM_THREADS='1',
+        TORCH_COMPILE_DISABLE=os.environ.get('TORCH_COMPILE_DISABLE', '1'))
 
 
 def run(cmd: List[str], log: Path) -> None:
     with open(log, 'w') as f:
-        proc = subprocess.run(cmd, cwd=REPO, stdout=f,
-                              stderr=subprocess.STDOUT, env=env())
+        proc = subprocess.run(
+            cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env())
     if proc.returncode:
-        sys.exit(f'failed ({proc.returncode}): {" ".join(cmd)}\n'
-                 + log.read_text()[-3000:])
+        sys.exit(f'failed ({proc.returncode}): {" ".join(cmd)}\n' +
+                 log.read_text()[-3000:])
 
 
 def data_options(root: Path) -> List[str]:
@@ -97,7 +98,8 @@ def data_options(root: Path) -> List[str]:
         f'train_dataloader.dataset.data_root={root}/',
         f'val_dataloader.dataset.data_root={root}/',
         f'test_dataloader.dataset.data_root={root}/',
-        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+        f'val_evaluator.ann_file={ann}',
+        f'test_evaluator.ann_file={ann}',
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0',
@@ -120,12 +122,11 @@ def val_aps(work_dir: Path) -> List[float]:
 
 def test_ap(work_dir: Path) -> float:
     runs = sorted(p for p in work_dir.iterdir() if p.is_dir())
-    return json.loads((runs[-1] / f'{runs[-1].name}.json').read_text())[
-        'coco/AP']
+    return json.loads(
+        (runs[-1] / f'{runs[-1].name}.json').read_text())['coco/AP']
 
 
-def ft_config(method_config: str, extra: str, epochs: int,
-              ckpt: Path) -> str:
+def ft_config(method_config: str, extra: str, epochs: int, ckpt: Path) -> str:
     """The fine-tune recipe of the ``*-ft-*`` configs on this schedule:
     the synthetic config's lr / 10, 20 iterations of linear warm-up from
     1e-3, x0.1 before the last epoch."""
@@ -155,8 +156,7 @@ def start_stats(ckpt: Path, data: List[str], batches: int = 4) -> str:
     from mmpose.utils import register_all_modules
 
     import mmpose_afl  # noqa: F401
-    from mmpose_afl.models.losses.reweighted_loss import \
-        effective_sample_size
+    from mmpose_afl.models.losses.reweighted_loss import effective_sample_size
     register_all_modules()
     lines = []
     for name in ('AFL (MSE)', 'HSM, one lr'):
@@ -182,16 +182,18 @@ def start_stats(ckpt: Path, data: List[str], batches: int = 4) -> str:
                     # trained on, as no AFLCriticHook runs here
                     loss.pop_critic_batch()
                     continue
-                logits = model.head.forward(model.extract_feat(
-                    batch['inputs']))
+                logits = model.head.forward(
+                    model.extract_feat(batch['inputs']))
             gt = torch.stack([d.gt_fields.heatmaps for d in samples])
             kw = torch.cat(
                 [d.gt_instance_labels.keypoint_weights for d in samples])
             labelled = kw > 0
             prob = logits.sigmoid()
             background.append(prob[(gt == 0) & labelled[..., None, None]])
-            peaks.append(prob.flatten(2)[labelled].gather(
-                1, gt.flatten(2)[labelled].argmax(1, keepdim=True)))
+            peaks.append(
+                prob.flatten(2)[labelled].gather(
+                    1,
+                    gt.flatten(2)[labelled].argmax(1, keepdim=True)))
             nonpositive.append(logits.flatten(2).amax(2)[labelled] <= 0)
         if weights:
             w = torch.cat(weights)
@@ -214,44 +216,66 @@ def start_stats(ckpt: Path, data: List[str], batches: int = 4) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/finetune_start',
-                        help='where everything is written (default: '
-                        '%(default)s)')
-    parser.add_argument('--num-train', type=int, default=200,
-                        help='synthetic training images (default: '
-                        '%(default)s)')
-    parser.add_argument('--num-val', type=int, default=50,
-                        help='synthetic validation images (default: '
-                        '%(default)s)')
-    parser.add_argument('--base-epochs', type=int, default=20,
-                        help='epochs of the baseline that stands in for the '
-                        'zoo checkpoint (default: %(default)s)')
-    parser.add_argument('--ft-epochs', type=int, default=5,
-                        help='epochs of each fine-tune (default: '
-                        '%(default)s)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the data and of training (default: '
-                        '%(default)s)')
+    parser.add_argument(
+        '--work-dir',
+        default='work_dirs/finetune_start',
+        help='where everything is written (default: '
+        '%(default)s)')
+    parser.add_argument(
+        '--num-train',
+        type=int,
+        default=200,
+        help='synthetic training images (default: '
+        '%(default)s)')
+    parser.add_argument(
+        '--num-val',
+        type=int,
+        default=50,
+        help='synthetic validation images (default: '
+        '%(default)s)')
+    parser.add_argument(
+        '--base-epochs',
+        type=int,
+        default=20,
+        help='epochs of the baseline that stands in for the '
+        'zoo checkpoint (default: %(default)s)')
+    parser.add_argument(
+        '--ft-epochs',
+        type=int,
+        default=5,
+        help='epochs of each fine-tune (default: '
+        '%(default)s)')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=0,
+        help='seed of the data and of training (default: '
+        '%(default)s)')
     args = parser.parse_args(argv)
     work = (REPO / args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     root = work / 'data'
     if not (root / 'annotations').is_dir():
-        run([sys.executable, 'tools/make_synthetic_data.py', '--kind', 'coco',
-             '--out', str(root), '--num-train', str(args.num_train),
-             '--num-val', str(args.num_val), '--seed', str(args.seed)],
-            work / 'data.log')
+        run([
+            sys.executable, 'tools/make_synthetic_data.py', '--kind', 'coco',
+            '--out',
+            str(root), '--num-train',
+            str(args.num_train), '--num-val',
+            str(args.num_val), '--seed',
+            str(args.seed)
+        ], work / 'data.log')
     data = data_options(root)
     base_dir = work / 'baseline'
     if not (base_dir / 'last_checkpoint').is_file():
         e = args.base_epochs
-        run([str(BIN / 'mim'), 'train', 'mmpose', BASELINE, '--work-dir',
-             str(base_dir), '--cfg-options', *data,
-             f'train_cfg.max_epochs={e}', f'train_cfg.val_interval={e}',
-             f'param_scheduler.1.end={e}',
-             f'param_scheduler.1.milestones=[{int(e * .75)},{int(e * .9)}]',
-             f'default_hooks.checkpoint.interval={e}',
-             f'randomness.seed={args.seed}'], work / 'baseline.log')
+        run([
+            str(BIN / 'mim'), 'train', 'mmpose', BASELINE, '--work-dir',
+            str(base_dir), '--cfg-options', *data, f'train_cfg.max_epochs={e}',
+            f'train_cfg.val_interval={e}', f'param_scheduler.1.end={e}',
+            f'param_scheduler.1.milestones=[{int(e * .75)},{int(e * .9)}]',
+            f'default_hooks.checkpoint.interval={e}',
+            f'randomness.seed={args.seed}'
+        ], work / 'baseline.log')
     ckpt = Path((base_dir / 'last_checkpoint').read_text().strip())
     rows = []
     for name, (config, extra) in METHODS.items():
@@ -264,20 +288,29 @@ def main(argv=None) -> None:
             rows.append((name, [test_ap(work / slug / 'start')] +
                          val_aps(work / slug / 'ft')))
             continue
-        run([str(BIN / 'mim'), 'test', 'mmpose', str(cfg), '--checkpoint',
-             str(start_ckpt), '--work-dir', str(work / slug / 'start'),
-             '--cfg-options', *data], work / f'{slug}_test.log')
+        run([
+            str(BIN / 'mim'), 'test', 'mmpose',
+            str(cfg), '--checkpoint',
+            str(start_ckpt), '--work-dir',
+            str(work / slug / 'start'), '--cfg-options', *data
+        ], work / f'{slug}_test.log')
         start = test_ap(work / slug / 'start')
-        run([str(BIN / 'mim'), 'train', 'mmpose', str(cfg), '--work-dir',
-             str(work / slug / 'ft'), '--cfg-options', *data,
-             f'randomness.seed={args.seed}'], work / f'{slug}_train.log')
+        run([
+            str(BIN / 'mim'), 'train', 'mmpose',
+            str(cfg), '--work-dir',
+            str(work / slug / 'ft'), '--cfg-options', *data,
+            f'randomness.seed={args.seed}'
+        ], work / f'{slug}_train.log')
         rows.append((name, [start] + val_aps(work / slug / 'ft')))
         print(name, rows[-1][1], flush=True)
     header = ' | '.join(f'epoch {i}' for i in range(args.ft_epochs + 1))
-    lines = [f'| method | {header} |',
-             '|---|' + '---:|' * (args.ft_epochs + 1)]
-    lines += [f'| {n} | ' + ' | '.join(f'{a:.3f}' for a in aps) + ' |'
-              for n, aps in rows]
+    lines = [
+        f'| method | {header} |', '|---|' + '---:|' * (args.ft_epochs + 1)
+    ]
+    lines += [
+        f'| {n} | ' + ' | '.join(f'{a:.3f}' for a in aps) + ' |'
+        for n, aps in rows
+    ]
     table = '\n'.join(lines) + '\n\nAt iteration 0:\n\n' + start_stats(
         ckpt, data)
     (work / 'results.md').write_text(

@@ -24,9 +24,9 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
+from mmpose.registry import DATASETS, MODELS
 
 import mmpose_afl  # noqa: F401
-from mmpose.registry import DATASETS, MODELS
 from mmpose_afl.models.losses import GAUSSIAN_SUPPORT_FLOOR
 
 CONFIG = ('configs/fowkal/'
@@ -36,15 +36,20 @@ CONFIG = ('configs/fowkal/'
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0].replace('\n', ' '))
-    parser.add_argument('--data-root',
-                        default='data/synthetic_coco_wholebody_128-24/',
-                        help='synthetic WholeBody data (default: '
-                        "%(default)s, the demo's quick data)")
-    parser.add_argument('--samples', type=int, default=64,
-                        help='training samples (default: %(default)s)')
-    parser.add_argument('--checkpoint',
-                        help='also weigh the predictions of this checkpoint '
-                        'of the config (default: none)')
+    parser.add_argument(
+        '--data-root',
+        default='data/synthetic_coco_wholebody_128-24/',
+        help='synthetic WholeBody data (default: '
+        "%(default)s, the demo's quick data)")
+    parser.add_argument(
+        '--samples',
+        type=int,
+        default=64,
+        help='training samples (default: %(default)s)')
+    parser.add_argument(
+        '--checkpoint',
+        help='also weigh the predictions of this checkpoint '
+        'of the config (default: none)')
     return parser.parse_args(argv)
 
 
@@ -91,8 +96,8 @@ def main(argv=None) -> None:
           f'{(gt >= GAUSSIAN_SUPPORT_FLOOR).float().mean():.3f}')
     for floor in (0.0, GAUSSIAN_SUPPORT_FLOOR):
         stats = statistics(gt, pred, floor)
-        print(f'support_floor={floor:.4f}: ' + ', '.join(
-            f'{k} {v:.4f}' for k, v in stats.items()))
+        print(f'support_floor={floor:.4f}: ' +
+              ', '.join(f'{k} {v:.4f}' for k, v in stats.items()))
 
 
 def model_prediction(cfg: Config, checkpoint: Optional[str],

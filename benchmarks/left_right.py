@@ -27,11 +27,21 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-PAIRS = {'elbows': (7, 8), 'wrists': (9, 10), 'knees': (13, 14),
-         'ankles': (15, 16)}
-GROUPS = {'elbows': [7, 8], 'wrists': [9, 10], 'knees': [13, 14],
-          'ankles': [15, 16], 'feet': list(range(17, 23)),
-          'face': list(range(23, 91)), 'hands': list(range(91, 133))}
+PAIRS = {
+    'elbows': (7, 8),
+    'wrists': (9, 10),
+    'knees': (13, 14),
+    'ankles': (15, 16)
+}
+GROUPS = {
+    'elbows': [7, 8],
+    'wrists': [9, 10],
+    'knees': [13, 14],
+    'ankles': [15, 16],
+    'feet': list(range(17, 23)),
+    'face': list(range(23, 91)),
+    'hands': list(range(91, 133))
+}
 
 
 def matching(pred: np.ndarray, gt: np.ndarray, a: int, b: int) -> str:
@@ -48,7 +58,7 @@ def matching(pred: np.ndarray, gt: np.ndarray, a: int, b: int) -> str:
 
 
 def left_right(
-        samples: Sequence[dict]
+    samples: Sequence[dict]
 ) -> Tuple[Dict[str, Dict[str, float]], Dict[str, float]]:
     """(per pair, the share of people whose pair is collapsed / swapped;
     median error / sqrt(area) per joint group) over the dumped samples;
@@ -70,12 +80,16 @@ def left_right(
             joints = [j for j in joints if j < len(gt) and labelled[j]]
             errors[name] += error[joints].tolist()
     shares = {
-        name: {kind: v.count(kind) / len(v)
-               for kind in ('collapsed', 'swapped')}
+        name: {
+            kind: v.count(kind) / len(v)
+            for kind in ('collapsed', 'swapped')
+        }
         for name, v in found.items() if v
     }
-    return shares, {name: float(np.median(v))
-                    for name, v in errors.items() if v}
+    return shares, {
+        name: float(np.median(v))
+        for name, v in errors.items() if v
+    }
 
 
 def main(argv=None) -> None:
@@ -83,20 +97,23 @@ def main(argv=None) -> None:
         description=__doc__.split('\n\n')[0],
         epilog=__doc__.split('\n\n', 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('dumps', type=Path, nargs='+',
-                        help='prediction pickles of mim test --dump (one '
-                        'row each)')
+    parser.add_argument(
+        'dumps',
+        type=Path,
+        nargs='+',
+        help='prediction pickles of mim test --dump (one '
+        'row each)')
     args = parser.parse_args(argv)
-    print('| predictions | people | ' +
-          ' | '.join(f'{n} collapsed / swapped' for n in PAIRS) + ' | ' +
+    print('| predictions | people | ' + ' | '.join(f'{n} collapsed / swapped'
+                                                   for n in PAIRS) + ' | ' +
           ' | '.join(f'{n} error' for n in GROUPS) + ' |')
     print('|---' * (2 + len(PAIRS) + len(GROUPS)) + '|')
     for path in args.dumps:
         samples = pickle.loads(path.read_bytes())
         shares, medians = left_right(samples)
         cells = [
-            '{collapsed:.2f} / {swapped:.2f}'.format(**shares[n])
-            if n in shares else '' for n in PAIRS
+            '{collapsed:.2f} / {swapped:.2f}'.format(
+                **shares[n]) if n in shares else '' for n in PAIRS
         ]
         cells += [f'{medians[n]:.3f}' if n in medians else '' for n in GROUPS]
         print(f'| {path} | {len(samples)} | ' + ' | '.join(cells) + ' |')

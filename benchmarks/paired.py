@@ -38,16 +38,23 @@ def paired(method: Dict[int, float], reference: Dict[int, float]) -> dict:
     t-test's p-value and the verdict (module docstring); and whether every
     seed of ``method`` is >= the reference's value of that seed minus the
     reference's sd (the "never collapses" goal of docs/afl.md)."""
-    seeds = sorted(s for s in set(method) & set(reference)
-                   if method[s] >= 0 and reference[s] >= 0)
+    seeds = sorted(
+        s for s in set(method) & set(reference)
+        if method[s] >= 0 and reference[s] >= 0)
     diffs = [method[s] - reference[s] for s in seeds]
     if not diffs:
-        return dict(seeds=[], diffs=[], mean=None, sd=None, p=None,
-                    verdict='not distinguishable', no_collapse=True)
+        return dict(
+            seeds=[],
+            diffs=[],
+            mean=None,
+            sd=None,
+            p=None,
+            verdict='not distinguishable',
+            no_collapse=True)
     mean = statistics.mean(diffs)
     sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.
-    ref_sd = statistics.stdev([reference[s] for s in seeds]) if len(
-        seeds) > 1 else 0.
+    ref_sd = statistics.stdev([reference[s]
+                               for s in seeds]) if len(seeds) > 1 else 0.
     p: Optional[float] = None
     if len(diffs) > 1:
         if sd > 1e-12:
@@ -57,10 +64,14 @@ def paired(method: Dict[int, float], reference: Dict[int, float]) -> dict:
     verdict = 'not distinguishable'
     if p is not None and p < ALPHA:
         verdict = 'better' if mean > 0 else 'worse'
-    return dict(seeds=seeds, diffs=diffs, mean=mean, sd=sd, p=p,
-                verdict=verdict,
-                no_collapse=all(method[s] >= reference[s] - ref_sd
-                                for s in seeds))
+    return dict(
+        seeds=seeds,
+        diffs=diffs,
+        mean=mean,
+        sd=sd,
+        p=p,
+        verdict=verdict,
+        no_collapse=all(method[s] >= reference[s] - ref_sd for s in seeds))
 
 
 Runs = Dict[str, Dict[int, Dict[str, float]]]  # method -> seed -> metrics
@@ -93,9 +104,11 @@ def delta_table(runs: Runs, rows: Sequence[Tuple[str, str]],
     ± sd, then each other method's paired difference cell; rows where the
     reference has no value >= 0 are left out."""
     methods = [m for m in runs if m != reference]
-    lines = [f'| metric | {reference} | ' +
-             ' | '.join(f'Δ {m}' for m in methods) + ' |',
-             '|---|---:|' + '---:|' * len(methods)]
+    lines = [
+        f'| metric | {reference} | ' + ' | '.join(f'Δ {m}'
+                                                  for m in methods) + ' |',
+        '|---|---:|' + '---:|' * len(methods)
+    ]
     for label, key in rows:
         ref = _values(runs, reference, key)
         if not any(v >= 0 for v in ref.values()):
@@ -110,21 +123,23 @@ def seed_table(runs: Runs, rows: Sequence[Tuple[str, str]],
                reference: str) -> List[str]:
     """Markdown: per method and metric the per-seed differences, mean ±
     sd, p and the verdict."""
-    lines = ['| method | metric | per-seed Δ to ' + reference +
-             ' | mean ± sd | p | verdict |', '|---|---|---|---:|---:|---|']
+    lines = [
+        '| method | metric | per-seed Δ to ' + reference +
+        ' | mean ± sd | p | verdict |', '|---|---|---|---:|---:|---|'
+    ]
     for method in runs:
         if method == reference:
             continue
         for label, key in rows:
-            result = paired(_values(runs, method, key),
-                            _values(runs, reference, key))
+            result = paired(
+                _values(runs, method, key), _values(runs, reference, key))
             if not result['seeds']:
                 continue
             p = '-' if result['p'] is None else f'{result["p"]:.3f}'
             lines.append(
                 f'| {method} | {label} | ' +
-                ', '.join(f's{s} {d:+.3f}' for s, d in
-                          zip(result['seeds'], result['diffs'])) +
+                ', '.join(f's{s} {d:+.3f}'
+                          for s, d in zip(result['seeds'], result['diffs'])) +
                 f' | {result["mean"]:+.3f} ± {result["sd"]:.3f} | {p} | '
                 f'{result["verdict"]} |')
     return lines
@@ -139,8 +154,8 @@ def plot(panels: Sequence[Tuple[str, Runs, Sequence[Tuple[str, str]]]],
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     import numpy as np
-    fig, axes = plt.subplots(len(panels), 1, squeeze=False,
-                             figsize=(12, 3.6 * len(panels)))
+    fig, axes = plt.subplots(
+        len(panels), 1, squeeze=False, figsize=(12, 3.6 * len(panels)))
     for ax, (title, runs, rows) in zip(axes[:, 0], panels):
         methods = [m for m in runs if m != reference]
         rows = [(label, key) for label, key in rows
@@ -149,20 +164,33 @@ def plot(panels: Sequence[Tuple[str, Runs, Sequence[Tuple[str, str]]]],
         colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
         for i, method in enumerate(methods):
             for j, (_, key) in enumerate(rows):
-                result = paired(_values(runs, method, key),
-                                _values(runs, reference, key))
+                result = paired(
+                    _values(runs, method, key), _values(runs, reference, key))
                 if not result['diffs']:
                     continue
                 x = j + (i - (len(methods) - 1) / 2) * width
                 colour = colours[i % len(colours)]
-                ax.bar(x, result['mean'], width * 0.9, color=colour,
-                       alpha=0.35, yerr=result['sd'], capsize=2,
-                       label=method if j == 0 else None)
-                ax.scatter(np.full(len(result['diffs']), x), result['diffs'],
-                           s=10, color=colour, zorder=3)
+                ax.bar(
+                    x,
+                    result['mean'],
+                    width * 0.9,
+                    color=colour,
+                    alpha=0.35,
+                    yerr=result['sd'],
+                    capsize=2,
+                    label=method if j == 0 else None)
+                ax.scatter(
+                    np.full(len(result['diffs']), x),
+                    result['diffs'],
+                    s=10,
+                    color=colour,
+                    zorder=3)
         ax.axhline(0, color='black', linewidth=0.8)
-        ax.set_xticks(range(len(rows)), [label for label, _ in rows],
-                      rotation=30, ha='right', fontsize=8)
+        ax.set_xticks(
+            range(len(rows)), [label for label, _ in rows],
+            rotation=30,
+            ha='right',
+            fontsize=8)
         ax.set_ylabel(f'Δ to {reference}')
         ax.set_title(f'{title}: per-seed paired differences (points), '
                      'mean ± sd (bars)')
@@ -179,16 +207,24 @@ def main(argv=None) -> int:
         'one value per seed in the same seed order.',
         epilog=__doc__.split('\n\n', 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--method', type=float, nargs='+', required=True,
-                        help='the method\'s value at each seed')
-    parser.add_argument('--reference', type=float, nargs='+', required=True,
-                        help='the reference\'s value at each seed')
+    parser.add_argument(
+        '--method',
+        type=float,
+        nargs='+',
+        required=True,
+        help='the method\'s value at each seed')
+    parser.add_argument(
+        '--reference',
+        type=float,
+        nargs='+',
+        required=True,
+        help='the reference\'s value at each seed')
     args = parser.parse_args(argv)
     if len(args.method) != len(args.reference):
         parser.error('--method and --reference need one value per seed '
                      'each')
-    result = paired(dict(enumerate(args.method)),
-                    dict(enumerate(args.reference)))
+    result = paired(
+        dict(enumerate(args.method)), dict(enumerate(args.reference)))
     p = '-' if result['p'] is None else f'{result["p"]:.4f}'
     print(f'differences {[round(d, 6) for d in result["diffs"]]}, '
           f'{cell(result)}, p {p}: {result["verdict"]}')

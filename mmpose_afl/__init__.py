@@ -20,7 +20,7 @@ from .checkpoint_globals import allow_numpy_dtypes  # noqa: E402
 
 allow_numpy_dtypes()
 
-from . import (codecs, datasets, engine, evaluation,  # noqa: E402,F401
-               models)  # (registers)
+from . import models  # (registers)
+from . import codecs, datasets, engine, evaluation  # noqa: E402,F401
 
 __all__ = ['__version__', 'check_dependencies']

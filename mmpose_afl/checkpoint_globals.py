@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 NUMPY_DTYPE_CLASSES: List[type] = [
-    type(np.dtype(t)) for t in (np.bool_, np.int8, np.int16, np.int32,
-                                np.int64, np.uint8, np.uint16, np.uint32,
-                                np.uint64, np.float16, np.float32, np.float64,
-                                np.complex64, np.complex128)
+    type(np.dtype(t))
+    for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
+              np.uint16, np.uint32, np.uint64, np.float16, np.float32,
+              np.float64, np.complex64, np.complex128)
 ]
 
 
@@ -40,8 +40,7 @@ def allow_numpy_dtypes() -> bool:
     Returns:
         bool: Whether torch has the allow-list (and so it was extended).
     """
-    add_safe_globals = getattr(torch.serialization, 'add_safe_globals',
-                               None)
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
     if add_safe_globals is None:
         return False
     add_safe_globals(NUMPY_DTYPE_CLASSES)

@@ -32,8 +32,8 @@ class ChildRegistry(Registry):
     """
 
     def __init__(self, parent: Registry):
-        super().__init__(parent.name, parent=parent, scope=SCOPE,
-                         locations=[SCOPE])
+        super().__init__(
+            parent.name, parent=parent, scope=SCOPE, locations=[SCOPE])
 
     def import_from_location(self) -> None:
         self.parent.import_from_location()

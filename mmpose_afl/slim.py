@@ -141,9 +141,8 @@ class _Stocker:
         kwargs = {k: v for k, v in node.items() if k != 'type'}
         accepted = _accepted(base, kwargs)
         dropped = sorted(set(kwargs) - set(accepted))
-        self.changes.append(f'{path}: {cls.__name__} -> {base.__name__}' +
-                            (f' (without {", ".join(dropped)})'
-                             if dropped else '') +
+        self.changes.append(f'{path}: {cls.__name__} -> {base.__name__}' + (
+            f' (without {", ".join(dropped)})' if dropped else '') +
                             (f'; predictions differ: overrides '
                              f'{", ".join(differs)}' if differs else ''))
         return dict(type=base.__name__, **accepted)
@@ -224,8 +223,7 @@ def slim_checkpoint(checkpoint: dict,
                             "(meta['cfg']): give the training config")
         cfg = Config.fromstring(meta['cfg'], file_format='.py')
     stock_cfg, changes = stock_config(cfg, allow_inference_change)
-    state_dict, dropped = stock_state_dict(checkpoint['state_dict'],
-                                           stock_cfg)
+    state_dict, dropped = stock_state_dict(checkpoint['state_dict'], stock_cfg)
     meta['cfg'] = stock_cfg.pretty_text
     slim = dict(meta=meta, state_dict=state_dict)
     report = dict(

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Dict, NamedTuple, Optional, Sequence
 
-import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
@@ -28,9 +27,8 @@ from gpu_check import allow_cpu_amp, amp_config  # noqa: E402
 # AFL on the three head families and with the conditional critic,
 # FoWKAL / KAL, SAHR + WAHR top-down and bottom-up, HSM
 METHODS = {
-    'afl':
-    ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py',
-     'synthetic_coco'),
+    'afl': ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py',
+            'synthetic_coco'),
     'afl-simcc':
     ('configs/afl/rtmpose-t_afl-1xb16-20e_synthetic-coco-128x96.py',
      'synthetic_coco'),
@@ -52,7 +50,6 @@ METHODS = {
     'hsm': ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py',
             'synthetic_coco'),
 }
-
 
 # the Tensor methods that copy a value to the host: on a GPU each waits for
 # the queued kernels (``.to('cpu')`` is not counted: on the CPU it cannot be
@@ -119,21 +116,13 @@ class _CountIteration(Hook):
         if self.start and runner.iter == self.index:
             self.counter.__enter__()
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         if not self.start and runner.iter == self.index:
             self.counter.__exit__(None, None, None)
-
-
-@pytest.fixture(scope='session')
-def multi_scale_coco(tmp_path_factory) -> Path:
-    """A multi-person synthetic COCO set for the bottom-up config (4 train,
-    2 val images); import it into a test module to use it."""
-    from mmpose_afl.datasets.synthetic import generate_dataset
-    root = tmp_path_factory.mktemp('amp_multi_scale')
-    generate_dataset(root, 'coco', num_train=4, num_val=2, seed=0,
-                     layout='multi_scale')
-    return root
 
 
 def _backbone_dtypes(runner: Runner) -> set:
@@ -161,14 +150,15 @@ def amp_run(name: str, request, tmp_path_factory) -> AmpRun:
         work_dir = tmp_path_factory.mktemp(f'amp_{name}')
         with allow_cpu_amp():
             # bottom-up: 256x256 inputs, so one image a batch
-            runner = bf16_runner(config, data_root, work_dir,
-                                 batch_size=1 if 'bottom-up' in name else 2)
+            runner = bf16_runner(
+                config,
+                data_root,
+                work_dir,
+                batch_size=1 if 'bottom-up' in name else 2)
             dtypes = _backbone_dtypes(runner)
             counter = HostSyncCounter()
-            runner.register_hook(_CountIteration(counter, 1, True),
-                                 'HIGHEST')
-            runner.register_hook(_CountIteration(counter, 1, False),
-                                 'LOWEST')
+            runner.register_hook(_CountIteration(counter, 1, True), 'HIGHEST')
+            runner.register_hook(_CountIteration(counter, 1, False), 'LOWEST')
             runner.train()
         _RUNS[name] = AmpRun(runner, work_dir, dtypes, counter.counts)
     return _RUNS[name]
@@ -239,5 +229,5 @@ def train_scalars(runner: Runner) -> Dict[str, list]:
 
 __all__ = [
     'METHODS', 'AmpRun', 'HostSyncCounter', 'allow_cpu_amp', 'amp_run',
-    'bf16_runner', 'multi_scale_coco', 'train_scalars'
+    'bf16_runner', 'train_scalars'
 ]

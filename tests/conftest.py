@@ -58,8 +58,9 @@ RUNNERS = {('tests.e2e', 'run_train'), ('tests.e2e', 'run_test'),
            ('tests.e2e', 'run_dist_train'), ('tests.trained_runs', 'trained'),
            ('tests.amp_runs', 'amp_run'), ('tests.amp_runs', 'bf16_runner')}
 #: scripts that train whenever a test runs them (matched by file name)
-RUNNING_SCRIPTS = {'demo.py', 'gpu_check.py', 'bench_accuracy.py',
-                   'dist_train_cpu.py'}
+RUNNING_SCRIPTS = {
+    'demo.py', 'gpu_check.py', 'bench_accuracy.py', 'dist_train_cpu.py'
+}
 _RUNNER_CALLS = {'train', 'test', 'val'}
 
 
@@ -127,3 +128,14 @@ def pytest_collection_modifyitems(config, items):
             funcs += [d.func for d in defs]
         if any(_starts_a_run(f, seen) for f in funcs if f is not None):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope='session')
+def multi_scale_coco(tmp_path_factory) -> Path:
+    """Root of a multi-person synthetic COCO set for the bottom-up configs
+    (4 train, 2 val images)."""
+    from mmpose_afl.datasets.synthetic import generate_dataset
+    root = tmp_path_factory.mktemp('synthetic_coco_multi_scale')
+    generate_dataset(
+        root, 'coco', num_train=4, num_val=2, seed=0, layout='multi_scale')
+    return root

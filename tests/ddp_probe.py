@@ -30,8 +30,7 @@ class RankStateDumpHook(Hook):
 
     priority = 'LOWEST'
 
-    def __init__(self,
-                 filename: str = 'rank_state_{rank}_{when}.pth') -> None:
+    def __init__(self, filename: str = 'rank_state_{rank}_{when}.pth') -> None:
         self.filename = filename
 
     def _dump(self, runner, when: str) -> None:
@@ -39,7 +38,8 @@ class RankStateDumpHook(Hook):
         if is_model_wrapper(model):
             model = model.module
         state = {
-            'state_dict': model.state_dict(),
+            'state_dict':
+            model.state_dict(),
             'meta': {},
             'find_unused_parameters':
             getattr(runner.model, 'find_unused_parameters', None)

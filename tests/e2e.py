@@ -79,36 +79,42 @@ def _options(data_root, kind, cfg_options):
     return ['--cfg-options'] + opts if opts else []
 
 
-def run_train(config: str,
-              work_dir: Path,
-              data_root: Optional[Path] = None,
-              kind: str = 'coco',
-              cfg_options: Optional[Sequence[str]] = None,
-              extra_args: Sequence[str] = ()) -> str:
+def run_train(
+    config: str,
+    work_dir: Path,
+    data_root: Optional[Path] = None,
+    kind: str = 'coco',
+    cfg_options: Optional[Sequence[str]] = None,
+    extra_args: Sequence[str] = ()
+) -> str:
     """``mim train mmpose CONFIG --work-dir W [extra] --cfg-options ...``;
     returns the console log text and raises with its tail on failure."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(BIN / 'mim'), 'train', 'mmpose', config, '--work-dir',
-           str(work_dir), *extra_args,
-           *_options(data_root, kind, cfg_options)]
+    cmd = [
+        str(BIN / 'mim'), 'train', 'mmpose', config, '--work-dir',
+        str(work_dir), *extra_args, *_options(data_root, kind, cfg_options)
+    ]
     return _run(cmd, work_dir / 'console_train.log')
 
 
-def run_test(config: str,
-             checkpoint: Path,
-             work_dir: Path,
-             data_root: Optional[Path] = None,
-             kind: str = 'coco',
-             cfg_options: Optional[Sequence[str]] = None,
-             extra_args: Sequence[str] = ()) -> str:
+def run_test(
+    config: str,
+    checkpoint: Path,
+    work_dir: Path,
+    data_root: Optional[Path] = None,
+    kind: str = 'coco',
+    cfg_options: Optional[Sequence[str]] = None,
+    extra_args: Sequence[str] = ()
+) -> str:
     """``mim test mmpose CONFIG --checkpoint C --work-dir W ...``."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(BIN / 'mim'), 'test', 'mmpose', config, '--checkpoint',
-           str(checkpoint), '--work-dir',
-           str(work_dir), *extra_args,
-           *_options(data_root, kind, cfg_options)]
+    cmd = [
+        str(BIN / 'mim'), 'test', 'mmpose', config, '--checkpoint',
+        str(checkpoint), '--work-dir',
+        str(work_dir), *extra_args, *_options(data_root, kind, cfg_options)
+    ]
     return _run(cmd, work_dir / 'console_test.log')
 
 
@@ -118,13 +124,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_dist_train(config: str,
-                   work_dir: Path,
-                   nproc: int = 2,
-                   data_root: Optional[Path] = None,
-                   kind: str = 'coco',
-                   cfg_options: Optional[Sequence[str]] = None,
-                   extra_args: Sequence[str] = ()) -> str:
+def run_dist_train(
+    config: str,
+    work_dir: Path,
+    nproc: int = 2,
+    data_root: Optional[Path] = None,
+    kind: str = 'coco',
+    cfg_options: Optional[Sequence[str]] = None,
+    extra_args: Sequence[str] = ()
+) -> str:
     """Data-parallel training with ``nproc`` CPU processes on gloo through
     ``tools/dist_train_cpu.py`` (MMEngine's own launcher needs CUDA)."""
     work_dir = Path(work_dir)
@@ -154,9 +162,8 @@ def with_probe(config: str, out_dir: Path) -> str:
     imports = list(cfg.get('custom_imports', {}).get('imports', []))
     cfg.custom_imports = dict(
         imports=imports + ['tests.ddp_probe'], allow_failed_imports=False)
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-        dict(type='RankStateDumpHook')
-    ]
+    cfg.custom_hooks = list(cfg.get('custom_hooks',
+                                    [])) + [dict(type='RankStateDumpHook')]
     path = Path(out_dir) / ('probe_' + Path(config).name)
     cfg.dump(str(path))
     return str(path)

@@ -24,10 +24,10 @@ from torch import nn
 import mmpose_afl  # noqa: F401
 from mmpose_afl import zoo
 from mmpose_afl.datasets.synthetic import generate_dataset
-from mmpose_afl.models.heads.sahr_head import scale_heatmaps
-from tests.e2e import (REPO, assert_same_tensors, last_checkpoint,
-                       rank_states, run_dist_train, run_test, run_train,
-                       short_schedule, with_probe)
+from mmpose_afl.models.heads.sahr_branch import scale_heatmaps
+from tests.e2e import (REPO, assert_same_tensors, last_checkpoint, rank_states,
+                       run_dist_train, run_test, run_train, short_schedule,
+                       with_probe)
 
 register_all_modules()
 
@@ -44,24 +44,31 @@ BASELINE = ('configs/baseline/'
             'ae_res18_1xb8-40e_synthetic-coco-multi-scale-256x256.py')
 STOCK_AE = ('body_2d_keypoint/associative_embedding/coco/'
             'ae_hrnet-w32_8xb24-300e_coco-512x512.py')
-CODEC = dict(type='AssociativeEmbeddingLabels', input_size=(16, 16),
-             heatmap_size=(16, 16), sigma=2, decode_keypoint_order=[0, 1],
-             decode_max_instances=5)
-HEAD = dict(in_channels=8, num_keypoints=2, deconv_out_channels=None,
-            tag_loss=dict(type='AssociativeEmbeddingLoss', loss_weight=0.01),
-            decoder=CODEC)
-
+CODEC = dict(
+    type='AssociativeEmbeddingLabels',
+    input_size=(16, 16),
+    heatmap_size=(16, 16),
+    sigma=2,
+    decode_keypoint_order=[0, 1],
+    decode_max_instances=5)
+HEAD = dict(
+    in_channels=8,
+    num_keypoints=2,
+    deconv_out_channels=None,
+    tag_loss=dict(type='AssociativeEmbeddingLoss', loss_weight=0.01),
+    decoder=CODEC)
 
 # the scaled target of two people of different scales -----------------------
+
 
 def two_people_heatmap():
     """[1, 1, 32, 32] AE target of person A at (x, y) = (8, 10) and B at
     (22, 20), sigma 2, and a scale map with s = 0.5 on A's half (x < 16)
     and s = -0.3 on B's."""
-    codec = AssociativeEmbedding(input_size=(32, 32), heatmap_size=(32, 32),
-                                 sigma=2)
-    encoded = codec.encode(np.array([[[8., 10.]], [[22., 20.]]]),
-                           np.ones((2, 1)))
+    codec = AssociativeEmbedding(
+        input_size=(32, 32), heatmap_size=(32, 32), sigma=2)
+    encoded = codec.encode(
+        np.array([[[8., 10.]], [[22., 20.]]]), np.ones((2, 1)))
     gt = torch.tensor(encoded['heatmaps'], dtype=torch.float64)[None]
     scales = torch.full_like(gt, 0.5)
     scales[..., 16:] = -0.3
@@ -71,10 +78,16 @@ def two_people_heatmap():
 # (x, y): gt^(1 + s) = exp(-(1 + s) d^2 / 8) by hand, d^2 to the person's
 # keypoint; A: s = 0.5, B: s = -0.3
 HAND_POWER = {
-    (8, 10): 1.0, (9, 10): 0.829029, (10, 11): 0.391606,
-    (11, 13): 0.034218, (14, 11): 0.0,  # d^2 = 37: gt 0.0098 < exp(-4.5)
-    (22, 20): 1.0, (23, 20): 0.916219, (24, 21): 0.645649,
-    (25, 23): 0.207008, (27, 23): 0.051047,
+    (8, 10): 1.0,
+    (9, 10): 0.829029,
+    (10, 11): 0.391606,
+    (11, 13): 0.034218,
+    (14, 11): 0.0,  # d^2 = 37: gt 0.0098 < exp(-4.5)
+    (22, 20): 1.0,
+    (23, 20): 0.916219,
+    (24, 21): 0.645649,
+    (25, 23): 0.207008,
+    (27, 23): 0.051047,
     (28, 26): 0.0,  # d^2 = 72: gt = exp(-9) > 0 but outside the support
     (16, 15): 0.0,  # between the people
 }
@@ -102,11 +115,12 @@ def test_scaled_target_of_two_people_of_different_scales():
         d2 = (xs - cx)**2 + (ys - cy)**2
         expected = np.where(d2 < 36, np.exp(-(1 + s) * d2 / 8), expected)
         rim |= d2 == 36
-    np.testing.assert_allclose(power.numpy()[~rim], expected[~rim],
-                               rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(
+        power.numpy()[~rim], expected[~rim], rtol=1e-6, atol=1e-12)
 
 
 # helpers for head tests -----------------------------------------------------
+
 
 def build_head(type_='AESAHRHead', **kwargs):
     return MODELS.build(dict(type=type_, **dict(HEAD, **kwargs)))
@@ -137,10 +151,13 @@ def fake_batch(seed=0, dtype=torch.float32):
         mask = np.ones((1, 16, 16), bool)
         if num == 2:
             mask[:, 5:7] = False
-        sample = PoseDataSample(metainfo=dict(
-            flip_indices=[1, 0], img_shape=(16, 16), input_size=(16, 16),
-            input_center=np.array([8., 8.]), input_scale=np.array([16.,
-                                                                  16.])))
+        sample = PoseDataSample(
+            metainfo=dict(
+                flip_indices=[1, 0],
+                img_shape=(16, 16),
+                input_size=(16, 16),
+                input_center=np.array([8., 8.]),
+                input_scale=np.array([16., 16.])))
         sample.gt_fields = PixelData(
             heatmaps=torch.tensor(encoded['heatmaps'], dtype=dtype),
             heatmap_mask=torch.tensor(mask))
@@ -157,8 +174,8 @@ def stacked(samples, field):
 
 def numpy_power(gt, s):
     support = gt >= FLOOR32
-    return np.where(support, np.exp((1 + s) * np.log(np.where(support, gt,
-                                                              1))), 0)
+    return np.where(support, np.exp(
+        (1 + s) * np.log(np.where(support, gt, 1))), 0)
 
 
 def numpy_taylor(gt, s):
@@ -169,13 +186,14 @@ def numpy_taylor(gt, s):
 
 # the losses -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize('mode', ['power', 'taylor'])
 def test_losses_match_numpy_with_scale_maps_varying_per_pixel(mode):
     head = build_head(scale_target=mode, scale_loss_weight=2.0)
     samples = fake_batch()
-    s = torch.tensor(np.random.RandomState(1).uniform(-0.5, 1, (2, 2, 16,
-                                                                16)),
-                     dtype=torch.float32)
+    s = torch.tensor(
+        np.random.RandomState(1).uniform(-0.5, 1, (2, 2, 16, 16)),
+        dtype=torch.float32)
     head.scale_layers = FixedScales(s)
     feats = (torch.rand(2, 8, 16, 16), )
     losses = head.loss(feats, samples)
@@ -194,8 +212,9 @@ def test_losses_match_numpy_with_scale_maps_varying_per_pixel(mode):
     assert losses['loss_scale'].item() == pytest.approx(loss_scale, rel=1e-5)
     # the tag loss is the stock one on the stock tags
     stock = MODELS.build(HEAD['tag_loss'])
-    pull, push = stock(torch.tensor(tags, dtype=torch.float32), [
-        d.gt_instance_labels.keypoint_indices for d in samples])
+    pull, push = stock(
+        torch.tensor(tags, dtype=torch.float32),
+        [d.gt_instance_labels.keypoint_indices for d in samples])
     assert losses['loss_pull'].item() == pytest.approx(pull.item())
     assert losses['loss_push'].item() == pytest.approx(push.item())
     assert losses['loss_push'].item() > 0  # two people in image 0
@@ -214,8 +233,12 @@ def test_at_init_s_is_zero_and_the_keypoint_loss_is_wahr():
         heatmaps, _ = head.forward(feats)
         # s = 0: the target is gt on its support, 0 on the codec's square
         # patch corners below exp(-4.5) (scale_heatmaps)
-        expected = wahr(heatmaps, torch.where(gt >= FLOOR, gt, 0), None,
-                        mask, weight_target=gt)
+        expected = wahr(
+            heatmaps,
+            torch.where(gt >= FLOOR, gt, 0),
+            None,
+            mask,
+            weight_target=gt)
         assert torch.allclose(losses['loss_kpt'], expected)
         assert losses['loss_scale'].item() == 0
         head.init_weights()
@@ -225,8 +248,9 @@ def test_at_init_s_is_zero_and_the_keypoint_loss_is_wahr():
 def test_masked_ae_head_loss_and_why_it_exists():
     samples = fake_batch(3)
     feats = (torch.rand(2, 8, 16, 16), )
-    head = build_head('MaskedAEHead', keypoint_loss=dict(
-        type='KeypointMSELoss', use_target_weight=True))
+    head = build_head(
+        'MaskedAEHead',
+        keypoint_loss=dict(type='KeypointMSELoss', use_target_weight=True))
     losses = head.loss(feats, samples)
     pred = head.forward(feats)[0].detach().double().numpy()
     gt = stacked(samples, 'heatmaps').double().numpy()
@@ -236,8 +260,9 @@ def test_masked_ae_head_loss_and_why_it_exists():
     assert set(losses) == {'loss_kpt', 'loss_pull', 'loss_push'}
     # the stock head passes per-person keypoint weights ([sum N, K] = [3, 2])
     # as weights of the [B, K] = [2, 2] heatmap channels: the batch fails
-    stock = build_head('AssociativeEmbeddingHead', keypoint_loss=dict(
-        type='KeypointMSELoss', use_target_weight=True))
+    stock = build_head(
+        'AssociativeEmbeddingHead',
+        keypoint_loss=dict(type='KeypointMSELoss', use_target_weight=True))
     with pytest.raises(AssertionError, match='mismatched shapes'):
         stock.loss(feats, samples)
 
@@ -270,8 +295,7 @@ def test_bottom_up_heads_under_autocast(type_, dtype):
     with torch.autocast('cpu', dtype=dtype):
         value = ae_head_loss(head, feats, samples)
     value.backward()
-    torch.testing.assert_close(value.float(), expected, rtol=3e-2,
-                               atol=1e-5)
+    torch.testing.assert_close(value.float(), expected, rtol=3e-2, atol=1e-5)
     assert all(p.grad is None or p.grad.isfinite().all()
                for p in head.parameters())
     assert_finite_state(head)
@@ -283,13 +307,15 @@ def test_bottom_up_heads_channels_last_and_bad_shapes(type_):
     samples, feats = fake_batch(5), (torch.rand(2, 8, 16, 16), )
     expected = ae_head_loss(head, feats, samples)
     torch.testing.assert_close(
-        ae_head_loss(head, tuple(
-            f.to(memory_format=torch.channels_last) for f in feats),
-                     samples), expected)
+        ae_head_loss(
+            head,
+            tuple(f.to(memory_format=torch.channels_last) for f in feats),
+            samples), expected)
     for sample in samples:  # gt one pixel narrower than the output
         gt = sample.gt_fields
-        sample.gt_fields = PixelData(heatmaps=gt.heatmaps[..., :-1],
-                                     heatmap_mask=gt.heatmap_mask[..., :-1])
+        sample.gt_fields = PixelData(
+            heatmaps=gt.heatmaps[..., :-1],
+            heatmap_mask=gt.heatmap_mask[..., :-1])
     with pytest.raises(ValueError, match=r'\[2, 2, 16, 15\]'):
         head.loss(feats, samples)
 
@@ -314,8 +340,8 @@ def test_bottom_up_sahr_head_bad_pixel_leaves_the_state_finite(pixel):
     hook.remove()
     twin.loss(feats, samples)
     assert_finite_state(head)
-    torch.testing.assert_close(ae_head_loss(head, feats, samples),
-                               ae_head_loss(twin, feats, samples))
+    torch.testing.assert_close(
+        ae_head_loss(head, feats, samples), ae_head_loss(twin, feats, samples))
     for (name, a), b in zip(head.state_dict().items(),
                             twin.state_dict().values()):
         assert torch.equal(a, b), name
@@ -338,8 +364,9 @@ def test_an_image_without_people_is_background_only():
     losses = head.loss(feats, samples)
     sum(losses.values()).backward()
     assert all(torch.isfinite(v) for v in losses.values())
-    assert all(torch.isfinite(p.grad).all() for p in head.parameters()
-               if p.grad is not None)
+    assert all(
+        torch.isfinite(p.grad).all() for p in head.parameters()
+        if p.grad is not None)
     # image 1 adds nothing to the regulariser: no support pixel
     gt = stacked(samples, 'heatmaps').numpy()
     mask = stacked(samples, 'heatmap_mask').numpy()
@@ -384,11 +411,14 @@ def test_regulariser_gradient_counts_masked_support_pixels():
     mask = stacked(samples, 'heatmap_mask').numpy()
     counted = ((gt >= FLOOR32) * mask).sum(axis=(0, 2, 3))
     assert ((gt >= FLOOR32) * (1 - mask)).sum() > 0  # the mask matters here
-    np.testing.assert_allclose(head.scale_layers[3].bias.grad.numpy(),
-                               3 * 2 * 0.5 * counted / gt.size, rtol=1e-5)
+    np.testing.assert_allclose(
+        head.scale_layers[3].bias.grad.numpy(),
+        3 * 2 * 0.5 * counted / gt.size,
+        rtol=1e-5)
 
 
 # inference and checkpoints --------------------------------------------------
+
 
 @pytest.mark.parametrize('flip_test', [False, True])
 @pytest.mark.parametrize('s', [0.0, 0.7])
@@ -402,8 +432,10 @@ def test_predictions_identical_to_the_stock_ae_head(flip_test, s):
     result = head.load_state_dict(stock.state_dict(), strict=False)
     assert result.unexpected_keys == []
     assert set(result.missing_keys) == {
-        k for k in head.state_dict() if k.startswith('scale_layers.')
-        and not k.endswith('num_batches_tracked')}
+        k
+        for k in head.state_dict() if k.startswith('scale_layers.')
+        and not k.endswith('num_batches_tracked')
+    }
     with torch.no_grad():  # s = 0, or scale maps that must not matter
         head.scale_layers[3].bias.fill_(s)
 
@@ -413,9 +445,12 @@ def test_predictions_identical_to_the_stock_ae_head(flip_test, s):
     feats = [torch.rand(2, 8, 16, 16)]
     if flip_test:
         feats = [tuple(feats), (torch.rand(2, 8, 16, 16), )]
-    test_cfg = dict(flip_test=flip_test, shift_heatmap=False,
-                    restore_heatmap_size=True, align_corners=False,
-                    output_heatmaps=True)
+    test_cfg = dict(
+        flip_test=flip_test,
+        shift_heatmap=False,
+        restore_heatmap_size=True,
+        align_corners=False,
+        output_heatmaps=True)
     with torch.no_grad():
         preds, fields = head.predict(feats, samples, test_cfg)
         stock_preds, stock_fields = stock.predict(feats, samples, test_cfg)
@@ -456,6 +491,7 @@ def test_zoo_baseline_is_the_stock_ae_model(config):
 
 # build errors ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize('kwargs,field', [
     (dict(scale_kernel_size=8), '`scale_kernel_size`'),
     (dict(scale_kernel_size=3.0), '`scale_kernel_size`'),
@@ -465,8 +501,12 @@ def test_zoo_baseline_is_the_stock_ae_model(config):
     (dict(support_floor=1.), '`support_floor`'),
     (dict(keypoint_loss=dict(type='WAHRLoss', support_floor=0.)),
      '`keypoint_loss.support_floor`'),
-    (dict(decoder=dict(type='MSRAHeatmap', input_size=(16, 16),
-                       heatmap_size=(16, 16), sigma=2)), '`decoder.type`'),
+    (dict(
+        decoder=dict(
+            type='MSRAHeatmap',
+            input_size=(16, 16),
+            heatmap_size=(16, 16),
+            sigma=2)), '`decoder.type`'),
 ])
 def test_build_errors_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field.replace('.', r'\.')):
@@ -477,23 +517,23 @@ def test_effective_sigma():
     head = build_head(min_scale_exponent=0.25)
     s = torch.tensor([0., 0.5, -0.36, -0.9])
     expected = 2. / np.sqrt(np.maximum(1 + s.numpy(), 0.25))
-    np.testing.assert_allclose(head.effective_sigma(s).numpy(), expected,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        head.effective_sigma(s).numpy(), expected, rtol=1e-6)
 
 
 # codec and data --------------------------------------------------------------
+
 
 @pytest.fixture(scope='module')
 def multi_scale_coco(tmp_path_factory):
     """A multi-person synthetic COCO set (4 train, 2 val images)."""
     root = tmp_path_factory.mktemp('synthetic_coco_multi_scale')
-    generate_dataset(root, 'coco', num_train=4, num_val=2, seed=0,
-                     layout='multi_scale')
+    generate_dataset(
+        root, 'coco', num_train=4, num_val=2, seed=0, layout='multi_scale')
     return root
 
 
-def test_codec_packs_keypoint_indices_through_the_pipeline(
-        multi_scale_coco):
+def test_codec_packs_keypoint_indices_through_the_pipeline(multi_scale_coco):
     cfg = Config.fromfile(str(REPO / DEMO))
     dataset = DATASETS.build(
         dict(cfg.train_dataloader.dataset, data_root=str(multi_scale_coco)))
@@ -519,10 +559,12 @@ def test_codec_packs_keypoint_indices_through_the_pipeline(
 
 # configs ---------------------------------------------------------------------
 
-@pytest.mark.parametrize('config,head,loss', [
-    (COCO, 'AESAHRHead', 'WAHRLoss'), (TAYLOR, 'AESAHRHead', 'WAHRLoss'),
-    (DEMO, 'AESAHRHead', 'WAHRLoss'),
-    (BASELINE, 'MaskedAEHead', 'KeypointMSELoss')])
+
+@pytest.mark.parametrize('config,head,loss',
+                         [(COCO, 'AESAHRHead', 'WAHRLoss'),
+                          (TAYLOR, 'AESAHRHead', 'WAHRLoss'),
+                          (DEMO, 'AESAHRHead', 'WAHRLoss'),
+                          (BASELINE, 'MaskedAEHead', 'KeypointMSELoss')])
 def test_config_builds(config, head, loss):
     cfg = Config.fromfile(str(REPO / config))
     cfg.model.backbone.init_cfg = None
@@ -537,15 +579,15 @@ def test_config_builds(config, head, loss):
     if head == 'AESAHRHead':
         assert model.head.loss_module.keypoint_loss.gamma == 0.01
         assert model.head.scale_layers[3].kernel_size == (9, 9)
-        assert model.head.scale_target == (
-            'taylor' if config == TAYLOR else 'power')
-    assert [i // 4 for i in encoder['input_size']] == list(
-        encoder['heatmap_size'])
+        assert model.head.scale_target == ('taylor'
+                                           if config == TAYLOR else 'power')
+    assert [i // 4
+            for i in encoder['input_size']] == list(encoder['heatmap_size'])
     if 'hrnet' in config:
         return  # (its first CPU forward alone takes seconds)
     with torch.no_grad():
-        heatmaps, tags = model.eval()(torch.zeros(1, 3, 64, 96), None,
-                                      mode='tensor')
+        heatmaps, tags = model.eval()(
+            torch.zeros(1, 3, 64, 96), None, mode='tensor')
     assert heatmaps.shape == tags.shape == (1, 17, 16, 24)
 
 
@@ -563,7 +605,9 @@ def test_demo_and_baseline_start_alike_at_one_seed():
         states.append(model.state_dict())
     baseline, sahr = states
     assert set(sahr) - set(baseline) == {
-        k for k in sahr if k.startswith('head.scale_layers.')}
+        k
+        for k in sahr if k.startswith('head.scale_layers.')
+    }
     for key, value in baseline.items():
         assert torch.equal(sahr[key], value), key
 
@@ -573,33 +617,42 @@ def demo_run(multi_scale_coco, tmp_path_factory):
     """(work dir, console log) of a 1-epoch ``mim train`` of the demo on
     the multi-person set (2 iterations of batch 2, one validation)."""
     work_dir = tmp_path_factory.mktemp('ae_sahr_demo')
-    log = run_train(DEMO, work_dir, data_root=multi_scale_coco,
-                    cfg_options=short_schedule(max_epochs=1, batch_size=2))
+    log = run_train(
+        DEMO,
+        work_dir,
+        data_root=multi_scale_coco,
+        cfg_options=short_schedule(max_epochs=1, batch_size=2))
     return work_dir, log
 
 
-def test_demo_trains_tests_and_resumes(demo_run, multi_scale_coco,
-                                       tmp_path):
+def test_demo_trains_tests_and_resumes(demo_run, multi_scale_coco, tmp_path):
     work_dir, log = demo_run
     for key in ('loss_kpt', 'loss_scale', 'loss_pull', 'loss_push',
                 'coco/AP (M)'):
         assert key in log, key
     checkpoint = last_checkpoint(work_dir)
     assert checkpoint.name == 'epoch_1.pth'
-    state = torch.load(checkpoint, map_location='cpu',
-                       weights_only=False)['state_dict']
+    state = torch.load(
+        checkpoint, map_location='cpu', weights_only=False)['state_dict']
     assert 'head.scale_layers.3.weight' in state
 
-    log = run_test(DEMO, checkpoint, tmp_path / 'test',
-                   data_root=multi_scale_coco, cfg_options=short_schedule())
+    log = run_test(
+        DEMO,
+        checkpoint,
+        tmp_path / 'test',
+        data_root=multi_scale_coco,
+        cfg_options=short_schedule())
     assert 'Epoch(test)' in log and 'coco/AP' in log
 
     resumed = tmp_path / 'resumed'
     shutil.copytree(work_dir, resumed)
     (resumed / 'last_checkpoint').write_text(str(resumed / 'epoch_1.pth'))
-    log = run_train(DEMO, resumed, data_root=multi_scale_coco,
-                    cfg_options=short_schedule(max_epochs=2, batch_size=2),
-                    extra_args=['--resume'])
+    log = run_train(
+        DEMO,
+        resumed,
+        data_root=multi_scale_coco,
+        cfg_options=short_schedule(max_epochs=2, batch_size=2),
+        extra_args=['--resume'])
     assert 'resumed epoch: 1' in log
     assert 'Epoch(train) [1]' not in log and 'Epoch(train) [2]' in log
     assert last_checkpoint(resumed).name == 'epoch_2.pth'
@@ -609,16 +662,19 @@ def predict_all(model, images):
     """Bottom-up inference: keypoints, scores, heatmaps and tags of each
     image."""
     from mmpose.apis import inference_bottomup
+
     # after one epoch no heatmap reaches the default 0.1: decode anyway
     model.head.decoder.decode_keypoint_thr = 0.
     model.test_cfg['output_heatmaps'] = True
     outputs = []
     for image in images:
         (result, ) = inference_bottomup(model, image)
-        outputs += [result.pred_instances.keypoints,
-                    result.pred_instances.keypoint_scores,
-                    result.pred_fields.heatmaps.numpy(),
-                    result.pred_fields.tags.numpy()]
+        outputs += [
+            result.pred_instances.keypoints,
+            result.pred_instances.keypoint_scores,
+            result.pred_fields.heatmaps.numpy(),
+            result.pred_fields.tags.numpy()
+        ]
     return outputs
 
 
@@ -644,8 +700,13 @@ def test_slim_checkpoint_predicts_the_same_in_stock_mmpose(
     checkpoint = tmp_path / 'trained.pth'
     shutil.copy(work_dir / 'epoch_1.pth', checkpoint)
     slim_path = tmp_path / 'slim.pth'
-    subprocess.run([sys.executable, 'tools/slim_checkpoint.py',
-                    str(checkpoint), str(slim_path)], cwd=REPO, check=True,
+    subprocess.run([
+        sys.executable, 'tools/slim_checkpoint.py',
+        str(checkpoint),
+        str(slim_path)
+    ],
+                   cwd=REPO,
+                   check=True,
                    capture_output=True)
     stock = Config.fromfile(str(tmp_path / 'slim.py'))
     assert stock.model.head.type == 'AssociativeEmbeddingHead'
@@ -661,14 +722,17 @@ def test_slim_checkpoint_predicts_the_same_in_stock_mmpose(
         str(tmp_path / 'slim.py'),
         str(slim_path),
         str(out), *images
-    ], capture_output=True, text=True, cwd=tmp_path)
+    ],
+                          capture_output=True,
+                          text=True,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     found = np.load(out)
     stock_outputs = [found[f'arr_{i}'] for i in range(len(found.files))]
 
     ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    model = init_model(Config.fromstring(ckpt['meta']['cfg'], '.py'), None,
-                       device='cpu')
+    model = init_model(
+        Config.fromstring(ckpt['meta']['cfg'], '.py'), None, device='cpu')
     model.load_state_dict(ckpt['state_dict'], strict=True)
     ours = predict_all(model, images)
     assert len(ours) == len(stock_outputs) == 4 * len(images)
@@ -680,9 +744,12 @@ def test_slim_checkpoint_predicts_the_same_in_stock_mmpose(
 def test_demo_in_two_process_ddp(multi_scale_coco, tmp_path):
     probe = with_probe(DEMO, tmp_path)
     work_dir = tmp_path / 'ddp'
-    log = run_dist_train(probe, work_dir, nproc=2, data_root=multi_scale_coco,
-                         cfg_options=short_schedule(max_epochs=1,
-                                                    batch_size=1))
+    log = run_dist_train(
+        probe,
+        work_dir,
+        nproc=2,
+        data_root=multi_scale_coco,
+        cfg_options=short_schedule(max_epochs=1, batch_size=1))
     assert 'Distributed training: True' in log
     # DDP with find_unused_parameters=False: a parameter without a gradient
     # (e.g. an unused scale branch) would fail the second iteration

@@ -20,10 +20,12 @@ def test_the_comparison_uses_the_shared_paired_rule():
 def test_effective_sample_size_of_the_logged_windows(tmp_path):
     log = tmp_path / '20261126_000000' / 'vis_data' / 'scalars.json'
     log.parent.mkdir(parents=True)
-    records = [dict(lr=1e-3, afl_ess=0.9, step=10),
-               dict(lr=1e-3, afl_ess=0.6, step=20),
-               dict(**{'coco/AP': 0.5}, step=20),
-               dict(lr=1e-3, afl_ess=0.9, step=30)]
+    records = [
+        dict(lr=1e-3, afl_ess=0.9, step=10),
+        dict(lr=1e-3, afl_ess=0.6, step=20),
+        dict(**{'coco/AP': 0.5}, step=20),
+        dict(lr=1e-3, afl_ess=0.9, step=30)
+    ]
     log.write_text('\n'.join(json.dumps(r) for r in records))
     assert afl_comparison.ess(tmp_path) == pytest.approx(
         dict(min=0.6, mean=0.8))

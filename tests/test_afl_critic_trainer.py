@@ -23,9 +23,10 @@ from tests.test_afl_loss import batch
 def afl(**kwargs):
     torch.manual_seed(0)
     return MODELS.build(
-        dict(type='AFLHeatmapLoss',
-             critic=dict(type='AFLCritic', num_keypoints=3, channels=(4, )),
-             **kwargs)).train()
+        dict(
+            type='AFLHeatmapLoss',
+            critic=dict(type='AFLCritic', num_keypoints=3, channels=(4, )),
+            **kwargs)).train()
 
 
 def params(module):
@@ -78,23 +79,28 @@ def test_accumulative_counts_update_every_second_batch():
         torch.manual_seed(seed)
         twin(output, target, weights)
         pending = twin.pop_critic_batch()
-        objective, _ = reference._objective(pending['real'],
-                                            pending['fake'])
-        grads.append(torch.autograd.grad(objective,
-                                         list(twin.critic.parameters())))
+        objective, _ = reference._objective(pending['real'], pending['fake'])
+        grads.append(
+            torch.autograd.grad(objective, list(twin.critic.parameters())))
     for p, start, g1, g2 in zip(loss.critic.parameters(), before, *grads):
         torch.testing.assert_close(p.detach(), start - .5 * (g1 + g2) / 2)
 
 
 def test_the_hook_takes_accumulation_from_the_pose_optim_wrapper():
-    model = nn.ModuleDict(dict(head=MODELS.build(dict(
-        type='HeatmapHead', in_channels=4, out_channels=3,
-        deconv_out_channels=None,
-        loss=dict(type='AFLHeatmapLoss',
-                  critic=dict(type='AFLCritic', num_keypoints=3))))))
+    model = nn.ModuleDict(
+        dict(
+            head=MODELS.build(
+                dict(
+                    type='HeatmapHead',
+                    in_channels=4,
+                    out_channels=3,
+                    deconv_out_channels=None,
+                    loss=dict(
+                        type='AFLHeatmapLoss',
+                        critic=dict(type='AFLCritic', num_keypoints=3))))))
     hook = AFLCriticHook(optim_wrapper=dict(clip_grad=dict(max_norm=1.)))
-    cfg = dict(optim_wrapper=dict(optimizer=dict(type='Adam'),
-                                  accumulative_counts=4))
+    cfg = dict(
+        optim_wrapper=dict(optimizer=dict(type='Adam'), accumulative_counts=4))
     hook.before_run(SimpleNamespace(model=model, cfg=cfg))
     wrapper = hook.trainers[0].optim_wrapper
     assert wrapper._accumulative_counts == 4
@@ -107,8 +113,8 @@ def test_the_hook_takes_accumulation_from_the_pose_optim_wrapper():
 def _runner(hook, loss):
     hub = MessageHub.get_instance('test_afl_critic_trainer')
     model = nn.ModuleDict(dict(loss=loss, backbone=nn.Linear(1, 1)))
-    return SimpleNamespace(message_hub=hub, model=model, cfg={}, iter=0,
-                           max_iters=10)
+    return SimpleNamespace(
+        message_hub=hub, model=model, cfg={}, iter=0, max_iters=10)
 
 
 def test_a_critic_scheduler_sets_the_logged_learning_rate():
@@ -116,8 +122,9 @@ def test_a_critic_scheduler_sets_the_logged_learning_rate():
     0.5e-4, 0.75e-4, 1e-4; each is logged as train/afl_critic_lr."""
     output, target, weights = batch()
     loss = afl()
-    hook = AFLCriticHook(param_scheduler=dict(
-        type='LinearLR', start_factor=.5, by_epoch=False, begin=0, end=3))
+    hook = AFLCriticHook(
+        param_scheduler=dict(
+            type='LinearLR', start_factor=.5, by_epoch=False, begin=0, end=3))
     runner = _runner(hook, loss)
     hook.before_run(runner)
     hook.before_train(runner)
@@ -125,8 +132,8 @@ def test_a_critic_scheduler_sets_the_logged_learning_rate():
     for _ in range(3):
         loss(output, target, weights)
         hook.after_train_iter(runner, 0)
-        logged.append(runner.message_hub.get_scalar(
-            'train/afl_critic_lr').current())
+        logged.append(
+            runner.message_hub.get_scalar('train/afl_critic_lr').current())
         assert runner.message_hub.get_scalar(
             'train/afl_critic_loss').current() > 0
     assert logged == pytest.approx([.5e-4, .75e-4, 1e-4])
@@ -135,8 +142,9 @@ def test_a_critic_scheduler_sets_the_logged_learning_rate():
     hook.before_save_checkpoint(runner, checkpoint)
     state = checkpoint['afl_critic'][0]
     saved = state['param_schedulers'][0]
-    fresh = AFLCriticHook(param_scheduler=dict(
-        type='LinearLR', start_factor=.5, by_epoch=False, begin=0, end=3))
+    fresh = AFLCriticHook(
+        param_scheduler=dict(
+            type='LinearLR', start_factor=.5, by_epoch=False, begin=0, end=3))
     fresh_runner = _runner(fresh, afl())
     fresh.before_run(fresh_runner)
     trainer = fresh.trainers[0]
@@ -193,11 +201,15 @@ class ToyPointAdapter(KeypointAdapter):
     head_k_field = 'num_points'
     size = (48., 64.)
 
-    def base_inputs(self, pred: Tensor, target: Tensor,
+    def base_inputs(self,
+                    pred: Tensor,
+                    target: Tensor,
                     weights: Optional[Tensor] = None):
         return (pred, target, weights), {}
 
-    def keypoints(self, pred: Tensor, target: Tensor,
+    def keypoints(self,
+                  pred: Tensor,
+                  target: Tensor,
                   weights: Optional[Tensor] = None) -> Keypoints:
         labelled = weights > 0
         scale = pred.new_tensor(self.size)
@@ -223,10 +235,12 @@ class AFLToyLoss(AdversarialFocalLoss):
 
 
 def test_afl_on_a_new_head_family_needs_only_its_adapter():
-    head = ToyPointHead(5, dict(type='AFLToyLoss',
-                                base_loss=dict(type='ToyL1Loss'),
-                                critic=dict(type='AFLCritic',
-                                            num_keypoints=5)))
+    head = ToyPointHead(
+        5,
+        dict(
+            type='AFLToyLoss',
+            base_loss=dict(type='ToyL1Loss'),
+            critic=dict(type='AFLCritic', num_keypoints=5)))
     loss = head.loss_module
     hook = AFLCriticHook()
     runner = _runner(hook, head)
@@ -243,10 +257,15 @@ def test_afl_on_a_new_head_family_needs_only_its_adapter():
     assert len(set(weight.tolist())) == 4  # per sample
     value.backward()
     hook.after_train_iter(runner, 0)
-    assert runner.message_hub.get_scalar(
-        'train/afl_critic_loss').current() > 0
+    assert runner.message_hub.get_scalar('train/afl_critic_loss').current() > 0
     # its head is checked like the built-in families'
     with pytest.raises(ValueError, match='num_points'):
-        hook.before_run(_runner(hook, ToyPointHead(
-            4, dict(type='AFLToyLoss', base_loss=dict(type='ToyL1Loss'),
-                    critic=dict(type='AFLCritic', num_keypoints=5)))))
+        hook.before_run(
+            _runner(
+                hook,
+                ToyPointHead(
+                    4,
+                    dict(
+                        type='AFLToyLoss',
+                        base_loss=dict(type='ToyL1Loss'),
+                        critic=dict(type='AFLCritic', num_keypoints=5)))))

@@ -84,12 +84,14 @@ def test_centroid_is_intensity_weighted_and_thresholded():
     assert present.tolist() == [[False]]
 
 
-@pytest.mark.parametrize('points', [
-    [None, None, None],  # nothing found
-    [(2, 2), None, None],  # a single keypoint: it lies on g
-    [(2, 2), (2, 2), (2, 2)],  # all on top of each other
-    [(1, 1), (3, 3), (2, 2)],  # the middle one lies on g
-])
+@pytest.mark.parametrize(
+    'points',
+    [
+        [None, None, None],  # nothing found
+        [(2, 2), None, None],  # a single keypoint: it lies on g
+        [(2, 2), (2, 2), (2, 2)],  # all on top of each other
+        [(1, 1), (3, 3), (2, 2)],  # the middle one lies on g
+    ])
 def test_degenerate_topologies_are_finite(points):
     heatmaps = dots(points).requires_grad_(True)
     topo = heatmap_topology(heatmaps)
@@ -107,19 +109,20 @@ def numpy_topology(heatmaps, threshold, weights=None):
         for k in range(num):
             kept = np.where(heatmaps[b, k] >= threshold, heatmaps[b, k], 0)
             mass = kept.sum()
-            present.append(mass > 1e-12 and (weights is None
-                                             or weights[b, k] > 0))
+            present.append(mass > 1e-12
+                           and (weights is None or weights[b, k] > 0))
             cents.append(
                 np.array([(kept * xs).sum(), (kept * ys).sum()]) /
                 mass if present[-1] else np.zeros(2))
-        centre = np.mean([c for c, p in zip(cents, present) if p] or [0],
-                         axis=0)
+        centre = np.mean(
+            [c for c, p in zip(cents, present) if p] or [0], axis=0)
         for i in range(num):
             for j in range(num):
                 if not (present[i] and present[j]):
                     continue
-                out[b, 0, i, j] = 1 - np.linalg.norm(
-                    cents[i] - cents[j]) / np.hypot(width, height)
+                out[b, 0, i,
+                    j] = 1 - np.linalg.norm(cents[i] - cents[j]) / np.hypot(
+                        width, height)
                 vi, vj = cents[i] - centre, cents[j] - centre
                 norms = np.linalg.norm(vi) * np.linalg.norm(vj)
                 cos = vi @ vj / norms if norms > 1e-12 else 0.0
@@ -150,13 +153,15 @@ def test_planar_diagonal_is_exactly_one_for_many_keypoints():
 
 
 # ----------------------------------------------------------------- critic
-@pytest.mark.parametrize('k,params', [
-    # convs 2->16->32->64->128 (3x3, +bias): 304 + 4640 + 18496 + 73856;
-    # K=17: 17->9->5->3->2, linear (no bias) 128*2*2 = 512;
-    # K=133: 133->67->34->17->9, linear 128*9*9 = 10368
-    (17, 97296 + 512),
-    (133, 97296 + 10368),
-])
+@pytest.mark.parametrize(
+    'k,params',
+    [
+        # convs 2->16->32->64->128 (3x3, +bias): 304 + 4640 + 18496 + 73856;
+        # K=17: 17->9->5->3->2, linear (no bias) 128*2*2 = 512;
+        # K=133: 133->67->34->17->9, linear 128*9*9 = 10368
+        (17, 97296 + 512),
+        (133, 97296 + 10368),
+    ])
 def test_critic_size_matches_the_documented_count(k, params):
     critic = AFLCritic(num_keypoints=k)
     assert sum(p.numel() for p in critic.parameters()) == params
@@ -239,7 +244,8 @@ def batch(seed=0, b=4, k=3, h=6, w=8):
     target = torch.zeros(b, k, h, w)
     for i in range(b):
         for j in range(k):
-            target[i, j, torch.randint(h, (1, ), generator=gen),
+            target[i, j,
+                   torch.randint(h, (1, ), generator=gen),
                    torch.randint(w, (1, ), generator=gen)] = 1
     output = target * 0.8 + 0.2 * torch.rand(b, k, h, w, generator=gen)
     weights = torch.ones(b, k)
@@ -247,8 +253,14 @@ def batch(seed=0, b=4, k=3, h=6, w=8):
     return output, target, weights
 
 
-def numpy_afl(output, target, weights, mode, normalize, label_norm,
-              scale=0.1, offset=0.0):
+def numpy_afl(output,
+              target,
+              weights,
+              mode,
+              normalize,
+              label_norm,
+              scale=0.1,
+              offset=0.0):
     """numpy re-derivation of the loss with ``PlanarSumCritic``: returns the
     difficulties, the applied weights and the per-sample MSE."""
     out, tgt, wgt = output.numpy(), target.numpy(), weights.numpy()
@@ -263,8 +275,8 @@ def numpy_afl(output, target, weights, mode, normalize, label_norm,
     logit = -critic(fake) + (critic(real) if mode == 'anchored' else 0)
     difficulty = 1 / (1 + np.exp(-logit))
     weight = difficulty / difficulty.mean() if normalize else difficulty
-    per_sample = (((out - tgt)**2) * wgt[:, :, None, None]).mean(axis=(1, 2,
-                                                                     3))
+    per_sample = (((out - tgt)**2) *
+                  wgt[:, :, None, None]).mean(axis=(1, 2, 3))
     return difficulty, weight, per_sample
 
 
@@ -281,9 +293,8 @@ def test_afl_equals_numpy_recomputation(mode, normalize, label_norm):
         normalize_weights=normalize,
         label_count_norm=label_norm)
     value = loss.train()(output, target, weights)
-    difficulty, weight, per_sample = numpy_afl(output, target, weights, mode,
-                                               normalize, label_norm,
-                                               offset=0.3)
+    difficulty, weight, per_sample = numpy_afl(
+        output, target, weights, mode, normalize, label_norm, offset=0.3)
     assert value.item() == pytest.approx(
         2.0 * (weight * per_sample).mean(), rel=1e-5)
     samples = loss.last_samples
@@ -300,22 +311,26 @@ def test_anchored_difficulty_by_hand():
     target = dots([(0, 0), (4, 0)])
     output = dots([(0, 0), (0, 3)])
     for mode, expected in (('anchored', -0.02), ('paper', -5.34)):
-        loss = afl(dict(type='KeypointMSELoss'),
-                   PlanarSumCritic(2, offset=5.), k=2, difficulty=mode)
+        loss = afl(
+            dict(type='KeypointMSELoss'),
+            PlanarSumCritic(2, offset=5.),
+            k=2,
+            difficulty=mode)
         loss.train()(output, target)
         assert loss.last_samples['difficulty'].item() == pytest.approx(
             1 / (1 + math.exp(-expected)), rel=1e-5)
     # a perfect prediction is neither easy nor hard: 1/2 whatever the offset
-    loss = afl(dict(type='KeypointMSELoss'), PlanarSumCritic(2, offset=5.),
-               k=2)
+    loss = afl(
+        dict(type='KeypointMSELoss'), PlanarSumCritic(2, offset=5.), k=2)
     loss.train()(target, target)
     assert loss.last_samples['difficulty'].item() == 0.5
 
 
 def test_label_count_norm_scales_both_topologies_by_k_over_labels():
     output, target, weights = batch()  # sample 1 has 2 of 3 labelled
-    loss = afl(dict(type='KeypointMSELoss', use_target_weight=True),
-               label_count_norm=True)
+    loss = afl(
+        dict(type='KeypointMSELoss', use_target_weight=True),
+        label_count_norm=True)
     loss.train()(output, target, weights)
     factor = torch.tensor([1., 1.5, 1., 1.]).view(-1, 1, 1, 1)
     torch.testing.assert_close(loss.critic_batch['real'],
@@ -337,15 +352,17 @@ def test_keypoint_peak_error_by_hand():
     assert error.tolist() == [0., 0.] and labels.tolist() == [0, 0]
 
 
-@pytest.mark.parametrize('weights,expected', [
-    ([1., 1., 1., 1.], 1.),
-    ([1., 0., 0., 0.], 1 / 4),
-    ([1., 2., 3.], 36 / (3 * 14)),  # (1+2+3)^2 / (3 (1+4+9))
-    ([0.2, 0.6], 0.64 / (2 * 0.4)),
-    ([1e-30, 1e-30], 1.),  # no underflow
-    ([0., 0., 0.], 0.),
-    ([], 0.),
-])
+@pytest.mark.parametrize(
+    'weights,expected',
+    [
+        ([1., 1., 1., 1.], 1.),
+        ([1., 0., 0., 0.], 1 / 4),
+        ([1., 2., 3.], 36 / (3 * 14)),  # (1+2+3)^2 / (3 (1+4+9))
+        ([0.2, 0.6], 0.64 / (2 * 0.4)),
+        ([1e-30, 1e-30], 1.),  # no underflow
+        ([0., 0., 0.], 0.),
+        ([], 0.),
+    ])
 def test_effective_sample_size_by_hand(weights, expected):
     ess = effective_sample_size(torch.tensor(weights))
     assert ess.item() == pytest.approx(expected, rel=1e-6)
@@ -355,16 +372,19 @@ def test_zero_weights_and_an_empty_batch_give_no_nan():
     output, target, weights = batch()
     base = dict(type='KeypointMSELoss', use_target_weight=True)
     # Eq. 4 with d = +1e4: every difficulty underflows to exactly 0
-    normalized = afl(base, PlanarSumCritic(3, scale=0, offset=1e4),
-                     difficulty='paper')
+    normalized = afl(
+        base, PlanarSumCritic(3, scale=0, offset=1e4), difficulty='paper')
     value = normalized.train()(output, target, weights)
     assert normalized.last_samples['difficulty'].eq(0).all()
     # all weights 0 count as equal weights: the base loss
-    torch.testing.assert_close(value, MODELS.build(base)(output, target,
-                                                         weights))
+    torch.testing.assert_close(value,
+                               MODELS.build(base)(output, target, weights))
     assert critic_step(normalized)['ess'] == 1.0
-    plain = afl(base, PlanarSumCritic(3, scale=0, offset=1e4),
-                difficulty='paper', normalize_weights=False)
+    plain = afl(
+        base,
+        PlanarSumCritic(3, scale=0, offset=1e4),
+        difficulty='paper',
+        normalize_weights=False)
     assert plain.train()(output, target, weights).item() == 0.0
     assert critic_step(plain)['ess'] == 0.0
     # an empty batch: a zero loss that still back-propagates, no critic step
@@ -374,16 +394,21 @@ def test_zero_weights_and_an_empty_batch_give_no_nan():
     assert value.item() == 0.0 and normalized.last_samples is None
 
 
-@pytest.mark.parametrize('base_loss', [
-    dict(type='KeypointMSELoss', use_target_weight=True, loss_weight=3.),
-    dict(type='KeypointMSELoss', skip_empty_channel=True),
-    dict(type='AdaptiveWingLoss', use_target_weight=True),
-    dict(type='KeypointOHKMMSELoss', use_target_weight=True, topk=2),
-    dict(type='HSMLoss', loss_weight=0.5),
-    dict(type='WAHRLoss'),
-    dict(type='FoWKALLoss', parts=dict(body=[0], face=[1, 2]),
-         dense_parts=('face', ), num_keypoints=3),  # + its regularizer
-])
+@pytest.mark.parametrize(
+    'base_loss',
+    [
+        dict(type='KeypointMSELoss', use_target_weight=True, loss_weight=3.),
+        dict(type='KeypointMSELoss', skip_empty_channel=True),
+        dict(type='AdaptiveWingLoss', use_target_weight=True),
+        dict(type='KeypointOHKMMSELoss', use_target_weight=True, topk=2),
+        dict(type='HSMLoss', loss_weight=0.5),
+        dict(type='WAHRLoss'),
+        dict(
+            type='FoWKALLoss',
+            parts=dict(body=[0], face=[1, 2]),
+            dense_parts=('face', ),
+            num_keypoints=3),  # + its regularizer
+    ])
 def test_afl_with_difficulty_one_equals_the_base_loss(base_loss):
     output, target, weights = batch(seed=1)
     loss = afl(base_loss, PlanarSumCritic(3, scale=0, offset=-1e4))
@@ -408,8 +433,9 @@ class DataDependentTestLoss(nn.Module):
 def test_untraceable_base_loss_falls_back_to_a_loop():
     output, target, weights = batch(seed=2)
     target[0] = 0  # sample 0 gets scale 1, the others 2
-    loss = afl(dict(type='DataDependentTestLoss'),
-               PlanarSumCritic(3, scale=0, offset=-1e4))
+    loss = afl(
+        dict(type='DataDependentTestLoss'),
+        PlanarSumCritic(3, scale=0, offset=-1e4))
     with pytest.warns(UserWarning, match='Python loop'):
         value = loss.eval()(output, target, weights)
     base = DataDependentTestLoss()
@@ -419,17 +445,22 @@ def test_untraceable_base_loss_falls_back_to_a_loop():
     assert loss._use_loop
 
 
-@pytest.mark.parametrize('target_shape, weights_shape, expected', [
-    ((4, 3, 1, 8), (4, 3), '`target` [4, 3, 1, 8]'),  # broadcast along H
-    ((2, 3, 6, 8), (4, 3), '`target` [2, 3, 6, 8]'),  # another batch
-    ((4, 3, 6, 8), (2, 3), '`target_weights` [2, 3]'),
-])
-@pytest.mark.parametrize('base_loss', [
-    dict(type='KeypointMSELoss', use_target_weight=True),  # through vmap
-    dict(type='HSMLoss'),  # through its per_sample
-])
-def test_wrong_shapes_are_a_clear_error_not_a_vmap_one(
-        base_loss, target_shape, weights_shape, expected):
+@pytest.mark.parametrize(
+    'target_shape, weights_shape, expected',
+    [
+        ((4, 3, 1, 8), (4, 3), '`target` [4, 3, 1, 8]'),  # broadcast along H
+        ((2, 3, 6, 8), (4, 3), '`target` [2, 3, 6, 8]'),  # another batch
+        ((4, 3, 6, 8), (2, 3), '`target_weights` [2, 3]'),
+    ])
+@pytest.mark.parametrize(
+    'base_loss',
+    [
+        dict(type='KeypointMSELoss', use_target_weight=True),  # through vmap
+        dict(type='HSMLoss'),  # through its per_sample
+    ])
+def test_wrong_shapes_are_a_clear_error_not_a_vmap_one(base_loss, target_shape,
+                                                       weights_shape,
+                                                       expected):
     output, _, _ = batch()
     loss = afl(base_loss, PlanarSumCritic(3))
     for call in (loss.eval(), lambda *a: per_sample(loss, *a)):
@@ -452,8 +483,7 @@ class FailingTestLoss(nn.Module):
         raise self.error('FailingTestLoss: broken')
 
 
-@pytest.mark.parametrize('error',
-                         [RuntimeError, torch.cuda.OutOfMemoryError])
+@pytest.mark.parametrize('error', [RuntimeError, torch.cuda.OutOfMemoryError])
 def test_errors_of_the_loss_itself_are_raised_without_a_loop(error):
     """Only vmap's own limitations fall back to the loop: an error that the
     loop raises too, or out-of-memory, is raised and the loss stays
@@ -481,8 +511,8 @@ def test_difficulty_is_detached_and_critic_is_not_a_submodule():
     # the pose gradient is the base loss's, scaled by the weights
     weight = loss.last_samples['weight']
     reference = output.detach().clone().requires_grad_(True)
-    per_sample = ((reference - target)**2 * weights[..., None, None]).mean(
-        dim=(1, 2, 3))
+    per_sample = ((reference - target)**2 *
+                  weights[..., None, None]).mean(dim=(1, 2, 3))
     (weight * per_sample).mean().backward()
     torch.testing.assert_close(output.grad, reference.grad)
 
@@ -506,10 +536,12 @@ def test_critic_step_trains_only_the_critic():
         <= stats['difficulty_max'] < 1
     assert stats['critic_loss'] == pytest.approx(
         -stats['wasserstein'] + 10 * stats['gradient_penalty'] +
-        stats['drift'], rel=1e-5)
+        stats['drift'],
+        rel=1e-5)
     assert stats['nonfinite_steps'] == 0
-    changed = [not torch.equal(a, p) for a, p in zip(
-        before, loss.critic.parameters())]
+    changed = [
+        not torch.equal(a, p) for a, p in zip(before, loss.critic.parameters())
+    ]
     assert all(changed)
     torch.testing.assert_close(output.grad, pose_grad)  # untouched
     assert loss.critic_batch is None
@@ -521,15 +553,17 @@ def test_critic_loss_and_logged_scores_match_numpy(drift_weight):
     # d = 0.1 * sum(planar) + 0.7: grad_x d = 0.1 on the K*K planar entries,
     # so the gradient norm is 0.1 * K = 0.3 and GP = (0.3 - 1)^2 = 0.49
     output, target, weights = batch()
-    loss = afl(dict(type='KeypointMSELoss', use_target_weight=True),
-               PlanarSumCritic(3, offset=0.7), drift_weight=drift_weight)
+    loss = afl(
+        dict(type='KeypointMSELoss', use_target_weight=True),
+        PlanarSumCritic(3, offset=0.7),
+        drift_weight=drift_weight)
     loss.train()(output, target, weights)
     stats = critic_step(loss)
     wgt = weights.numpy()
-    d_real = 0.1 * numpy_topology(target.numpy(), 0.1, wgt)[:, 0].sum(
-        axis=(1, 2)) + 0.7
-    d_fake = 0.1 * numpy_topology(output.numpy(), 0.1, wgt)[:, 0].sum(
-        axis=(1, 2)) + 0.7
+    d_real = 0.1 * numpy_topology(target.numpy(), 0.1,
+                                  wgt)[:, 0].sum(axis=(1, 2)) + 0.7
+    d_fake = 0.1 * numpy_topology(output.numpy(), 0.1,
+                                  wgt)[:, 0].sum(axis=(1, 2)) + 0.7
     drift = 0.5 * ((d_real**2).mean() + (d_fake**2).mean())
     wasserstein = d_real.mean() - d_fake.mean()
     expected = dict(
@@ -577,8 +611,10 @@ def test_drift_penalty_pulls_the_score_offset_to_zero(drift_weight):
     critic = LinearCritic(3)
     with torch.no_grad():
         critic.linear.bias.fill_(2.)
-    loss = afl(dict(type='KeypointMSELoss', use_target_weight=True),
-               critic, drift_weight=drift_weight)
+    loss = afl(
+        dict(type='KeypointMSELoss', use_target_weight=True),
+        critic,
+        drift_weight=drift_weight)
     trainer_of(loss, optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)))
     loss.train()(output, target, weights)
     w = critic.linear.weight.detach().numpy()[0]
@@ -602,8 +638,8 @@ def test_a_nonfinite_critic_step_is_skipped_and_counted():
     stats = critic_step(loss)
     assert stats['nonfinite_steps'] == stats['skipped_critic_steps'] == 1
     assert stats['nonfinite_samples'] == 0
-    assert all(torch.equal(a, p) for a, p in zip(
-        before, loss.critic.parameters()))
+    assert all(
+        torch.equal(a, p) for a, p in zip(before, loss.critic.parameters()))
 
 
 def test_difficulty_of_a_nonfinite_sample_is_the_batch_mean():
@@ -613,8 +649,8 @@ def test_difficulty_of_a_nonfinite_sample_is_the_batch_mean():
         finite_difficulty(torch.tensor([0.2, float('nan'), 0.6])),
         torch.tensor([0.2, 0.4, 0.6]))
     torch.testing.assert_close(
-        finite_difficulty(torch.tensor([float('nan'), float('inf')])),
-        torch.ones(2))
+        finite_difficulty(torch.tensor([float('nan'),
+                                        float('inf')])), torch.ones(2))
 
 
 @pytest.mark.parametrize('pixel', [math.inf, math.nan, -math.inf])
@@ -671,9 +707,10 @@ def test_critic_learns_to_separate_real_from_fake():
     _, target, weights = batch(b=8)
     output = torch.zeros_like(target)  # every keypoint on one pixel
     output[:, :, 2, 2] = 1
-    loss = afl(dict(type='KeypointMSELoss'),
-               critic_optimizer=dict(type='Adam', lr=1e-3, betas=(.5, .9)),
-               n_critic=5)
+    loss = afl(
+        dict(type='KeypointMSELoss'),
+        critic_optimizer=dict(type='Adam', lr=1e-3, betas=(.5, .9)),
+        n_critic=5)
     for _ in range(10):
         loss.train()(output, target, weights)
         stats = critic_step(loss)
@@ -725,8 +762,12 @@ def test_heatmaps_with_another_k_name_the_critic_field():
 
 
 # ------------------------------------------------ weight_target (SAHR)
-SAHR_HEAD = dict(type='SAHRHead', in_channels=8, out_channels=3,
-                 deconv_out_channels=(8, ), deconv_kernel_sizes=(4, ))
+SAHR_HEAD = dict(
+    type='SAHRHead',
+    in_channels=8,
+    out_channels=3,
+    deconv_out_channels=(8, ),
+    deconv_kernel_sizes=(4, ))
 
 
 def sahr_batch(seed=0, shape=(2, 3, 16, 12)):
@@ -738,8 +779,11 @@ def sahr_batch(seed=0, shape=(2, 3, 16, 12)):
     gt[rng.rand(*shape) < 0.4] = 0
     weights = rng.choice([0., 1., 2.], shape[:2])
     samples = get_packed_inputs(
-        batch_size=shape[0], num_keypoints=shape[1], input_size=(48, 64),
-        heatmap_size=(12, 16), with_reg_label=False,
+        batch_size=shape[0],
+        num_keypoints=shape[1],
+        input_size=(48, 64),
+        heatmap_size=(12, 16),
+        with_reg_label=False,
         with_simcc_label=False)['data_samples']
     for sample, heatmaps, w in zip(samples, gt, weights):
         sample.gt_fields.heatmaps = torch.tensor(heatmaps, dtype=torch.float32)
@@ -768,9 +812,13 @@ def test_afl_wahr_under_sahr_takes_the_wahr_weight_from_the_original_gt():
     mean_{K,H,W}(W (P - T)^2 w_k). Without the passthrough WAHR computes
     G from T."""
     torch.manual_seed(0)  # the head's weights: the margin below holds
-    head = MODELS.build(dict(SAHR_HEAD, loss=dict(
-        type='AFLHeatmapLoss', base_loss=dict(type='WAHRLoss', gamma=0.5),
-        critic=dict(type='AFLCritic', num_keypoints=3))))
+    head = MODELS.build(
+        dict(
+            SAHR_HEAD,
+            loss=dict(
+                type='AFLHeatmapLoss',
+                base_loss=dict(type='WAHRLoss', gamma=0.5),
+                critic=dict(type='AFLCritic', num_keypoints=3))))
     loss = head.loss_module
     set_critic(loss, PlanarSumCritic(3))
     calls = record_base_losses(loss)
@@ -778,8 +826,8 @@ def test_afl_wahr_under_sahr_takes_the_wahr_weight_from_the_original_gt():
     with torch.no_grad():  # s = the bias of the zero-weight last conv
         head.scale_layers[3].bias.copy_(torch.tensor(scales))
     samples, gt, weights = sahr_batch()
-    feats = (torch.rand(2, 8, 8, 6, generator=torch.Generator().manual_seed(
-        0)), )
+    feats = (torch.rand(
+        2, 8, 8, 6, generator=torch.Generator().manual_seed(0)), )
     head.loss(feats, samples)
     pred = head(feats).detach().double().numpy()
 
@@ -787,8 +835,8 @@ def test_afl_wahr_under_sahr_takes_the_wahr_weight_from_the_original_gt():
 
     def per_sample(g):
         w = np.abs(1 - pred) * g + np.abs(pred) * (1 - g)
-        return ((pred - target)**2 * w * weights[..., None, None]).mean(
-            axis=(1, 2, 3))
+        return ((pred - target)**2 * w *
+                weights[..., None, None]).mean(axis=(1, 2, 3))
 
     expected, from_target = per_sample(gt**0.5), per_sample(target**0.5)
     assert np.abs(expected / from_target - 1).min() > 0.03  # 4 %, 8 %
@@ -801,8 +849,7 @@ class WeightTargetTestLoss(nn.Module):
     AFL computes it through vmap; mean((P - T)^2 * G * w_k)."""
     loss_weight = 1.0
 
-    def forward(self, output, target, target_weights=None,
-                weight_target=None):
+    def forward(self, output, target, target_weights=None, weight_target=None):
         g = target if weight_target is None else weight_target
         return ((output - target)**2 * g *
                 target_weights[:, :, None, None]).mean()
@@ -810,20 +857,21 @@ class WeightTargetTestLoss(nn.Module):
 
 def test_weight_target_reaches_a_base_loss_under_vmap_and_the_loop():
     output, target, weights = batch(seed=3)
-    weight_target = torch.rand(4, 3, 6, 8,
-                               generator=torch.Generator().manual_seed(1))
+    weight_target = torch.rand(
+        4, 3, 6, 8, generator=torch.Generator().manual_seed(1))
     expected = ((output - target)**2 * weight_target *
                 weights[:, :, None, None]).mean((1, 2, 3))
     loss = afl(dict(type='WeightTargetTestLoss'), PlanarSumCritic(3))
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # vectorised, no fallback
         torch.testing.assert_close(
-            per_sample(loss, output, target, weights,
-                       weight_target=weight_target), expected)
+            per_sample(
+                loss, output, target, weights, weight_target=weight_target),
+            expected)
     loss._use_loop = True
     torch.testing.assert_close(
-        per_sample(loss, output, target, weights,
-                   weight_target=weight_target), expected)
+        per_sample(loss, output, target, weights, weight_target=weight_target),
+        expected)
     # equal weights: AFL is the base loss with the weight target
     torch.testing.assert_close(
         loss.eval()(output, target, weights, weight_target=weight_target),
@@ -833,11 +881,12 @@ def test_weight_target_reaches_a_base_loss_under_vmap_and_the_loop():
 def test_weight_target_of_another_shape_is_an_error():
     output, target, weights = batch()
     loss = afl(dict(type='WAHRLoss'), PlanarSumCritic(3))
-    with pytest.raises(ValueError, match=(
-            r'AFLHeatmapLoss: `weight_target` \[4, 3, 1, 8\] must have the '
-            r'shape of `output` \[4, 3, 6, 8\]')):
-        loss.eval()(output, target, weights,
-                    weight_target=torch.zeros(4, 3, 1, 8))
+    with pytest.raises(
+            ValueError,
+            match=(r'AFLHeatmapLoss: `weight_target` \[4, 3, 1, 8\] must have '
+                   r'the shape of `output` \[4, 3, 6, 8\]')):
+        loss.eval()(
+            output, target, weights, weight_target=torch.zeros(4, 3, 1, 8))
 
 
 @pytest.mark.parametrize('base_loss', [
@@ -855,14 +904,18 @@ def test_a_base_loss_without_weight_target_is_called_without_it(base_loss):
         loss(output, target, weights))
     if base_loss['type'] != 'KeypointMSELoss':
         return
-    head = MODELS.build(dict(SAHR_HEAD, loss=dict(
-        type='AFLHeatmapLoss', base_loss=base_loss,
-        critic=dict(type='AFLCritic', num_keypoints=3))))
-    set_critic(head.loss_module, 
-                       PlanarSumCritic(3, scale=0))  # equal weights
+    head = MODELS.build(
+        dict(
+            SAHR_HEAD,
+            loss=dict(
+                type='AFLHeatmapLoss',
+                base_loss=base_loss,
+                critic=dict(type='AFLCritic', num_keypoints=3))))
+    set_critic(head.loss_module, PlanarSumCritic(3, scale=0))  # equal weights
     stock = MODELS.build(dict(SAHR_HEAD, loss=base_loss))
     stock.load_state_dict(head.state_dict())
     samples, _, _ = sahr_batch(1)
     feats = (torch.rand(2, 8, 8, 6), )
-    torch.testing.assert_close(head.loss(feats, samples)['loss_kpt'],
-                               stock.loss(feats, samples)['loss_kpt'])
+    torch.testing.assert_close(
+        head.loss(feats, samples)['loss_kpt'],
+        stock.loss(feats, samples)['loss_kpt'])

@@ -24,19 +24,21 @@ def _tool(name):
 @pytest.mark.parametrize('name', TOOLS)
 def test_help_documents_every_option(name):
     proc = subprocess.run([sys.executable, f'tools/{name}.py', '--help'],
-                          cwd=REPO, capture_output=True, text=True)
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     module = _tool(name)
     # the whole description, to its last sentence
     for line in module.__doc__.strip().splitlines():
         assert line.strip() in text, line
-    actions = [a for a in module.build_parser()._actions
-               if a.dest != 'help']
+    actions = [a for a in module.build_parser()._actions if a.dest != 'help']
     if name == 'draw_afl_difficulty':
-        assert {'--num', '--out', '--device', '--config',
-                '--checkpoint'} <= {s for a in actions
-                                    for s in a.option_strings}
+        assert {'--num', '--out', '--device', '--config', '--checkpoint'
+                } <= {s
+                      for a in actions
+                      for s in a.option_strings}
     for action in actions:
         assert action.help and len(action.help) > 10, action.dest
         for option in action.option_strings or [action.dest.upper()]:
@@ -76,29 +78,53 @@ def _hand_made_work_dir(root):
     work_dir = root / 'work_dir'
     (root / 'annotations').mkdir(parents=True)
     work_dir.mkdir()
-    flags = {1: [], 2: ['occluded'], 3: ['small'], 4: [],
-             5: ['occluded', 'truncated'], 6: []}
-    (root / 'annotations' / 'train.json').write_text(json.dumps(dict(
-        annotations=[  # as the generator stores them
-            dict(id=i, difficulty={name: name in f for name in (
-                'occluded', 'truncated', 'unusual_pose', 'small')})
-            for i, f in flags.items()])))
+    flags = {
+        1: [],
+        2: ['occluded'],
+        3: ['small'],
+        4: [],
+        5: ['occluded', 'truncated'],
+        6: []
+    }
+    (root / 'annotations' / 'train.json').write_text(
+        json.dumps(
+            dict(annotations=[  # as the generator stores them
+                dict(
+                    id=i,
+                    difficulty={
+                        name: name in f
+                        for name in ('occluded', 'truncated', 'unusual_pose',
+                                     'small')
+                    }) for i, f in flags.items()
+            ])))
     (work_dir / 'config.py').write_text(
         f"train_dataloader = dict(dataset=dict(data_root='{root}/', "
         "ann_file='annotations/train.json'))\n")
-    last = dict(zip(range(1, 6), zip([.1, .2, .3, .4, .5], [1, 3, 2, 5, 4],
-                                     [17, 17, 10, 10, 5])))
+    last = dict(
+        zip(
+            range(1, 6),
+            zip([.1, .2, .3, .4, .5], [1, 3, 2, 5, 4], [17, 17, 10, 10, 5])))
     ranks = ([], [])
     for epoch in (1, 2):
         for sample_id, (difficulty, error, labels) in last.items():
             if epoch == 1:  # the reverse order
                 difficulty, error = 1 - difficulty, -error
-            record = dict(epoch=epoch, iter=epoch * 10 + sample_id,
-                          id=sample_id, difficulty=difficulty, error=error,
-                          labels=labels)
+            record = dict(
+                epoch=epoch,
+                iter=epoch * 10 + sample_id,
+                id=sample_id,
+                difficulty=difficulty,
+                error=error,
+                labels=labels)
             ranks[sample_id % 2].append(record)
-        ranks[0].append(dict(epoch=epoch, iter=epoch * 10, id=6,
-                             difficulty=.9, error=None, labels=0))
+        ranks[0].append(
+            dict(
+                epoch=epoch,
+                iter=epoch * 10,
+                id=6,
+                difficulty=.9,
+                error=None,
+                labels=0))
     for rank, records in enumerate(ranks):
         (work_dir / f'afl_difficulty_rank{rank}.jsonl').write_text(''.join(
             json.dumps(r) + '\n' for r in records))
@@ -108,11 +134,13 @@ def _hand_made_work_dir(root):
 def test_report_on_a_hand_made_work_dir(tmp_path):
     work_dir = _hand_made_work_dir(tmp_path)
     proc = subprocess.run(
-        [sys.executable, 'tools/afl_difficulty_report.py', str(work_dir)],
-        cwd=REPO, capture_output=True, text=True)
+        [sys.executable, 'tools/afl_difficulty_report.py',
+         str(work_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(
-        (work_dir / 'afl_difficulty_report.json').read_text())
+    result = json.loads((work_dir / 'afl_difficulty_report.json').read_text())
     r_xy, r_xz, r_yz = 0.8, -9 / math.sqrt(90), -5.5 / math.sqrt(90)
     assert result['samples'] == 5  # sample 6 has no labels
     assert result['spearman_labels'] == pytest.approx(r_xz)
@@ -121,8 +149,8 @@ def test_report_on_a_hand_made_work_dir(tmp_path):
         (r_xy - r_xz * r_yz) / math.sqrt((1 - r_xz**2) * (1 - r_yz**2)))
     # clean: 1 (.1), 4 (.4); see test_roc_auc_by_hand
     auc = result['auc']
-    assert auc['any'] == dict(auc=pytest.approx(4 / 6), positives=3,
-                              negatives=2)
+    assert auc['any'] == dict(
+        auc=pytest.approx(4 / 6), positives=3, negatives=2)
     assert auc['occluded']['auc'] == pytest.approx(3 / 4)  # .2, .5
     assert auc['truncated']['auc'] == 1.0 and auc['small']['auc'] == 0.5
     assert auc['unusual_pose'] == dict(auc=None, positives=0, negatives=2)

@@ -15,9 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from tests.amp_runs import multi_scale_coco  # noqa: F401 (a fixture)
-from tests.amp_runs import (METHODS, REPO, allow_cpu_amp, amp_run,
-                            bf16_runner, train_scalars)
+from tests.amp_runs import (METHODS, REPO, allow_cpu_amp, amp_run, bf16_runner,
+                            train_scalars)
 
 sys.path.insert(0, str(REPO / 'tools'))
 from gpu_check import nonfinite_tensors  # noqa: E402
@@ -47,8 +46,8 @@ def test_every_method_trains_under_bf16_autocast(name, request,
     assert runner.iter == 2
     _assert_finite_scalars(train_scalars(runner), 2)
     assert nonfinite_tensors(work_dir / 'epoch_1.pth') == []
-    checkpoint = torch.load(work_dir / 'epoch_1.pth', map_location='cpu',
-                            weights_only=False)
+    checkpoint = torch.load(
+        work_dir / 'epoch_1.pth', map_location='cpu', weights_only=False)
     assert 'loss_scaler' in checkpoint['optimizer']
     if name.startswith('afl'):
         assert checkpoint['afl_critic'][0]['critic']
@@ -59,11 +58,12 @@ def test_afl_resumes_under_bf16_autocast(request, tmp_path_factory):
     config, _ = METHODS['afl']
     resumed = tmp_path_factory.mktemp('amp_afl_resumed')
     with allow_cpu_amp():
-        runner = bf16_runner(config,
-                             request.getfixturevalue('synthetic_coco'),
-                             resumed,
-                             max_epochs=2,
-                             resume_from=first / 'epoch_1.pth')
+        runner = bf16_runner(
+            config,
+            request.getfixturevalue('synthetic_coco'),
+            resumed,
+            max_epochs=2,
+            resume_from=first / 'epoch_1.pth')
         runner.train()
     assert runner.iter == 4 and runner.epoch == 2
     log = next(Path(runner.log_dir).glob('*.log')).read_text()
@@ -79,8 +79,8 @@ def test_stock_head_fails_under_bf16_without_float32_head_hook(
     # what docs/gpu.md tells users: MMPose's HeatmapHead computes its
     # accuracy in numpy, which has no bfloat16
     with allow_cpu_amp():
-        runner = bf16_runner(BASELINE, synthetic_coco, tmp_path,
-                             float32_head=False)
+        runner = bf16_runner(
+            BASELINE, synthetic_coco, tmp_path, float32_head=False)
         with pytest.raises(TypeError, match='BFloat16'):
             runner.train()
 
@@ -93,8 +93,7 @@ class _Head(nn.Module):
 
     def forward(self, x):
         out = self.conv(x).to(torch.bfloat16)
-        return out, [out], dict(heatmaps=out), torch.ones(1,
-                                                          dtype=torch.long)
+        return out, [out], dict(heatmaps=out), torch.ones(1, dtype=torch.long)
 
 
 class _Model(nn.Module):
@@ -119,12 +118,10 @@ def test_float32_head_outputs_hook_casts_every_float_output():
     copied = copy.deepcopy(model)
     with torch.no_grad():
         copied.head.conv.bias.fill_(7.)
-    assert copied.head(torch.zeros(1, 2, 1, 1))[0].flatten().tolist() == [
-        7.
-    ] * 3
-    assert model.head(torch.zeros(1, 2, 1, 1))[0].flatten().tolist() != [
-        7.
-    ] * 3
+    assert copied.head(torch.zeros(1, 2, 1,
+                                   1))[0].flatten().tolist() == [7.] * 3
+    assert model.head(torch.zeros(1, 2, 1,
+                                  1))[0].flatten().tolist() != [7.] * 3
     with pytest.raises(ValueError, match='no `head`'):
         Float32HeadOutputsHook().before_run(
             type('Runner', (), dict(model=nn.Linear(1, 1)))())
@@ -138,9 +135,11 @@ def test_float32_head_outputs_hook_casts_every_float_output():
 
 def test_wahr_is_finite_and_exact_at_fp16_limits():
     from mmpose_afl.models.losses import WAHRLoss
+
     # |P - T| = 300: its square, 90000, is past fp16's 65504
     output = torch.tensor([[[[300., -300.], [0.5, 1000.]]]],
-                          dtype=torch.float16, requires_grad=True)
+                          dtype=torch.float16,
+                          requires_grad=True)
     target = torch.tensor([[[[0., 1.], [0.5, 0.]]]])
     loss = WAHRLoss(gamma=0.01, support_floor=0.)(output, target)
     p = output.detach().double().numpy()
@@ -155,11 +154,13 @@ def test_wahr_is_finite_and_exact_at_fp16_limits():
 @pytest.mark.parametrize('mode', ['power', 'taylor'])
 def test_sahr_target_and_penalty_are_finite_at_fp16_limits(mode):
     from mmpose_afl.models.heads.sahr_branch import scaled_target_and_penalty
+
     # s = 300: s^2 = 90000 and (s ln gt)^2 = 1.8e6 are past fp16's range;
     # gt = 0.02 is inside the support, ln gt = -3.9
     gt = torch.tensor([[[[1., 0.02], [0.5, 0.]]]])
     scales = torch.tensor([[[[300., 300.], [-0.95, 300.]]]],
-                          dtype=torch.float16, requires_grad=True)
+                          dtype=torch.float16,
+                          requires_grad=True)
     scaled, penalty = scaled_target_and_penalty(gt, scales, None, mode, 0.1,
                                                 0.0111)
     s = scales.detach().double().numpy()
@@ -173,17 +174,18 @@ def test_sahr_target_and_penalty_are_finite_at_fp16_limits(mode):
     expected = np.where(support, expected, 0.)
     assert penalty.dtype == scaled.dtype == torch.float32
     np.testing.assert_allclose(scaled.detach().numpy(), expected, rtol=1e-5)
-    assert math.isclose(penalty.item(), (s**2 * support).mean(),
-                        rel_tol=1e-5)
+    assert math.isclose(penalty.item(), (s**2 * support).mean(), rel_tol=1e-5)
     (scaled.sum() + penalty).backward()
     assert torch.isfinite(scales.grad).all()
 
 
 def test_hsm_is_finite_and_exact_at_fp16_limits():
     from mmpose_afl.models.losses import HSMLoss
+
     # beta = 20: exp(20 * Delta) reaches 4.9e8, past fp16's range
     output = torch.tensor([[[[FP16_MAX, -FP16_MAX], [0., 3.]]]],
-                          dtype=torch.float16, requires_grad=True)
+                          dtype=torch.float16,
+                          requires_grad=True)
     target = torch.tensor([[[[0., 1.], [0.5, 0.]]]])
     loss = HSMLoss(beta=20., gamma=2.)(output, target)
     p = output.detach().double().numpy()

@@ -19,42 +19,66 @@ def _tool():
     return module
 
 
-def _person(ann_id, image, labelled, hidden, area, source='coco_gt',
+def _person(ann_id,
+            image,
+            labelled,
+            hidden,
+            area,
+            source='coco_gt',
             iscrowd=0):
     """``labelled`` keypoints, the first ``hidden`` of them ``v = 1``."""
     keypoints = []
     for k in range(17):
         v = 0 if k >= labelled else (1 if k < hidden else 2)
         keypoints += [10. + 5 * k, 20. + 3 * k, v] if v else [0, 0, 0]
-    return dict(id=ann_id, image_id=image, category_id=1, iscrowd=iscrowd,
-                bbox=[5., 5., 100., 100.], area=area, keypoints=keypoints,
-                num_keypoints=labelled, area_source=source)
+    return dict(
+        id=ann_id,
+        image_id=image,
+        category_id=1,
+        iscrowd=iscrowd,
+        bbox=[5., 5., 100., 100.],
+        area=area,
+        keypoints=keypoints,
+        num_keypoints=labelled,
+        area_source=source)
 
 
 # name: (labelled, v = 1, area, area_source); counted by hand below
 PEOPLE = {
-    'A': (17, 0, 500., 'coco_gt'),      # none, many, S
-    'B': (5, 2, 1024., 'coco_gt'),      # 2/5 heavy, few, S and M (edge)
-    'C': (8, 2, 5000., 'estimate'),     # 2/8 = 0.25 some (edge), mid, M
-    'D': (11, 0, 9216.5, 'estimate'),   # none, mid (edge 11), L
-    'E': (12, 1, 20000., 'estimate'),   # 1/12 some, many, L
-    'I': (1, 1, 1e5, 'estimate'),       # 1/1 heavy, few, L
+    'A': (17, 0, 500., 'coco_gt'),  # none, many, S
+    'B': (5, 2, 1024., 'coco_gt'),  # 2/5 heavy, few, S and M (edge)
+    'C': (8, 2, 5000., 'estimate'),  # 2/8 = 0.25 some (edge), mid, M
+    'D': (11, 0, 9216.5, 'estimate'),  # none, mid (edge 11), L
+    'E': (12, 1, 20000., 'estimate'),  # 1/12 some, many, L
+    'I': (1, 1, 1e5, 'estimate'),  # 1/1 heavy, few, L
 }
 
 
 @pytest.fixture
 def hand_file(tmp_path):
-    anns = [_person(n + 1, 1 if name != 'I' else 2, *values)
-            for n, (name, values) in enumerate(PEOPLE.items())]
+    anns = [
+        _person(n + 1, 1 if name != 'I' else 2, *values)
+        for n, (name, values) in enumerate(PEOPLE.items())
+    ]
     anns.append(_person(20, 1, 0, 0, 300.))  # no labelled keypoint
     anns.append(_person(21, 2, 0, 0, 40000., iscrowd=1))  # crowd region
-    images = [dict(id=i, file_name=f'{i}.jpg', width=640, height=480)
-              for i in (1, 2)]
+    images = [
+        dict(id=i, file_name=f'{i}.jpg', width=640, height=480) for i in (1, 2)
+    ]
     path = tmp_path / 'hand.json'
-    path.write_text(json.dumps(dict(
-        images=images, annotations=anns,
-        categories=[dict(id=1, name='person', supercategory='person',
-                         keypoints=[], skeleton=[])])))
+    path.write_text(
+        json.dumps(
+            dict(
+                images=images,
+                annotations=anns,
+                categories=[
+                    dict(
+                        id=1,
+                        name='person',
+                        supercategory='person',
+                        keypoints=[],
+                        skeleton=[])
+                ])))
     return str(path)
 
 
@@ -63,19 +87,27 @@ def test_hand_counted_strata(hand_file):
     assert counts['annotations'] == 8
     assert counts['evaluated'] == 6  # not the crowd, not the keypoint-less
     assert counts['strata'] == dict(
-        occl_none=2, occl_some=2, occl_heavy=2,   # A D / C E / B I
-        kpts_few=2, kpts_mid=2, kpts_many=2,      # B I / C D / A E
+        occl_none=2,
+        occl_some=2,
+        occl_heavy=2,  # A D / C E / B I
+        kpts_few=2,
+        kpts_mid=2,
+        kpts_many=2,  # B I / C D / A E
         # COCO's area ranges include both ends: B (exactly 32^2) is in S
         # and M; D (just above 96^2) in L
-        area_S=2, area_M=2, area_L=3)
+        area_S=2,
+        area_M=2,
+        area_L=3)
     assert counts['by_source']['area_M'] == {'coco_gt': 1, 'estimate': 1}
     assert counts['by_source']['area_L'] == {'estimate': 3}
 
 
 def test_edges_come_from_the_arguments(hand_file):
-    counts = _tool().stratum_counts(hand_file, heavy_occlusion=0.5,
-                                    keypoint_edges=(4, 8),
-                                    area_edges=(400, 6000))
+    counts = _tool().stratum_counts(
+        hand_file,
+        heavy_occlusion=0.5,
+        keypoint_edges=(4, 8),
+        area_edges=(400, 6000))
     strata = counts['strata']
     # B's 0.4 is now "some"; only I (1.0) is heavy
     assert (strata['occl_some'], strata['occl_heavy']) == (3, 1)
@@ -83,8 +115,7 @@ def test_edges_come_from_the_arguments(hand_file):
     assert (strata['kpts_few'], strata['kpts_mid'],
             strata['kpts_many']) == (1, 2, 3)
     # S: nobody (A is 500); M: A, B, C; L: D, E, I
-    assert (strata['area_S'], strata['area_M'],
-            strata['area_L']) == (0, 3, 3)
+    assert (strata['area_S'], strata['area_M'], strata['area_L']) == (0, 3, 3)
 
 
 def test_real_annotations_vendored_in_the_tests():
@@ -96,16 +127,26 @@ def test_real_annotations_vendored_in_the_tests():
         str(REPO / 'tests' / 'data' / 'coco' / 'test_coco.json'))
     assert counts['evaluated'] == 12
     assert counts['strata'] == dict(
-        occl_none=7, occl_some=3, occl_heavy=2, kpts_few=0, kpts_mid=0,
-        kpts_many=12, area_S=0, area_M=5, area_L=7)
+        occl_none=7,
+        occl_some=3,
+        occl_heavy=2,
+        kpts_few=0,
+        kpts_mid=0,
+        kpts_many=12,
+        area_S=0,
+        area_M=5,
+        area_L=7)
     assert counts['by_source'] == {}
 
 
 def test_command_line_prints_the_table(hand_file):
-    out = subprocess.run(
-        [sys.executable, 'tools/coco_stratum_shares.py', hand_file,
-         '--markdown'], cwd=REPO, capture_output=True, text=True,
-        timeout=120)
+    out = subprocess.run([
+        sys.executable, 'tools/coco_stratum_shares.py', hand_file, '--markdown'
+    ],
+                         cwd=REPO,
+                         capture_output=True,
+                         text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     assert '6 evaluated by COCO' in out.stdout
     assert '| stratum | people | share | coco_gt | estimate |' in out.stdout

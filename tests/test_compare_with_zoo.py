@@ -31,26 +31,48 @@ HRNET_IMAGENET = ('https://download.openmmlab.com/mmpose/pretrain_models/'
 WHOLEBODY_ENTRY = 'td-hm_hrnet-w32_dark-8xb64-210e_coco-wholebody-256x192'
 # as printed in mmpose/.mim/configs/wholebody_2d_keypoint/topdown_heatmap/
 # coco-wholebody/hrnet_dark_coco-wholebody.yml, in its order
-WHOLEBODY_ZOO = {'Body AP': 0.693, 'Body AR': 0.764, 'Face AP': 0.737,
-                 'Face AR': 0.809, 'Foot AP': 0.564, 'Foot AR': 0.674,
-                 'Hand AP': 0.503, 'Hand AR': 0.602, 'Whole AP': 0.582,
-                 'Whole AR': 0.671}
+WHOLEBODY_ZOO = {
+    'Body AP': 0.693,
+    'Body AR': 0.764,
+    'Face AP': 0.737,
+    'Face AR': 0.809,
+    'Foot AP': 0.564,
+    'Foot AR': 0.674,
+    'Hand AP': 0.503,
+    'Hand AR': 0.602,
+    'Whole AP': 0.582,
+    'Whole AR': 0.671
+}
 # the CocoWholeBodyPartMetric key of each
 WHOLEBODY_KEYS = {
-    'Body AP': 'coco-wholebody/body_AP', 'Body AR': 'coco-wholebody/body_AR',
-    'Face AP': 'coco-wholebody/face_AP', 'Face AR': 'coco-wholebody/face_AR',
-    'Foot AP': 'coco-wholebody/foot_AP', 'Foot AR': 'coco-wholebody/foot_AR',
-    'Hand AP': 'coco-wholebody/hand_AP', 'Hand AR': 'coco-wholebody/hand_AR',
-    'Whole AP': 'coco-wholebody/AP', 'Whole AR': 'coco-wholebody/AR'
+    'Body AP': 'coco-wholebody/body_AP',
+    'Body AR': 'coco-wholebody/body_AR',
+    'Face AP': 'coco-wholebody/face_AP',
+    'Face AR': 'coco-wholebody/face_AR',
+    'Foot AP': 'coco-wholebody/foot_AP',
+    'Foot AR': 'coco-wholebody/foot_AR',
+    'Hand AP': 'coco-wholebody/hand_AP',
+    'Hand AR': 'coco-wholebody/hand_AR',
+    'Whole AP': 'coco-wholebody/AP',
+    'Whole AR': 'coco-wholebody/AR'
 }
 # made-up published numbers of the stand-in entry, all different, so that a
 # metric matched to the wrong one shows in the differences
-STAND_IN = {'AP': 0.11, 'AP@0.5': 0.22, 'AP@0.75': 0.33, 'AR': 0.44,
-            'AR@0.5': 0.55}
+STAND_IN = {
+    'AP': 0.11,
+    'AP@0.5': 0.22,
+    'AP@0.75': 0.33,
+    'AR': 0.44,
+    'AR@0.5': 0.55
+}
 # evaluator key of each metafile metric name (CocoMetric's names)
-COCO_KEYS = {'AP': 'coco/AP', 'AP@0.5': 'coco/AP .5',
-             'AP@0.75': 'coco/AP .75', 'AR': 'coco/AR',
-             'AR@0.5': 'coco/AR .5'}
+COCO_KEYS = {
+    'AP': 'coco/AP',
+    'AP@0.5': 'coco/AP .5',
+    'AP@0.75': 'coco/AP .75',
+    'AR': 'coco/AR',
+    'AR@0.5': 'coco/AR .5'
+}
 
 
 def _tool():
@@ -82,8 +104,10 @@ def _stand_in(tmp_path, metrics=STAND_IN, config=BASELINE):
     path.write_text(
         yaml.safe_dump({
             'Models': [{
-                'Name': 'synthetic-baseline',
-                'Config': config,
+                'Name':
+                'synthetic-baseline',
+                'Config':
+                config,
                 'Results': [{
                     'Dataset': 'synthetic COCO',
                     'Metrics': metrics
@@ -111,8 +135,13 @@ def test_finds_the_published_numbers_of_a_real_zoo_entry(tmp_path):
     assert entry.source.endswith('coco/hrnet_coco.yml')
     assert entry.dataset == 'COCO'
     # as printed in mmpose/.mim/configs/.../coco/hrnet_coco.yml
-    assert entry.metrics == {'AP': 0.746, 'AP@0.5': 0.904, 'AP@0.75': 0.819,
-                             'AR': 0.799, 'AR@0.5': 0.942}
+    assert entry.metrics == {
+        'AP': 0.746,
+        'AP@0.5': 0.904,
+        'AP@0.75': 0.819,
+        'AR': 0.799,
+        'AR@0.5': 0.942
+    }
 
 
 def test_wholebody_baseline_has_every_part():
@@ -140,9 +169,10 @@ def test_method_run_against_stand_in_and_zoo(tmp_path, tmp_path_factory,
 
     # 1. the stand-in entry of the baseline demo config is the nearest
     # ancestor with numbers, so it is the baseline
-    code, out, err = _run_tool(capsys, REPO / METHOD, work_dir,
-                               '--baseline-metafile', _stand_in(tmp_path),
-                               '--png', png, '--md', tmp_path / 'cmp.md')
+    code, out, err = _run_tool(capsys, REPO / METHOD,
+                               work_dir, '--baseline-metafile',
+                               _stand_in(tmp_path), '--png', png, '--md',
+                               tmp_path / 'cmp.md')
     assert code == 0, err
     # same data as the stand-in's config: no warning
     assert 'WARNING' not in err and 'Not like-for-like' not in out
@@ -150,13 +180,16 @@ def test_method_run_against_stand_in_and_zoo(tmp_path, tmp_path_factory,
     names = list(STAND_IN)
     assert rows['model'][0] == names
     assert rows['synthetic-baseline (stand-in)'][0] == [
-        f'{STAND_IN[n]:.3f}' for n in names]
+        f'{STAND_IN[n]:.3f}' for n in names
+    ]
     method_row = rows['td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96']
     assert method_row[0] == [f'{measured[COCO_KEYS[n]]:.3f}' for n in names]
     assert rows['Δ'][0] == [
-        f'{measured[COCO_KEYS[n]] - STAND_IN[n]:+.3f}' for n in names]
-    assert (tmp_path / 'cmp.md').read_text().strip() == out.split(
-        'bar chart:')[0].strip()
+        f'{measured[COCO_KEYS[n]] - STAND_IN[n]:+.3f}' for n in names
+    ]
+    assert (
+        tmp_path /
+        'cmp.md').read_text().strip() == out.split('bar chart:')[0].strip()
     import matplotlib.image
     image = matplotlib.image.imread(png)
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
@@ -180,10 +213,12 @@ def test_method_run_against_stand_in_and_zoo(tmp_path, tmp_path_factory,
     assert out.count('**Not like-for-like**') == 3
     rows = _table_rows(out)
     assert rows['td-hm_res50_8xb64-210e_coco-256x192 (zoo)'][0] == [
-        '0.718', '0.898', '0.796', '0.774', '0.934']
+        '0.718', '0.898', '0.796', '0.774', '0.934'
+    ]
     assert rows['Δ'][0] == [
         f'{measured[COCO_KEYS[n]] - p:+.3f}'
-        for n, p in zip(names, (0.718, 0.898, 0.796, 0.774, 0.934))]
+        for n, p in zip(names, (0.718, 0.898, 0.796, 0.774, 0.934))
+    ]
 
 
 def test_wholebody_run_per_part_against_the_zoo(tmp_path, tmp_path_factory,
@@ -191,8 +226,10 @@ def test_wholebody_run_per_part_against_the_zoo(tmp_path, tmp_path_factory,
     work_dir = trained(FOWKAL, tmp_path_factory, synthetic_wholebody,
                        'wholebody')
     (log, ) = work_dir.glob('*/vis_data/[0-9]*_[0-9]*.json')
-    measured = [json.loads(line) for line in log.read_text().splitlines()
-                if 'coco-wholebody/AP' in line][-1]
+    measured = [
+        json.loads(line) for line in log.read_text().splitlines()
+        if 'coco-wholebody/AP' in line
+    ][-1]
     png = tmp_path / 'wholebody.png'
     code, out, err = _run_tool(capsys, REPO / FOWKAL, work_dir, '--png', png)
     assert code == 0, err
@@ -201,28 +238,33 @@ def test_wholebody_run_per_part_against_the_zoo(tmp_path, tmp_path_factory,
     # metafile's order, next to the per-part metric's value
     assert rows['model'][0] == list(WHOLEBODY_ZOO)
     assert rows[f'{WHOLEBODY_ENTRY} (zoo)'][0] == [
-        f'{v:.3f}' for v in WHOLEBODY_ZOO.values()]
+        f'{v:.3f}' for v in WHOLEBODY_ZOO.values()
+    ]
     assert rows[Path(FOWKAL).stem][0] == [
-        f'{measured[WHOLEBODY_KEYS[n]]:.3f}' for n in WHOLEBODY_ZOO]
+        f'{measured[WHOLEBODY_KEYS[n]]:.3f}' for n in WHOLEBODY_ZOO
+    ]
     assert rows['Δ'][0] == [
         f'{measured[WHOLEBODY_KEYS[n]] - p:+.3f}'
-        for n, p in WHOLEBODY_ZOO.items()]
+        for n, p in WHOLEBODY_ZOO.items()
+    ]
     assert png.stat().st_size > 0
 
 
 def test_stock_wholebody_metric_has_no_parts(tmp_path, capsys):
     # MMPose's CocoWholeBodyMetric returns the whole body only
     results = tmp_path / 'results.json'
-    results.write_text(json.dumps({'coco-wholebody/AP': 0.5,
-                                   'coco-wholebody/AR': 0.6}))
-    code, out, err = _run_tool(capsys, REPO / BASELINE_WB, results,
-                               '--png', '')
+    results.write_text(
+        json.dumps({
+            'coco-wholebody/AP': 0.5,
+            'coco-wholebody/AR': 0.6
+        }))
+    code, out, err = _run_tool(capsys, REPO / BASELINE_WB, results, '--png',
+                               '')
     assert code == 2 and out == ''
     assert 'lacks Body AP, Body AR, Face AP, Face AR, Foot AP' in err
     assert 'per-part metric' in err
-    code, out, err = _run_tool(capsys, REPO / BASELINE_WB, results,
-                               '--png', '', '--metrics', 'Whole AP',
-                               'Whole AR')
+    code, out, err = _run_tool(capsys, REPO / BASELINE_WB, results, '--png',
+                               '', '--metrics', 'Whole AP', 'Whole AR')
     assert code == 0, err
     assert _table_rows(out)['Δ'][0] == [
         f'{0.5 - WHOLEBODY_ZOO["Whole AP"]:+.3f}',
@@ -233,24 +275,28 @@ def test_stock_wholebody_metric_has_no_parts(tmp_path, capsys):
 def test_newest_evaluation_is_the_mim_test_one(tmp_path, tmp_path_factory,
                                                capsys, synthetic_coco):
     work_dir = tmp_path / 'work_dir'
-    shutil.copytree(trained(METHOD, tmp_path_factory, synthetic_coco),
-                    work_dir)
-    run_test(METHOD, last_checkpoint(work_dir), work_dir, synthetic_coco,
-             cfg_options=short_schedule())
+    shutil.copytree(
+        trained(METHOD, tmp_path_factory, synthetic_coco), work_dir)
+    run_test(
+        METHOD,
+        last_checkpoint(work_dir),
+        work_dir,
+        synthetic_coco,
+        cfg_options=short_schedule())
     (test_json, ) = [
         p for p in work_dir.glob('*/*.json') if p.stem == p.parent.name
     ]
     tested = json.loads(test_json.read_text())
 
     for results in (work_dir, test_json):
-        code, out, err = _run_tool(capsys, REPO / METHOD, results,
-                                   '--png', '', '--baseline-metafile',
-                                   _stand_in(tmp_path))
+        code, out, err = _run_tool(capsys, REPO / METHOD, results, '--png', '',
+                                   '--baseline-metafile', _stand_in(tmp_path))
         assert code == 0, err
         assert f'{test_json}' in out
         rows = _table_rows(out)
         assert rows['Δ'][0] == [
-            f'{tested[COCO_KEYS[n]] - STAND_IN[n]:+.3f}' for n in STAND_IN]
+            f'{tested[COCO_KEYS[n]] - STAND_IN[n]:+.3f}' for n in STAND_IN
+        ]
 
 
 def test_unknown_baseline_is_a_clear_error(tmp_path, capsys):
@@ -285,14 +331,14 @@ def test_missing_metric_is_a_clear_error(tmp_path, capsys):
 
     # choosing the metrics both sides have makes the comparison
     code, out, err = _run_tool(capsys, REPO / METHOD, results, '--png', '',
-                               '--baseline-metafile', stand_in,
-                               '--metrics', 'AR', 'AP')
+                               '--baseline-metafile', stand_in, '--metrics',
+                               'AR', 'AP')
     assert code == 0, err
     assert _table_rows(out)['Δ'][0] == ['+0.100', '+0.100']
 
     code, _, err = _run_tool(capsys, REPO / METHOD, results, '--png', '',
-                             '--baseline-metafile', stand_in,
-                             '--metrics', 'AP@0.5')
+                             '--baseline-metafile', stand_in, '--metrics',
+                             'AP@0.5')
     assert code == 2 and "'AP@0.5' is not published" in err
 
 
@@ -300,7 +346,11 @@ def test_results_without_an_evaluation_are_a_clear_error(tmp_path, capsys):
     empty = tmp_path / 'empty_work_dir'
     (empty / '20250101_000000' / 'vis_data').mkdir(parents=True)
     (empty / '20250101_000000' / 'vis_data' / '20250101_000000.json'
-     ).write_text(json.dumps({'lr': 0.1, 'loss': 1.0, 'step': 1}) + '\n')
+     ).write_text(json.dumps({
+         'lr': 0.1,
+         'loss': 1.0,
+         'step': 1
+     }) + '\n')
     for results in (empty, tmp_path / 'missing'):
         code, _, err = _run_tool(capsys, REPO / METHOD, results, '--png', '')
         assert code == 2 and 'Traceback' not in err
@@ -346,15 +396,14 @@ def test_backbone_init_against_the_zoo_start(tmp_path, capsys):
     dumped = Config.fromfile(str(REPO / HRNET_AFL))
     dumped.model.backbone.init_cfg = None
     dumped.dump(str(work_dir / Path(HRNET_AFL).name))
-    code, out, err = _run_tool(capsys, REPO / HRNET_AFL, work_dir,
-                               '--png', '')
+    code, out, err = _run_tool(capsys, REPO / HRNET_AFL, work_dir, '--png', '')
     assert code == 0, err
     assert init_warning in err
 
     # a fine-tune loads the zoo checkpoint (load_from): init_cfg=None is
     # right there, and it is not flagged
     assert Config.fromfile(str(REPO / HRNET_AFL_FT)).load_from
-    code, out, err = _run_tool(capsys, REPO / HRNET_AFL_FT, results,
-                               '--png', '')
+    code, out, err = _run_tool(capsys, REPO / HRNET_AFL_FT, results, '--png',
+                               '')
     assert code == 0, err
     assert 'WARNING' not in err and 'Not like-for-like' not in out

@@ -211,8 +211,9 @@ def test_sahr_target_compiled_equals_eager_and_passes_gradcheck(
     # gradcheck back-propagates with retain_graph=True, which a compiled
     # backward that donates its buffers refuses (training never does)
     # (torch < 2.5 has no such option and donates nothing)
-    options = ({'donated_buffer': False}
-               if hasattr(torch._functorch.config, 'donated_buffer') else {})
+    options = ({
+        'donated_buffer': False
+    } if hasattr(torch._functorch.config, 'donated_buffer') else {})
     with torch._functorch.config.patch(**options):
         assert torch.autograd.gradcheck(
             lambda s: combined(scaled_target_and_penalty, s),

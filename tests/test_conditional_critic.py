@@ -15,9 +15,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from tests.e2e import (REPO, assert_same_tensors, rank_states,
-                       run_dist_train, short_schedule, with_probe)
 from tests.afl_helpers import critic_step, trainer_of
+from tests.e2e import (REPO, assert_same_tensors, rank_states, run_dist_train,
+                       short_schedule, with_probe)
 from tests.test_afl_loss import batch, numpy_topology
 
 CONFIGS = ('configs/afl_cond/'
@@ -63,8 +63,9 @@ def conditional_afl(k=3, **kwargs):
     from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
     loss = AFLHeatmapLoss(
         base_loss=dict(type='KeypointMSELoss', use_target_weight=True),
-        critic=dict(type='AFLConditionalCritic', num_keypoints=k,
-                    channels=(1, )), **kwargs)
+        critic=dict(
+            type='AFLConditionalCritic', num_keypoints=k, channels=(1, )),
+        **kwargs)
     critic = fixed_critic(k)
     loss.critic.load_state_dict(critic.state_dict())
     return loss.train()
@@ -74,15 +75,16 @@ def conditional_afl(k=3, **kwargs):
 def test_scores_of_a_fixed_critic_by_hand():
     critic = fixed_critic()
     gen = torch.Generator().manual_seed(0)
-    topology, condition = (torch.rand(4, 2, 3, 3, generator=gen)
-                           for _ in range(2))
+    topology, condition = (
+        torch.rand(4, 2, 3, 3, generator=gen) for _ in range(2))
     np.testing.assert_allclose(
         critic(topology, condition).detach().numpy(),
         numpy_critic(critic, topology.numpy(), condition.numpy()),
-        rtol=1e-5, atol=1e-6)
+        rtol=1e-5,
+        atol=1e-6)
     # the condition matters: another one, another score
-    assert not torch.allclose(critic(topology, condition),
-                              critic(topology, condition.flip(0)))
+    assert not torch.allclose(
+        critic(topology, condition), critic(topology, condition.flip(0)))
 
 
 def test_critic_rejects_bad_inputs():
@@ -111,10 +113,10 @@ def test_difficulty_and_weights_by_hand(mode):
     samples = loss.last_samples
     np.testing.assert_allclose(samples['difficulty'], difficulty, rtol=1e-5)
     np.testing.assert_allclose(samples['weight'], weight, rtol=1e-5)
-    per_sample = (((output - target)**2) * weights[:, :, None, None]).mean(
-        dim=(1, 2, 3)).numpy()
-    assert value.item() == pytest.approx((weight * per_sample).mean(),
-                                         rel=1e-5)
+    per_sample = (((output - target)**2) *
+                  weights[:, :, None, None]).mean(dim=(1, 2, 3)).numpy()
+    assert value.item() == pytest.approx(
+        (weight * per_sample).mean(), rel=1e-5)
     assert len(set(np.round(difficulty, 6))) > 1
 
 
@@ -135,8 +137,7 @@ def test_critic_loss_and_the_penalty_on_the_candidate_only():
     for b in range(4):
         mixed = (alpha[b] * real[b] + (1 - alpha[b]) * fake[b])[None]
         mixed.requires_grad_(True)
-        grad, = torch.autograd.grad(critic(mixed, real[b:b + 1]).sum(),
-                                    mixed)
+        grad, = torch.autograd.grad(critic(mixed, real[b:b + 1]).sum(), mixed)
         norms.append(grad.norm())
     penalty = ((torch.stack(norms) - 1)**2).mean()
     d_real, d_fake = critic(real, real), critic(fake, real)
@@ -144,14 +145,12 @@ def test_critic_loss_and_the_penalty_on_the_candidate_only():
     drift = 0.5 * (d_real.pow(2).mean() + d_fake.pow(2).mean())
     torch.manual_seed(3)
     stats = critic_step(loss)
-    assert stats['gradient_penalty'] == pytest.approx(penalty.item(),
-                                                      rel=1e-5)
-    assert stats['wasserstein'] == pytest.approx(wasserstein.item(),
-                                                 rel=1e-5)
+    assert stats['gradient_penalty'] == pytest.approx(penalty.item(), rel=1e-5)
+    assert stats['wasserstein'] == pytest.approx(wasserstein.item(), rel=1e-5)
     assert stats['critic_loss'] == pytest.approx(
         (-wasserstein + 10 * penalty + 0.5 * drift).item(), rel=1e-5)
-    assert stats['score_real_mean'] == pytest.approx(d_real.mean().item(),
-                                                     rel=1e-5)
+    assert stats['score_real_mean'] == pytest.approx(
+        d_real.mean().item(), rel=1e-5)
 
 
 def test_a_critic_blind_to_the_candidate_has_penalty_one():
@@ -180,8 +179,8 @@ def test_a_nonfinite_batch_gives_finite_weights_and_no_critic_step(pixel):
         stats = critic_step(loss)
     assert stats['skipped_critic_steps'] == 1
     assert stats['nonfinite_samples'] == 1
-    assert all(torch.equal(a, p)
-               for a, p in zip(before, loss.critic.parameters()))
+    assert all(
+        torch.equal(a, p) for a, p in zip(before, loss.critic.parameters()))
 
 
 def test_state_goes_through_the_hooks_checkpoint():
@@ -224,27 +223,29 @@ def test_state_goes_through_the_hooks_checkpoint():
 
 @pytest.mark.parametrize('config', CONFIGS)
 def test_configs_build_a_conditional_critic(config):
-    import mmpose_afl  # noqa: F401
     from mmpose.registry import MODELS
+
+    import mmpose_afl  # noqa: F401
     from mmpose_afl.models.afl_conditional_critic import AFLConditionalCritic
     cfg = Config.fromfile(str(REPO / config))
     loss = MODELS.build(cfg.model).head.loss_module
     assert isinstance(loss.critic, AFLConditionalCritic)
-    assert loss.critic.num_keypoints == (133 if 'wholebody' in config
-                                         else 17)
+    assert loss.critic.num_keypoints == (133 if 'wholebody' in config else 17)
     assert loss.difficulty == 'anchored' and loss.drift_weight == 1.
     assert 'AFLCriticHook' in [h['type'] for h in cfg.custom_hooks]
 
 
-def test_ddp_keeps_the_conditional_critic_identical(synthetic_coco,
-                                                   tmp_path):
+def test_ddp_keeps_the_conditional_critic_identical(synthetic_coco, tmp_path):
     probe = with_probe(CONFIGS[0], tmp_path)
     work_dir = tmp_path / 'ddp'
     # the recorder on (num_tracked): its records are checked below
-    log = run_dist_train(probe, work_dir, nproc=2, data_root=synthetic_coco,
-                         cfg_options=short_schedule(max_epochs=1,
-                                                    batch_size=2) +
-                         ['custom_hooks.1.num_tracked=16'])
+    log = run_dist_train(
+        probe,
+        work_dir,
+        nproc=2,
+        data_root=synthetic_coco,
+        cfg_options=short_schedule(max_epochs=1, batch_size=2) +
+        ['custom_hooks.1.num_tracked=16'])
     assert 'Distributed training: True' in log
     assert 'Epoch(train) [1][2/' in log
     start0, _ = rank_states(work_dir, when='start')
@@ -257,20 +258,24 @@ def test_ddp_keeps_the_conditional_critic_identical(synthetic_coco,
     assert not torch.equal(
         weight, start0['afl_critic'][0]['critic']['features.0.weight'])
     # the hook recorded the oracle's fields, and the report reads them
-    records = [json.loads(line) for rank in (0, 1) for line in (
-        work_dir /
-        f'afl_difficulty_rank{rank}.jsonl').read_text().splitlines()]
+    records = [
+        json.loads(line) for rank in (0, 1) for line in (
+            work_dir /
+            f'afl_difficulty_rank{rank}.jsonl').read_text().splitlines()
+    ]
     labelled = [r for r in records if r['labels']]
     assert labelled and all(
-        math.isfinite(r['base_loss']) and r['base_loss'] > 0 and
-        0 <= r['oks_error'] <= 1 for r in labelled)
+        math.isfinite(r['base_loss']) and r['base_loss'] > 0
+        and 0 <= r['oks_error'] <= 1 for r in labelled)
     proc = subprocess.run(
-        [sys.executable, 'tools/afl_difficulty_report.py', str(work_dir)],
-        cwd=REPO, capture_output=True, text=True,
+        [sys.executable, 'tools/afl_difficulty_report.py',
+         str(work_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
         env=dict(os.environ, PYTHONPATH=str(REPO)))  # the probe's import
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(
-        (work_dir / 'afl_difficulty_report.json').read_text())
+    report = json.loads((work_dir / 'afl_difficulty_report.json').read_text())
     assert all(report['signals'][name]['samples'] == report['samples'] > 0
                for name in ('difficulty', 'base_loss', 'oks_error'))
     assert 'OKS error (oracle)' in proc.stdout

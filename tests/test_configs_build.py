@@ -19,8 +19,11 @@ CONFIGS = sorted(
 
 
 def test_every_method_folder_is_collected():
-    folders = {p.name for p in (REPO / 'configs').iterdir()
-               if p.is_dir() and p.name != '_base_'}
+    folders = {
+        p.name
+        for p in (REPO / 'configs').iterdir()
+        if p.is_dir() and p.name != '_base_'
+    }
     assert folders and folders == {Path(c).parts[1] for c in CONFIGS}
 
 

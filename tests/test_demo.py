@@ -62,10 +62,14 @@ def test_demo_runs_from_a_fresh_clone(tmp_path):
         shutil.copytree(REPO / folder, clone / folder)
     assert not (clone / 'work_dirs').exists()
     assert not (clone / 'data').exists()
-    out = subprocess.run(
-        [sys.executable, 'tools/demo.py', '--methods', 'baseline,afl',
-         '--epochs', '1', '--num-train', '6', '--num-val', '3'],
-        cwd=clone, capture_output=True, text=True, timeout=900)
+    out = subprocess.run([
+        sys.executable, 'tools/demo.py', '--methods', 'baseline,afl',
+        '--epochs', '1', '--num-train', '6', '--num-val', '3'
+    ],
+                         cwd=clone,
+                         capture_output=True,
+                         text=True,
+                         timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
     work_dir = clone / 'work_dirs' / 'demo-quick'
@@ -80,8 +84,10 @@ def test_demo_runs_from_a_fresh_clone(tmp_path):
 
     # the results table with a row of real metrics per method
     table = text.split('## Results (mim test)')[1]
-    rows = [line for line in table.splitlines()
-            if line.startswith(('| baseline |', '| afl |'))]
+    rows = [
+        line for line in table.splitlines()
+        if line.startswith(('| baseline |', '| afl |'))
+    ]
     assert len(rows) == 2
     for row in rows:
         cells = [c.strip() for c in row.strip('|').split('|')]
@@ -108,10 +114,14 @@ def test_demo_runs_losses_eagerly_unless_told(tmp_path, monkeypatch):
     code = ('import os; '
             'print("disable=" + os.environ["TORCH_COMPILE_DISABLE"])')
     monkeypatch.delenv('TORCH_COMPILE_DISABLE', raising=False)
-    text = demo.run([sys.executable, '-c', code], tmp_path / 'eager.log',
-                    'eager', progress=False)
+    text = demo.run([sys.executable, '-c', code],
+                    tmp_path / 'eager.log',
+                    'eager',
+                    progress=False)
     assert 'disable=1' in text
     monkeypatch.setenv('TORCH_COMPILE_DISABLE', '0')  # the user's choice wins
-    text = demo.run([sys.executable, '-c', code], tmp_path / 'compiled.log',
-                    'compiled', progress=False)
+    text = demo.run([sys.executable, '-c', code],
+                    tmp_path / 'compiled.log',
+                    'compiled',
+                    progress=False)
     assert 'disable=0' in text

@@ -26,6 +26,7 @@ def _report():
 # ------------------------------------------------------------ OKS error
 def test_keypoint_offsets_by_hand():
     from mmpose_afl.evaluation.sample_oks import keypoint_offsets
+
     # frame W 5, H 4; keypoint 0 off by (+1, +2) px, 1 on its ground
     # truth, 2 unlabelled, 3 labelled but not predicted
     pred = torch.tensor([[[2., 3.], [4., 2.], [4., 3.], [0., 0.]]])
@@ -43,6 +44,7 @@ def test_keypoint_offsets_by_hand():
 
 def test_oks_error_by_hand():
     from mmpose_afl.evaluation.sample_oks import oks_error
+
     # crop 80 x 60 image px: offsets of 1/4 width and 1/2 height are
     # 20 and 30 px; area 1000; sigmas .1, .2 -> (2 sigma)^2 = .04, .16
     offsets = [[0.25, 0.], [0., 0.5], [math.nan, math.nan]]
@@ -84,13 +86,25 @@ def test_oks_error_is_cocoeval_oks():
     coco.dataset = dict(
         images=[dict(id=1, width=100, height=100)],
         categories=[dict(id=1, name='person')],
-        annotations=[dict(id=1, image_id=1, category_id=1, iscrowd=0,
-                          area=area, bbox=[5., 15., 40., 60.],
-                          num_keypoints=3,
-                          keypoints=keypoints(gt, visible))])
+        annotations=[
+            dict(
+                id=1,
+                image_id=1,
+                category_id=1,
+                iscrowd=0,
+                area=area,
+                bbox=[5., 15., 40., 60.],
+                num_keypoints=3,
+                keypoints=keypoints(gt, visible))
+        ])
     coco.createIndex()
-    detections = coco.loadRes([dict(image_id=1, category_id=1, score=1.,
-                                    keypoints=keypoints(pred, [1] * 4))])
+    detections = coco.loadRes([
+        dict(
+            image_id=1,
+            category_id=1,
+            score=1.,
+            keypoints=keypoints(pred, [1] * 4))
+    ])
     evaluator = COCOeval(coco, detections, 'keypoints')
     evaluator.params.kpt_oks_sigmas = sigmas
     evaluator._prepare()
@@ -102,16 +116,15 @@ def test_oks_error_is_cocoeval_oks():
 def test_sample_oracle_reads_scale_and_area_from_the_meta():
     from mmpose_afl.evaluation.sample_oks import oks_error, sample_oracle
     offsets = [[0.25, 0.], [0., 0.5]]
-    meta = dict(input_scale=np.array([80., 60.]),
-                raw_ann_info=dict(area=1000.))
+    meta = dict(
+        input_scale=np.array([80., 60.]), raw_ann_info=dict(area=1000.))
     assert sample_oracle(0.5, offsets, meta, [.1, .2]) == dict(
         base_loss=0.5,
-        oks_error=pytest.approx(oks_error(offsets, (80, 60), 1000.,
-                                          [.1, .2])))
+        oks_error=pytest.approx(oks_error(offsets, (80, 60), 1000., [.1, .2])))
     # what is missing leaves the OKS error out, never a wrong number
     for broken in (dict(meta, raw_ann_info={}), dict(input_scale=(80, 60))):
-        assert sample_oracle(0.5, offsets, broken, [.1, .2])[
-            'oks_error'] is None
+        assert sample_oracle(0.5, offsets, broken,
+                             [.1, .2])['oks_error'] is None
     assert sample_oracle(None, offsets, meta, None) == dict(
         base_loss=None, oks_error=None)
     assert sample_oracle(0.5, offsets, meta, [.1])['oks_error'] is None
@@ -144,8 +157,7 @@ def test_diagnostics_of_the_last_batch_by_hand():
     torch.testing.assert_close(offsets[1, 0], torch.tensor([-.25, -1 / 3]))
     assert torch.isnan(offsets[1, 1]).all()  # unlabelled
     # peak errors: (1 + 3) / 2 and |(0, 0) - (2, 2)|
-    torch.testing.assert_close(diagnostics['error'],
-                               torch.tensor([2., 8**.5]))
+    torch.testing.assert_close(diagnostics['error'], torch.tensor([2., 8**.5]))
     assert diagnostics['labels'].tolist() == [2, 1]
 
 
@@ -189,23 +201,39 @@ def _work_dir(root, old_records: bool = False):
     work_dir = root / 'work_dir'
     (root / 'annotations').mkdir(parents=True)
     work_dir.mkdir()
-    (root / 'annotations' / 'train.json').write_text(json.dumps(dict(
-        annotations=[
-            dict(id=i, difficulty={name: name in s[5] for name in (
-                'occluded', 'truncated', 'unusual_pose', 'small')})
-            for i, s in SAMPLES.items()])))
+    (root / 'annotations' / 'train.json').write_text(
+        json.dumps(
+            dict(annotations=[
+                dict(
+                    id=i,
+                    difficulty={
+                        name: name in s[5]
+                        for name in ('occluded', 'truncated', 'unusual_pose',
+                                     'small')
+                    }) for i, s in SAMPLES.items()
+            ])))
     (work_dir / 'config.py').write_text(
         f"train_dataloader = dict(dataset=dict(data_root='{root}/', "
         "ann_file='annotations/train.json'))\n")
     lines = []
     for epoch in (1, 2):
         for i, (difficulty, loss, oks, error, labels, _) in SAMPLES.items():
-            record = dict(epoch=epoch, iter=10 * epoch + i, id=i,
-                          difficulty=difficulty, weight=1., labels=labels,
-                          error=error, base_loss=loss, oks_error=oks)
+            record = dict(
+                epoch=epoch,
+                iter=10 * epoch + i,
+                id=i,
+                difficulty=difficulty,
+                weight=1.,
+                labels=labels,
+                error=error,
+                base_loss=loss,
+                oks_error=oks)
             if epoch == 1:  # the last epoch alone counts
-                record.update(difficulty=-difficulty, base_loss=-loss,
-                              oks_error=-oks, error=-error)
+                record.update(
+                    difficulty=-difficulty,
+                    base_loss=-loss,
+                    oks_error=-oks,
+                    error=-error)
             if old_records and i == 6:  # written before the new fields
                 del record['base_loss'], record['oks_error']
             lines.append(json.dumps(record) + '\n')
@@ -216,8 +244,8 @@ def _work_dir(root, old_records: bool = False):
 def _auc_by_pairs(scores, positive):
     """The fraction of (positive, negative) pairs ordered, ties 1/2."""
     pairs = [(p, n) for p, n in itertools.product(
-        [s for s, f in zip(scores, positive) if f],
-        [s for s, f in zip(scores, positive) if not f])]
+        [s for s, f in zip(scores, positive)
+         if f], [s for s, f in zip(scores, positive) if not f])]
     return sum(1. if p > n else .5 if p == n else 0.
                for p, n in pairs) / len(pairs)
 
@@ -254,9 +282,11 @@ def test_report_rows_for_every_signal(tmp_path):
             _auc_by_pairs(signal, [not c for c in clean]))
         for flag in ('occluded', 'truncated', 'unusual_pose', 'small'):
             keep = [flag in f or c for f, c in zip(flags, clean)]
-            assert row['auc'][flag]['auc'] == pytest.approx(_auc_by_pairs(
-                signal[keep], [flag in f for f, k in zip(flags, keep)
-                               if k])), (name, flag)
+            assert row['auc'][flag]['auc'] == pytest.approx(
+                _auc_by_pairs(signal[keep],
+                              [flag in f
+                               for f, k in zip(flags, keep) if k])), (name,
+                                                                      flag)
     # hand values: the oracle orders the flagged (.6 .4 .9 .7) above the
     # clean (.2 .1) for every pair; the difficulty for 6 of 8
     assert result['signals']['oks_error']['auc']['any']['auc'] == 1.

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmpose_afl.datasets.synthetic import generate_dataset
 from tests.e2e import last_checkpoint, run_test, run_train, short_schedule
 
 pytestmark = pytest.mark.e2e
@@ -22,8 +21,8 @@ pytestmark = pytest.mark.e2e
 # (config, data kind, a loss key its training log must hold)
 METHODS = {
     'afl-heatmap':
-    ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py',
-     'coco', 'loss_kpt'),
+    ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py', 'coco',
+     'loss_kpt'),
     'afl-simcc':
     ('configs/afl/rtmpose-t_afl-1xb16-20e_synthetic-coco-128x96.py', 'coco',
      'loss_kpt'),
@@ -46,21 +45,15 @@ METHODS = {
 }
 
 
-@pytest.fixture(scope='module')
-def multi_scale_coco(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp('synthetic_coco_multi_scale')
-    generate_dataset(root, 'coco', num_train=4, num_val=2, seed=0,
-                     layout='multi_scale')
-    return root
-
-
 @pytest.fixture
 def data_root(request, synthetic_coco, synthetic_wholebody):
     kind = METHODS[request.param][1]
     if kind == 'multi_scale':
         return request.getfixturevalue('multi_scale_coco'), 'coco'
-    return {'coco': synthetic_coco,
-            'wholebody': synthetic_wholebody}[kind], kind
+    return {
+        'coco': synthetic_coco,
+        'wholebody': synthetic_wholebody
+    }[kind], kind
 
 
 def _logged_losses(work_dir: Path) -> dict:
@@ -74,21 +67,30 @@ def _logged_losses(work_dir: Path) -> dict:
     return found
 
 
-@pytest.mark.parametrize('method,data_root', [(m, m) for m in METHODS],
-                         indirect=['data_root'])
+@pytest.mark.parametrize(
+    'method,data_root', [(m, m) for m in METHODS], indirect=['data_root'])
 def test_trains_and_tests(method, data_root, tmp_path):
     config, _, loss_key = METHODS[method]
     root, kind = data_root
     batch = 2 if 'multi-scale' in config else 4
-    log = run_train(config, tmp_path / 'train', data_root=root, kind=kind,
-                    cfg_options=short_schedule(batch_size=batch))
+    log = run_train(
+        config,
+        tmp_path / 'train',
+        data_root=root,
+        kind=kind,
+        cfg_options=short_schedule(batch_size=batch))
     assert 'Epoch(train) [1]' in log and 'Epoch(val) [1]' in log
     losses = _logged_losses(tmp_path / 'train')
     assert loss_key in losses, sorted(losses)
     assert all(math.isfinite(v) for vs in losses.values() for v in vs)
     checkpoint = last_checkpoint(tmp_path / 'train')
-    log = run_test(config, checkpoint, tmp_path / 'test', data_root=root,
-                   kind=kind, cfg_options=short_schedule())
+    log = run_test(
+        config,
+        checkpoint,
+        tmp_path / 'test',
+        data_root=root,
+        kind=kind,
+        cfg_options=short_schedule())
     assert 'Epoch(test)' in log
     assert ('coco-wholebody/AP' if kind == 'wholebody' else 'coco/AP') in log
 
@@ -96,18 +98,24 @@ def test_trains_and_tests(method, data_root, tmp_path):
 def test_afl_resumes_with_its_critic(synthetic_coco, tmp_path):
     config = METHODS['afl-heatmap'][0]
     work_dir = tmp_path / 'afl'
-    run_train(config, work_dir, data_root=synthetic_coco,
-              cfg_options=short_schedule(max_epochs=1))
-    saved = torch.load(work_dir / 'epoch_1.pth', map_location='cpu',
-                       weights_only=False)
+    run_train(
+        config,
+        work_dir,
+        data_root=synthetic_coco,
+        cfg_options=short_schedule(max_epochs=1))
+    saved = torch.load(
+        work_dir / 'epoch_1.pth', map_location='cpu', weights_only=False)
     critic_keys = [k for k in saved if 'critic' in k]
     assert critic_keys, sorted(saved)
     resumed = tmp_path / 'resumed'
     shutil.copytree(work_dir, resumed)
     (resumed / 'last_checkpoint').write_text(str(resumed / 'epoch_1.pth'))
-    log = run_train(config, resumed, data_root=synthetic_coco,
-                    cfg_options=short_schedule(max_epochs=2),
-                    extra_args=['--resume'])
+    log = run_train(
+        config,
+        resumed,
+        data_root=synthetic_coco,
+        cfg_options=short_schedule(max_epochs=2),
+        extra_args=['--resume'])
     assert 'resumed epoch: 1' in log
     assert 'Epoch(train) [1]' not in log and 'Epoch(train) [2]' in log
     assert last_checkpoint(resumed).name == 'epoch_2.pth'

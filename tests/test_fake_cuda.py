@@ -14,16 +14,16 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.overrides import TorchFunctionMode
 
-from tests.amp_runs import METHODS, REPO, multi_scale_coco  # noqa: F401
+from tests.amp_runs import METHODS, REPO
 
 CUDA = torch.device('cuda', 0)
 # every config family: the methods, the loss-weighted peer and the
 # bottom-up baseline (MaskedAEHead)
 CONFIGS = dict(
     METHODS, **{
-        'loss-weighted': ('configs/loss_weighted/td-hm_res18_loss-weighted-'
-                          '1xb16-20e_synthetic-coco-128x96.py',
-                          'synthetic_coco'),
+        'loss-weighted':
+        ('configs/loss_weighted/td-hm_res18_loss-weighted-'
+         '1xb16-20e_synthetic-coco-128x96.py', 'synthetic_coco'),
         'ae-bottom-up': ('configs/baseline/ae_res18_1xb8-40e_synthetic-coco-'
                          'multi-scale-256x256.py', 'multi_scale_coco'),
     })
@@ -77,11 +77,14 @@ class HostCopiesGiveZeros(TorchFunctionMode):
         if name in ('item', 'tolist', 'numpy') and isinstance(
                 args[0], FakeTensor):
             tensor = args[0]
-            dtype = (np.bool_ if tensor.dtype == torch.bool else
-                     np.float32 if tensor.is_floating_point() else np.int64)
+            dtype = (
+                np.bool_ if tensor.dtype == torch.bool else
+                np.float32 if tensor.is_floating_point() else np.int64)
             zeros = np.zeros(tuple(tensor.shape), dtype=dtype)
-            return dict(item=lambda: zeros.item(), tolist=zeros.tolist,
-                        numpy=lambda: zeros)[name]()
+            return dict(
+                item=lambda: zeros.item(),
+                tolist=zeros.tolist,
+                numpy=lambda: zeros)[name]()
         return func(*args, **(kwargs or {}))
 
 

@@ -38,8 +38,10 @@ register_all_modules()
 FT_CONFIGS = sorted(
     p.relative_to(REPO).as_posix() for p in REPO.glob('configs/*/*-ft-*.py'))
 BASELINE = {
-    'coco': 'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py',
-    'wholebody': 'configs/baseline/'
+    'coco':
+    'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py',
+    'wholebody':
+    'configs/baseline/'
     'td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py',
 }
 SCALE_BRANCH = {
@@ -53,28 +55,29 @@ KAL_STATE = {'head.loss_module.kaf_logits', 'head.loss_module.running_means'}
 FRESH: Dict[str, Tuple[Set[str], Set[str]]] = {
     'afl': (set(), set()),  # the critic is not part of the pose model
     'fowkal': (KAL_STATE, {'head.loss_module.kaf_logits'}),
-    'sahr': (SCALE_BRANCH, {
-        k for k in SCALE_BRANCH if 'running' not in k and 'batches' not in k
-    }),
+    'sahr':
+    (SCALE_BRANCH,
+     {k
+      for k in SCALE_BRANCH if 'running' not in k and 'batches' not in k}),
     # same keys; the final conv is re-calibrated before (see below)
     'hsm': (set(), set()),
 }
 # method -> (synthetic method config, data kind, its ft config)
 SYNTHETIC = {
-    'afl': ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py',
-            'coco',
-            'configs/afl/td-hm_hrnet-w32_afl-ft-8xb64-10e_coco-256x192.py'),
+    'afl':
+    ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py', 'coco',
+     'configs/afl/td-hm_hrnet-w32_afl-ft-8xb64-10e_coco-256x192.py'),
     'fowkal': ('configs/fowkal/td-hm_res18_fowkal-1xb16-20e_'
-               'synthetic-coco-wholebody-128x96.py',
-               'wholebody', 'configs/fowkal/td-hm_hrnet-w32_dark-fowkal-ft-'
+               'synthetic-coco-wholebody-128x96.py', 'wholebody',
+               'configs/fowkal/td-hm_hrnet-w32_dark-fowkal-ft-'
                '8xb64-10e_coco-wholebody-256x192.py'),
     'sahr': ('configs/sahr/'
              'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
              'coco', 'configs/sahr/'
              'td-hm_hrnet-w32_sahr-wahr-ft-8xb64-10e_coco-256x192.py'),
-    'hsm': ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py',
-            'coco',
-            'configs/hsm/td-hm_hrnet-w32_hsm-ft-8xb64-10e_coco-256x192.py'),
+    'hsm':
+    ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py', 'coco',
+     'configs/hsm/td-hm_hrnet-w32_hsm-ft-8xb64-10e_coco-256x192.py'),
 }
 
 
@@ -109,6 +112,7 @@ def mmengine_load(model: torch.nn.Module, path: Path) -> Tuple[Set, Set]:
 
 # the ft configs --------------------------------------------------------------
 
+
 @functools.lru_cache
 def stock_keys(stock: str) -> Set[str]:
     """The state-dict keys of the model of a stock config
@@ -128,8 +132,8 @@ def test_ft_config_loads_the_zoo_weights_of_its_stock_base(config):
     cfg = Config.fromfile(str(REPO / config))
     assert cfg.load_from == stock_weights()[zoo.config_key(chain[1])]
     # tools/compare_with_zoo.py compares it with the entry it starts from
-    entry = zoo.find_baseline(str(REPO / config),
-                              zoo.load_entries(zoo.default_metafiles()))
+    entry = zoo.find_baseline(
+        str(REPO / config), zoo.load_entries(zoo.default_metafiles()))
     assert entry.config == zoo.config_key(chain[1])
 
     method = Config.fromfile(chain[0])
@@ -158,11 +162,11 @@ def test_ft_config_loads_the_zoo_weights_of_its_stock_base(config):
         for p in group['params']
     }
     assert {n for n, v in lrs.items() if v == pytest.approx(10 * lr)} == fast
-    assert all(v == pytest.approx(lr) for n, v in lrs.items()
-               if n not in fast)
+    assert all(v == pytest.approx(lr) for n, v in lrs.items() if n not in fast)
 
 
 # a stock checkpoint in each method's model -----------------------------------
+
 
 @functools.lru_cache
 def stock_model(kind: str) -> torch.nn.Module:
@@ -189,13 +193,15 @@ def stock_checkpoints(tmp_path_factory) -> Dict[str, Path]:
     state-dict versions) for COCO-WholeBody, like the zoo's HRNet-w32 +
     DARK WholeBody weights that the FoWKAL ft configs load."""
     root = tmp_path_factory.mktemp('stock_checkpoints')
+
+    def rename_head(key):
+        return ('keypoint_' + key) if key.startswith('head.') else key
+
     paths = {}
     for kind in BASELINE:
         state = stock_model(kind).state_dict()
         if kind == 'wholebody':
-            state = {k.replace('head.', 'keypoint_head.', 1)
-                     if k.startswith('head.') else k: v
-                     for k, v in state.items()}
+            state = {rename_head(k): v for k, v in state.items()}
         paths[kind] = root / f'stock_{kind}.pth'
         torch.save(dict(meta=dict(), state_dict=state), paths[kind])
     return paths
@@ -217,8 +223,7 @@ def method_model(method: str, checkpoint: Path):
 def test_stock_checkpoint_fills_all_but_the_fresh_parts(
         method, stock_checkpoints):
     kind = SYNTHETIC[method][1]
-    model, missing, unexpected = method_model(method,
-                                              stock_checkpoints[kind])
+    model, missing, unexpected = method_model(method, stock_checkpoints[kind])
     fresh = FRESH[method][0]
     assert unexpected == set()
     # MMEngine leaves num_batches_tracked out of its report
@@ -274,15 +279,14 @@ def test_iteration_0_predictions(method, stock_checkpoints, request):
         if method == 'hsm':
             np.testing.assert_allclose(
                 a_kpt.keypoint_scores,
-                1 / (1 + np.exp(-b_kpt.keypoint_scores)), rtol=1e-6)
+                1 / (1 + np.exp(-b_kpt.keypoint_scores)),
+                rtol=1e-6)
             torch.testing.assert_close(a.pred_fields.heatmaps,
                                        b.pred_fields.heatmaps.sigmoid())
         else:
             assert np.array_equal(a_kpt.keypoints, b_kpt.keypoints)
-            assert np.array_equal(a_kpt.keypoint_scores,
-                                  b_kpt.keypoint_scores)
-            assert torch.equal(a.pred_fields.heatmaps,
-                               b.pred_fields.heatmaps)
+            assert np.array_equal(a_kpt.keypoint_scores, b_kpt.keypoint_scores)
+            assert torch.equal(a.pred_fields.heatmaps, b.pred_fields.heatmaps)
 
 
 def train_batch(method: str, data_root: Path) -> dict:
@@ -297,7 +301,7 @@ def train_batch(method: str, data_root: Path) -> dict:
 
 
 def test_sahr_starts_at_scale_0_on_the_stock_gaussian(stock_checkpoints,
-                                                       synthetic_coco):
+                                                      synthetic_coco):
     """The scale maps are exactly 0 after loading, so the regulariser is 0
     and the heatmap loss compares the stock heatmaps with the stock target
     cut to its 3-sigma support: WAHR on (gt, gt), nothing else."""
@@ -312,9 +316,8 @@ def test_sahr_starts_at_scale_0_on_the_stock_gaussian(stock_checkpoints,
     assert torch.count_nonzero(scales) == 0
     assert losses['loss_scale'] == 0
     gt = torch.stack([d.gt_fields.heatmaps for d in data['data_samples']])
-    weights = torch.cat([
-        d.gt_instance_labels.keypoint_weights for d in data['data_samples']
-    ])
+    weights = torch.cat(
+        [d.gt_instance_labels.keypoint_weights for d in data['data_samples']])
     target = torch.where(gt >= GAUSSIAN_SUPPORT_FLOOR, gt, 0)
     expected = head.loss_module(heatmaps, target, weights, weight_target=gt)
     torch.testing.assert_close(losses['loss_kpt'], expected)
@@ -339,12 +342,11 @@ def test_hsm_starts_from_the_stock_bias_not_its_prior(stock_checkpoints):
     stock = stock_model('coco')
     assert torch.equal(model.head.final_layer.bias,
                        stock.head.final_layer.bias)
-    scratch = MODELS.build(Config.fromfile(str(REPO / SYNTHETIC['hsm'][0]))
-                           .model)
+    scratch = MODELS.build(
+        Config.fromfile(str(REPO / SYNTHETIC['hsm'][0])).model)
     scratch.init_weights()
-    torch.testing.assert_close(
-        scratch.head.final_layer.bias,
-        torch.full((17, ), math.log(0.1 / 0.9)))
+    torch.testing.assert_close(scratch.head.final_layer.bias,
+                               torch.full((17, ), math.log(0.1 / 0.9)))
 
 
 def test_afl_weights_at_iteration_0_have_batch_mean_1(stock_checkpoints,
@@ -369,9 +371,10 @@ def test_finetune_start_stats_over_several_batches(stock_checkpoints,
     AFLCriticHook: it drops each batch meant for the critic, so the second
     forward does not refuse to train an unlearning critic."""
     script = load_tool('finetune_start', folder='benchmarks')
-    report = script.start_stats(stock_checkpoints['coco'],
-                                script.data_options(synthetic_coco),
-                                batches=2)
+    report = script.start_stats(
+        stock_checkpoints['coco'],
+        script.data_options(synthetic_coco),
+        batches=2)
     afl, hsm = report.splitlines()
     assert afl.startswith('- AFL (fresh critic): weights ')
     assert 'over 19 persons' in afl
@@ -396,8 +399,9 @@ TRAINED = {
 
 
 @pytest.mark.parametrize('method', list(SYNTHETIC))
-def test_runner_fine_tunes_from_the_stock_checkpoint(
-        method, stock_checkpoints, request, tmp_path, capsys):
+def test_runner_fine_tunes_from_the_stock_checkpoint(method, stock_checkpoints,
+                                                     request, tmp_path,
+                                                     capsys):
     """``load_from`` a stock checkpoint, with the ft config's optimiser and
     LR schedule on the synthetic method config: 2 iterations, finite
     losses, the fresh parts trained, the first lr the warm-up's."""
@@ -467,8 +471,8 @@ def test_the_docs_configs_build(tmp_path):
 
 def load_tool(name: str, folder: str = 'tools'):
     import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        name, REPO / folder / f'{name}.py')
+    spec = importlib.util.spec_from_file_location(name,
+                                                  REPO / folder / f'{name}.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -511,7 +515,8 @@ def test_recalibrated_stock_checkpoint_for_hsm(kind, stock_checkpoints,
                               y.pred_instances.keypoints[found])
         torch.testing.assert_close(
             x.pred_fields.heatmaps, (a * y.pred_fields.heatmaps + b).sigmoid(),
-            rtol=1e-4, atol=1e-5)
+            rtol=1e-4,
+            atol=1e-5)
 
 
 def test_recalibrate_refuses_a_checkpoint_without_a_heatmap_head():

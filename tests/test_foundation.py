@@ -8,9 +8,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from tests.e2e import (REPO, assert_same_tensors, last_checkpoint,
-                       rank_states, run_dist_train, run_test, run_train,
-                       short_schedule, with_probe)
+from tests.e2e import (REPO, assert_same_tensors, last_checkpoint, rank_states,
+                       run_dist_train, run_test, run_train, short_schedule,
+                       with_probe)
 
 BASELINE = 'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py'
 BASELINE_WB = ('configs/baseline/'
@@ -20,10 +20,10 @@ REGISTERED = {
     'AESAHRHead', 'AFLConditionalCritic', 'AFLCritic', 'AFLCriticHook',
     'AFLHeatmapLoss', 'AFLRegressionLoss', 'AFLSimCCLoss',
     'AssociativeEmbeddingLabels', 'CocoWholeBodyPartMetric',
-    'Float32HeadOutputsHook', 'FoWKALLoss',
-    'HSMLoss', 'LossWeightedHeatmapLoss', 'MaskedAEHead', 'ReseedBeforeInitHook', 'SAHRHead',
-    'SigmoidHeadCalibrationHook', 'SigmoidHeatmapHead', 'StratifiedCocoMetric',
-    'StratifiedCocoWholeBodyMetric', 'WAHRLoss'
+    'Float32HeadOutputsHook', 'FoWKALLoss', 'HSMLoss',
+    'LossWeightedHeatmapLoss', 'MaskedAEHead', 'ReseedBeforeInitHook',
+    'SAHRHead', 'SigmoidHeadCalibrationHook', 'SigmoidHeatmapHead',
+    'StratifiedCocoMetric', 'StratifiedCocoWholeBodyMetric', 'WAHRLoss'
 }
 
 
@@ -43,7 +43,9 @@ ours = sorted(name for reg in (MODELS, HOOKS, METRICS, KEYPOINT_CODECS)
 print(','.join(ours))
 """
     out = subprocess.run([sys.executable, '-c', code],
-                         capture_output=True, text=True, cwd='/')
+                         capture_output=True,
+                         text=True,
+                         cwd='/')
     assert out.returncode == 0, out.stderr
     registered = set(filter(None, out.stdout.strip().split(',')))
     assert registered == REGISTERED
@@ -75,7 +77,8 @@ def test_import_fails_on_an_unsupported_torch():
     # 1.13 would see instead of an AttributeError deeper in
     code = ("import torch; torch.__version__ = '1.13.1'\n"
             'import mmpose_afl')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
                          text=True)
     assert out.returncode != 0
     assert ('ImportError: mmpose_afl needs torch>=2.1.0,<3.0.0, found '
@@ -121,10 +124,18 @@ def test_checkpoint_metadata_loads_weights_only(tmp_path):
     # colours, float32 sigmas), saved and loaded as MMEngine does
     import numpy as np
     path = tmp_path / 'ckpt.pth'
-    torch.save({'meta': {'dataset_meta': {
-        'keypoint_colors': np.zeros((17, 3), np.uint8),
-        'sigmas': np.ones(17, np.float32)}},
-        'state_dict': {'w': torch.ones(2)}}, path)
+    torch.save(
+        {
+            'meta': {
+                'dataset_meta': {
+                    'keypoint_colors': np.zeros((17, 3), np.uint8),
+                    'sigmas': np.ones(17, np.float32)
+                }
+            },
+            'state_dict': {
+                'w': torch.ones(2)
+            }
+        }, path)
     code = f"""
 import torch
 from mmengine.runner.checkpoint import get_torch_safe_globals
@@ -133,14 +144,17 @@ with torch.serialization.safe_globals(get_torch_safe_globals()):
     ckpt = torch.load({str(path)!r}, weights_only=True)
 print(ckpt['meta']['dataset_meta']['sigmas'].dtype)
 """
-    plain = subprocess.run(
-        [sys.executable, '-c', code.replace('IMPORT', '')],
-        capture_output=True, text=True)
+    plain = subprocess.run([sys.executable, '-c',
+                            code.replace('IMPORT', '')],
+                           capture_output=True,
+                           text=True)
     assert plain.returncode != 0  # MMEngine's list alone rejects it
     assert 'numpy.dtypes' in plain.stderr
     ours = subprocess.run(
-        [sys.executable, '-c', code.replace('IMPORT', 'import mmpose_afl')],
-        capture_output=True, text=True)
+        [sys.executable, '-c',
+         code.replace('IMPORT', 'import mmpose_afl')],
+        capture_output=True,
+        text=True)
     assert ours.returncode == 0, ours.stderr
     assert ours.stdout.strip() == 'float32'
 
@@ -148,8 +162,9 @@ print(ckpt['meta']['dataset_meta']['sigmas'].dtype)
 @pytest.mark.parametrize('config,num_keypoints', [(BASELINE, 17),
                                                   (BASELINE_WB, 133)])
 def test_baseline_configs_build(config, num_keypoints):
-    import mmpose_afl  # noqa: F401
     from mmpose.registry import MODELS
+
+    import mmpose_afl  # noqa: F401
     cfg = Config.fromfile(str(REPO / config))
     assert cfg.val_dataloader.dataset.bbox_file is None
     assert cfg.val_evaluator.ann_file.startswith(
@@ -163,7 +178,9 @@ def test_baseline_configs_build(config, num_keypoints):
 def test_train_test_resume_end_to_end(synthetic_coco, tmp_path):
     work_dir = tmp_path / 'work'
     log = run_train(
-        BASELINE, work_dir, synthetic_coco,
+        BASELINE,
+        work_dir,
+        synthetic_coco,
         cfg_options=short_schedule(max_epochs=1))
     assert 'Epoch(train) [1]' in log
     assert 'coco/AP' in log  # validated with the real CocoMetric
@@ -171,7 +188,10 @@ def test_train_test_resume_end_to_end(synthetic_coco, tmp_path):
     assert checkpoint.name == 'epoch_1.pth'
 
     log = run_test(
-        BASELINE, checkpoint, tmp_path / 'test', synthetic_coco,
+        BASELINE,
+        checkpoint,
+        tmp_path / 'test',
+        synthetic_coco,
         cfg_options=short_schedule())
     assert 'Epoch(test)' in log and 'coco/AP' in log
     # loaded with weights_only=True, without PyTorch's fallback text
@@ -179,7 +199,9 @@ def test_train_test_resume_end_to_end(synthetic_coco, tmp_path):
     assert 'Loads checkpoint by local backend' in log
 
     log = run_train(
-        BASELINE, work_dir, synthetic_coco,
+        BASELINE,
+        work_dir,
+        synthetic_coco,
         cfg_options=short_schedule(max_epochs=2),
         extra_args=['--resume'])
     assert 'resumed epoch: 1' in log
@@ -193,7 +215,10 @@ def test_two_process_ddp_on_cpu(synthetic_coco, tmp_path):
     config = with_probe(BASELINE, tmp_path)
     work_dir = tmp_path / 'ddp'
     log = run_dist_train(
-        config, work_dir, nproc=2, data_root=synthetic_coco,
+        config,
+        work_dir,
+        nproc=2,
+        data_root=synthetic_coco,
         cfg_options=short_schedule(max_epochs=1))
     assert 'Distributed training: True' in log
     rank0, rank1 = rank_states(work_dir)

@@ -14,7 +14,7 @@ from mmpose.registry import MODELS
 from mmpose.testing import get_packed_inputs
 
 import mmpose_afl  # noqa: F401
-from mmpose_afl.models.heads.sahr_head import scale_heatmaps
+from mmpose_afl.models.heads.sahr_branch import scale_heatmaps
 from mmpose_afl.models.losses import gaussian_support
 from tests.e2e import REPO
 
@@ -38,22 +38,23 @@ def encode(name, keypoints=KEYPOINTS):
     data pipeline gives them (the pixels exactly 3 sigma from an integer
     keypoint hold float32(exp(-4.5)), which is a little below the float64
     exp(-4.5): cast to float64, they would fall out of the support)."""
-    heatmaps = ENCODERS[name].encode(
-        keypoints, np.ones(keypoints.shape[:2]))['heatmaps']
+    heatmaps = ENCODERS[name].encode(keypoints,
+                                     np.ones(keypoints.shape[:2]))['heatmaps']
     return torch.tensor(heatmaps)[None]
 
 
 def disc(centres):
     """[1, K, H, W] bool: pixels at most 3 sigma from each centre."""
     ys, xs = np.mgrid[:SIZE[1], :SIZE[0]]
-    return torch.tensor(np.stack([
-        (xs - x)**2 + (ys - y)**2 <= (3 * SIGMA)**2 for x, y in centres
-    ]))[None]
+    return torch.tensor(
+        np.stack([(xs - x)**2 + (ys - y)**2 <= (3 * SIGMA)**2
+                  for x, y in centres]))[None]
 
 
 def predictions(seed=0):
-    return torch.tensor(np.random.RandomState(seed).uniform(
-        -0.3, 1.3, (1, 2, 32, 24)), dtype=torch.float32)
+    return torch.tensor(
+        np.random.RandomState(seed).uniform(-0.3, 1.3, (1, 2, 32, 24)),
+        dtype=torch.float32)
 
 
 def pixel_weights(loss, pred, gt):
@@ -67,14 +68,20 @@ def pixel_weights(loss, pred, gt):
 
 # the support -----------------------------------------------------------------
 
+
 def test_gt_above_zero_is_most_of_a_dark_heatmap():
     # what breaks `gt > 0` as a foreground test: 13x13 patches (169 pixels,
     # 90 at the border) under the standard and UDP encoders, all 768
     # pixels (695 for the border keypoint) under DARK
-    positive = {name: (encode(name) > 0).sum(dim=(2, 3))[0].tolist()
-                for name in ENCODERS}
-    assert positive == {'standard': [169, 90], 'dark': [768, 695],
-                        'udp': [169, 90]}
+    positive = {
+        name: (encode(name) > 0).sum(dim=(2, 3))[0].tolist()
+        for name in ENCODERS
+    }
+    assert positive == {
+        'standard': [169, 90],
+        'dark': [768, 695],
+        'udp': [169, 90]
+    }
 
 
 def test_support_is_the_3_sigma_disc_under_every_encoder():
@@ -109,6 +116,7 @@ def test_floor_zero_is_gt_above_zero():
 
 # WAHR --------------------------------------------------------------------
 
+
 def build_wahr(**kwargs):
     return MODELS.build(dict(type='WAHRLoss', **kwargs))
 
@@ -124,8 +132,8 @@ def test_wahr_weight_is_the_same_under_every_encoder():
     for name in ENCODERS:
         weights = pixel_weights(build_wahr(), pred, encode(name)).numpy()
         np.testing.assert_allclose(weights, expected, rtol=1e-5)
-        np.testing.assert_allclose(weights[~inside], np.abs(p[~inside]),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            weights[~inside], np.abs(p[~inside]), rtol=1e-6)
 
 
 def test_wahr_weight_with_floor_zero_counts_dark_tails_as_foreground():
@@ -137,13 +145,13 @@ def test_wahr_weight_with_floor_zero_counts_dark_tails_as_foreground():
     dark = encode('dark')
     old = pixel_weights(build_wahr(support_floor=0.), pred, dark)
     g = dark.numpy()**0.01
-    np.testing.assert_allclose(old.numpy(), 0.98 * g + 0.02 * (1 - g),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        old.numpy(), 0.98 * g + 0.02 * (1 - g), rtol=1e-6)
     assert old[background].mean() > 0.4
     new = pixel_weights(build_wahr(), pred, dark)
     assert torch.allclose(new[background], torch.tensor(0.02))
-    standard = pixel_weights(build_wahr(support_floor=0.), pred,
-                             encode('standard'))
+    standard = pixel_weights(
+        build_wahr(support_floor=0.), pred, encode('standard'))
     above = standard > 0.02 + 1e-6
     assert torch.equal(above & background,
                        (encode('standard') > 0) & background)
@@ -169,41 +177,51 @@ def test_wahr_support_floor_is_checked_at_build(floor):
 
 # SAHR -------------------------------------------------------------------
 
+
 def test_scaled_target_is_the_same_under_every_encoder():
     # numpy: gt^(1 + s) in the 3-sigma disc, 0 outside
-    s = torch.tensor(np.random.RandomState(2).uniform(-0.5, 1, (1, 2, 32, 24)),
-                     dtype=torch.float32)
+    s = torch.tensor(
+        np.random.RandomState(2).uniform(-0.5, 1, (1, 2, 32, 24)),
+        dtype=torch.float32)
     inside = disc(KEYPOINTS[0]).numpy()
-    expected = np.where(inside, encode('standard').numpy()**(1 + s.numpy()),
-                        0)
+    expected = np.where(inside, encode('standard').numpy()**(1 + s.numpy()), 0)
     for mode in ('power', 'taylor'):
         for name in ENCODERS:
             scaled = scale_heatmaps(encode(name), s, mode)
             assert (scaled.numpy()[~inside] == 0).all(), (mode, name)
             if mode == 'power':
-                np.testing.assert_allclose(scaled.numpy(), expected,
-                                           rtol=1e-6)
+                np.testing.assert_allclose(scaled.numpy(), expected, rtol=1e-6)
             else:  # DARK's float64 Gaussian rounds a little differently
                 assert torch.allclose(
-                    scaled, scale_heatmaps(encode('standard'), s, mode),
-                    rtol=1e-6, atol=0)
+                    scaled,
+                    scale_heatmaps(encode('standard'), s, mode),
+                    rtol=1e-6,
+                    atol=0)
     old = scale_heatmaps(encode('dark'), s, support_floor=0.)
     assert (old.numpy()[~inside] > 0).mean() > 0.85  # 88 %: DARK's tails
 
 
 def build_sahr(support_floor=None):
     floor = {} if support_floor is None else dict(support_floor=support_floor)
-    return MODELS.build(dict(
-        type='SAHRHead', in_channels=8, out_channels=2,
-        deconv_out_channels=(8, ), deconv_kernel_sizes=(4, ),
-        loss=dict(type='WAHRLoss', use_target_weight=True, **floor),
-        **floor))
+    return MODELS.build(
+        dict(
+            type='SAHRHead',
+            in_channels=8,
+            out_channels=2,
+            deconv_out_channels=(8, ),
+            deconv_kernel_sizes=(4, ),
+            loss=dict(type='WAHRLoss', use_target_weight=True, **floor),
+            **floor))
 
 
 def sahr_losses(head, gt):
     samples = get_packed_inputs(
-        batch_size=1, num_keypoints=2, input_size=SIZE, heatmap_size=SIZE,
-        with_reg_label=False, with_simcc_label=False)['data_samples']
+        batch_size=1,
+        num_keypoints=2,
+        input_size=SIZE,
+        heatmap_size=SIZE,
+        with_reg_label=False,
+        with_simcc_label=False)['data_samples']
     samples[0].gt_fields.heatmaps = gt[0]
     samples[0].gt_instance_labels.keypoint_weights = torch.ones(1, 2)
     torch.manual_seed(0)
@@ -221,11 +239,12 @@ def test_sahr_losses_are_the_same_under_every_encoder():
         head = build_sahr(floor)
         with torch.no_grad():
             head.scale_layers[3].bias.copy_(scales)
-        losses[floor] = {name: sahr_losses(head, encode(name))
-                         for name in ENCODERS}
+        losses[floor] = {
+            name: sahr_losses(head, encode(name))
+            for name in ENCODERS
+        }
     for name, result in losses[None].items():
-        assert result['loss_scale'].item() == pytest.approx(expected,
-                                                            rel=1e-6)
+        assert result['loss_scale'].item() == pytest.approx(expected, rel=1e-6)
         assert result['loss_kpt'].item() == pytest.approx(
             losses[None]['standard']['loss_kpt'].item(), rel=1e-6), name
     # the old `gt > 0` regularises DARK's whole map (751 + 665 of 1536
@@ -241,6 +260,7 @@ def test_sahr_losses_are_the_same_under_every_encoder():
 
 # benchmarks/dark_support.py --------------------------------------------------
 
+
 def test_support_stats_of_the_benchmark():
     # two images: the DARK target of KEYPOINTS, and one whose second
     # keypoint is unlabelled (left out, with its heatmap)
@@ -250,17 +270,18 @@ def test_support_stats_of_the_benchmark():
     pred = predictions(3).repeat(2, 1, 1, 1)
     labelled = gt.numpy()[[0, 0, 1], [0, 1, 0]]
     p = pred.numpy()[[0, 0, 1], [0, 1, 0]]
-    inside = np.concatenate([disc(KEYPOINTS[0])[0].numpy(),
-                             disc(KEYPOINTS[0])[0, :1].numpy()])
+    inside = np.concatenate(
+        [disc(KEYPOINTS[0])[0].numpy(),
+         disc(KEYPOINTS[0])[0, :1].numpy()])
     for floor, foreground in ((0., labelled > 0), (np.exp(-4.5), inside)):
         stats = dark_support.support_stats(gt, weights, {'p': pred}, floor)
         g = np.where(foreground, labelled**0.01, 0)
         w = np.abs(1 - p) * g + np.abs(p) * (1 - g)
         assert stats['foreground'] == pytest.approx(foreground.mean())
-        assert stats['bg_weight p'] == pytest.approx(w[~inside].mean(),
-                                                     rel=1e-6)
-    assert stats['bg_weight p'] == pytest.approx(np.abs(p[~inside]).mean(),
-                                                 rel=1e-6)
+        assert stats['bg_weight p'] == pytest.approx(
+            w[~inside].mean(), rel=1e-6)
+    assert stats['bg_weight p'] == pytest.approx(
+        np.abs(p[~inside]).mean(), rel=1e-6)
     # (768 + 695 + 768) / 2304 pixels > 0; (113 + 71 + 113) / 2304 inside
     assert (labelled > 0).mean() == pytest.approx(2231 / 2304)
     assert inside.mean() == pytest.approx(297 / 2304)

@@ -24,8 +24,9 @@ def test_logged_losses_and_nonfinite_tensors(tmp_path):
     assert list(losses) == [(1, 1), (2, 2)] and losses[(2, 2)] != 0.0021
     checkpoint = tmp_path / 'c.pth'
     torch.save(
-        dict(state_dict=dict(w=torch.ones(2)),
-             afl_critic=dict(critic=dict(b=torch.tensor([1., float('inf')])))),
+        dict(
+            state_dict=dict(w=torch.ones(2)),
+            afl_critic=dict(critic=dict(b=torch.tensor([1., float('inf')])))),
         checkpoint)
     assert nonfinite_tensors(checkpoint) == ['/afl_critic/critic/b']
 

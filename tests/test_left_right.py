@@ -23,19 +23,22 @@ def _sample(pred_knees, visible=None):
     pred = KNEES.copy()
     pred[13], pred[14] = pred_knees
     visible = np.ones(17) if visible is None else visible
-    return dict(pred_instances=dict(keypoints=pred[None]),
-                gt_instances=dict(keypoints=KNEES[None],
-                                  keypoints_visible=visible[None]),
-                raw_ann_info=dict(area=100.0))
+    return dict(
+        pred_instances=dict(keypoints=pred[None]),
+        gt_instances=dict(
+            keypoints=KNEES[None], keypoints_visible=visible[None]),
+        raw_ann_info=dict(area=100.0))
 
 
-@pytest.mark.parametrize('knees, expected', [
-    (((0, 0), (10, 0)), 'own'),
-    (((0, 0), (0, 0)), 'collapsed'),  # 0 + 10 (own) vs 0 + 0 (twice)
-    (((10, 0), (0, 0)), 'swapped'),  # 20 (own) vs 0 (swap) vs 10 (twice)
-    (((5, 0), (5, 0)), 'own'),  # 10 every way: a tie is not a confusion
-    (((1, 0), (2, 0)), 'collapsed'),  # own 1 + 8 = 9, twice 1 + 2 = 3
-])
+@pytest.mark.parametrize(
+    'knees, expected',
+    [
+        (((0, 0), (10, 0)), 'own'),
+        (((0, 0), (0, 0)), 'collapsed'),  # 0 + 10 (own) vs 0 + 0 (twice)
+        (((10, 0), (0, 0)), 'swapped'),  # 20 (own) vs 0 (swap) vs 10 (twice)
+        (((5, 0), (5, 0)), 'own'),  # 10 every way: a tie is not a confusion
+        (((1, 0), (2, 0)), 'collapsed'),  # own 1 + 8 = 9, twice 1 + 2 = 3
+    ])
 def test_matching(knees, expected):
     pred = KNEES.copy()
     pred[13], pred[14] = knees
@@ -68,6 +71,8 @@ def test_main_prints_one_row_per_dump(tmp_path, capsys):
     rows = capsys.readouterr().out.splitlines()
     assert rows[0].startswith('| predictions | people | elbows collapsed')
     cells = [c.strip() for c in rows[2].strip('|').split('|')]
-    assert cells[:6] == [str(dump), '1', '0.00 / 0.00', '0.00 / 0.00',
-                         '1.00 / 0.00', '0.00 / 0.00']
+    assert cells[:6] == [
+        str(dump), '1', '0.00 / 0.00', '0.00 / 0.00', '1.00 / 0.00',
+        '0.00 / 0.00'
+    ]
     assert cells[8] == '0.500' and cells[-3:] == ['', '', '']

@@ -19,8 +19,9 @@ CONFIGS = (COCO_CONFIG, 'configs/loss_weighted/td-hm_res18_loss-weighted-'
 
 
 def build(**kwargs):
-    import mmpose_afl  # noqa: F401
     from mmpose.registry import MODELS
+
+    import mmpose_afl  # noqa: F401
     return MODELS.build(dict(type='LossWeightedHeatmapLoss', **kwargs))
 
 
@@ -62,15 +63,18 @@ def test_equal_losses_or_gamma_zero_give_the_base_loss():
     target[:, 0, 1, 1] = 1.
     output = torch.zeros_like(target)
     weights = torch.ones(4, 2)
-    loss = build(base_loss=dict(type='KeypointMSELoss',
-                                use_target_weight=True, loss_weight=3.))
+    loss = build(
+        base_loss=dict(
+            type='KeypointMSELoss', use_target_weight=True, loss_weight=3.))
     torch.testing.assert_close(loss.train()(output, target, weights),
                                mse(output, target, weights))
     torch.testing.assert_close(loss.last_samples['weight'], torch.ones(4))
     # gamma 0: equal weights whatever the losses
     output, target, weights = hand_batch()
-    flat = build(gamma=0., base_loss=dict(
-        type='KeypointMSELoss', use_target_weight=True, loss_weight=3.))
+    flat = build(
+        gamma=0.,
+        base_loss=dict(
+            type='KeypointMSELoss', use_target_weight=True, loss_weight=3.))
     torch.testing.assert_close(flat.train()(output, target, weights),
                                mse(output, target, weights))
 
@@ -114,12 +118,13 @@ def test_large_gamma_neither_overflows_nor_underflows():
     assert weight.isfinite().all()
     # (1/2)^60 = 8.7e-19 of the largest; mean 1 over 3 samples
     torch.testing.assert_close(
-        weight.double(), torch.tensor([2.**-60, 1., 0.]).double() * 3 /
-        (1 + 2.**-60), rtol=1e-5, atol=1e-12)
+        weight.double(),
+        torch.tensor([2.**-60, 1., 0.]).double() * 3 / (1 + 2.**-60),
+        rtol=1e-5,
+        atol=1e-12)
 
 
-@pytest.mark.parametrize('gamma', [-1., math.inf, math.nan, 'one', True,
-                                   None])
+@pytest.mark.parametrize('gamma', [-1., math.inf, math.nan, 'one', True, None])
 def test_bad_gamma_names_the_field(gamma):
     with pytest.raises(ValueError, match='`gamma`'):
         build(gamma=gamma)
@@ -150,22 +155,25 @@ def test_no_centroids_peaks_or_topology_are_computed(monkeypatch):
 
     monkeypatch.setattr(heatmap, 'keypoint_centroids', forbidden)
     gen = torch.Generator().manual_seed(0)
-    output, target = torch.rand(2, 3, 4, 5, generator=gen), torch.rand(
-        2, 3, 4, 5, generator=gen)
+    output, target = torch.rand(
+        2, 3, 4, 5, generator=gen), torch.rand(
+            2, 3, 4, 5, generator=gen)
     build().train()(output, target, torch.ones(2, 3))
 
 
 @pytest.mark.parametrize('config', CONFIGS)
 def test_configs_build(config):
-    import mmpose_afl  # noqa: F401
     from mmpose.registry import MODELS
+
+    import mmpose_afl  # noqa: F401
     cfg = Config.fromfile(str(REPO / config))
     model = MODELS.build(cfg.model)
     assert type(model.head.loss_module).__name__ == \
         'LossWeightedHeatmapLoss'
     assert model.head.loss_module.gamma == 1.
     assert 'AFLCriticHook' not in [
-        h['type'] for h in cfg.get('custom_hooks', [])]
+        h['type'] for h in cfg.get('custom_hooks', [])
+    ]
 
 
 def test_demo_trains_without_the_afl_hook(synthetic_coco, tmp_path_factory):
@@ -173,6 +181,5 @@ def test_demo_trains_without_the_afl_hook(synthetic_coco, tmp_path_factory):
     log = (work_dir / 'console_train.log').read_text()
     import re
     losses = [float(v) for v in re.findall(r'loss_kpt: ([^ ]+)', log)]
-    assert len(losses) >= 2 and all(math.isfinite(v) and v > 0
-                                    for v in losses)
+    assert len(losses) >= 2 and all(math.isfinite(v) and v > 0 for v in losses)
     assert 'Epoch(val) [1]' in log and 'coco/AP: ' in log

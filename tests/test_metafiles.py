@@ -11,8 +11,11 @@ from mmpose_afl import zoo
 from tests.e2e import REPO
 
 METHOD_FOLDERS = ('afl', 'fowkal', 'hsm', 'sahr')
-DATASETS = {'CocoDataset': 'COCO', 'CocoWholeBodyDataset': 'COCO-WholeBody',
-            'MpiiDataset': 'MPII'}
+DATASETS = {
+    'CocoDataset': 'COCO',
+    'CocoWholeBodyDataset': 'COCO-WholeBody',
+    'MpiiDataset': 'MPII'
+}
 
 
 def _tool():
@@ -37,8 +40,9 @@ def test_every_method_config_has_one_entry(folder):
     data = yaml.safe_load(
         (REPO / 'configs' / folder / 'metafile.yml').read_text())
     collections = {c['Name'] for c in data['Collections']}
-    configs = sorted(p.relative_to(REPO).as_posix()
-                     for p in (REPO / 'configs' / folder).glob('*.py'))
+    configs = sorted(
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / 'configs' / folder).glob('*.py'))
     assert sorted(m['Config'] for m in data['Models']) == configs
     stock_keys = _stock_entry_keys()
     for model in data['Models']:
@@ -80,12 +84,14 @@ def test_configs_outside_the_index_are_read_from_the_config():
 def test_docs_configs_lists_every_config_file():
     # every config file, found here independently of the tool, is named in
     # one table row of the page, and no row names a file that is gone
-    files = sorted(p.relative_to(REPO).as_posix()
-                   for p in (REPO / 'configs').rglob('*.py')
-                   if '_base_' not in p.parts)
+    files = sorted(
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
     text = (REPO / 'docs' / 'configs.md').read_text()
-    rows = [line.split('`')[1] for line in text.splitlines()
-            if line.startswith('| `configs/')]
+    rows = [
+        line.split('`')[1] for line in text.splitlines()
+        if line.startswith('| `configs/')
+    ]
     assert sorted(rows) == files
 
 

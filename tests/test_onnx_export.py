@@ -14,8 +14,7 @@ from mmengine.structures import InstanceData
 from mmpose.structures import PoseDataSample
 from torch import nn
 
-from tests.amp_runs import (METHODS, REPO, amp_run,  # noqa: F401
-                            multi_scale_coco)
+from tests.amp_runs import METHODS, REPO, amp_run
 
 ort = pytest.importorskip('onnxruntime')
 pytest.importorskip('onnx')
@@ -50,13 +49,16 @@ def _slim(name, work_dir, out_dir):
 
 
 def _export(model: nn.Module, inputs: torch.Tensor, path) -> None:
-    kwargs = dict(opset_version=17,
-                  input_names=['input'],
-                  dynamic_axes={'input': {0: 'batch'}})
+    kwargs = dict(
+        opset_version=17,
+        input_names=['input'],
+        dynamic_axes={'input': {
+            0: 'batch'
+        }})
     if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
         kwargs['dynamo'] = False  # the TorchScript exporter MMDeploy uses
-    torch.onnx.export(TensorOutputs(model).eval(), (inputs, ), str(path),
-                      **kwargs)
+    torch.onnx.export(
+        TensorOutputs(model).eval(), (inputs, ), str(path), **kwargs)
 
 
 def _flat(outputs) -> list:
@@ -72,11 +74,13 @@ def _decode(model, outputs, inputs):
     height, width = inputs.shape[2:]
     num = head.out_channels if hasattr(head, 'out_channels') else None
     num = num or model.dataset_meta['num_keypoints']
-    meta = dict(img_shape=(height, width), input_size=(width, height),
-                input_center=np.array([width / 2, height / 2]),
-                input_scale=np.array([width, height]),
-                flip_indices=list(range(num)), batch_input_shape=(height,
-                                                                  width))
+    meta = dict(
+        img_shape=(height, width),
+        input_size=(width, height),
+        input_center=np.array([width / 2, height / 2]),
+        input_scale=np.array([width, height]),
+        flip_indices=list(range(num)),
+        batch_input_shape=(height, width))
     samples = [
         PoseDataSample(metainfo=meta, gt_instances=InstanceData())
         for _ in range(inputs.shape[0])
@@ -84,8 +88,8 @@ def _decode(model, outputs, inputs):
     head.forward = lambda feats: outputs
     test_cfg = dict(model.test_cfg or {}, flip_test=False)
     try:  # a list: the AE head takes one entry per scale
-        preds = head.predict(list(model.extract_feat(inputs)), samples,
-                             test_cfg)
+        preds = head.predict(
+            list(model.extract_feat(inputs)), samples, test_cfg)
     finally:
         del head.forward
     preds = preds[0] if isinstance(preds, tuple) else preds
@@ -111,8 +115,8 @@ def test_slim_checkpoint_exports_to_onnx_with_the_same_outputs(
 
     with torch.no_grad():
         expected = TensorOutputs(model).eval()(inputs)
-    session = ort.InferenceSession(str(path),
-                                   providers=['CPUExecutionProvider'])
+    session = ort.InferenceSession(
+        str(path), providers=['CPUExecutionProvider'])
     got = session.run(None, {'input': inputs.numpy()})
     expected_list = _flat(expected)
     assert len(got) == len(expected_list)
@@ -124,8 +128,8 @@ def test_slim_checkpoint_exports_to_onnx_with_the_same_outputs(
 
     structure = type(expected)
     as_torch = [torch.from_numpy(out) for out in got]
-    onnx_outputs = (as_torch[0] if structure is torch.Tensor else
-                    structure(as_torch))
+    onnx_outputs = (
+        as_torch[0] if structure is torch.Tensor else structure(as_torch))
     with torch.no_grad():
         keypoints, scores = _decode(model, expected, inputs)
         onnx_keypoints, onnx_scores = _decode(model, onnx_outputs, inputs)
@@ -134,8 +138,8 @@ def test_slim_checkpoint_exports_to_onnx_with_the_same_outputs(
     # then the raw outputs above are the comparison)
     clear = _clear_maxima(expected_list, keypoints)
     for i, mask in enumerate(clear):
-        for a, b in ((keypoints[i], onnx_keypoints[i]),
-                     (scores[i], onnx_scores[i])):
+        for a, b in ((keypoints[i], onnx_keypoints[i]), (scores[i],
+                                                         onnx_scores[i])):
             assert a.shape == b.shape
             np.testing.assert_allclose(a[mask], b[mask], rtol=0, atol=1e-3)
 

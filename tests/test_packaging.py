@@ -63,14 +63,20 @@ def _env() -> dict:
     """This environment without PYTHONPATH (which would expose the
     checkout), one thread, no pip network."""
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    env.update(OMP_NUM_THREADS='1', PIP_DISABLE_PIP_VERSION_CHECK='1',
-               PIP_NO_INDEX='1')
+    env.update(
+        OMP_NUM_THREADS='1',
+        PIP_DISABLE_PIP_VERSION_CHECK='1',
+        PIP_NO_INDEX='1')
     return env
 
 
 def _run(cmd, cwd: Path, log: Path = None) -> str:
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run([str(c) for c in cmd],
+                          cwd=cwd,
+                          env=_env(),
+                          capture_output=True,
+                          text=True,
+                          timeout=TIMEOUT)
     text = proc.stdout + proc.stderr
     if log is not None:
         log.write_text(text)
@@ -84,15 +90,17 @@ def _throw_away_env(root: Path) -> tuple:
     its interpreter and site-packages."""
     _run([sys.executable, '-m', 'venv', '--without-pip', root], root.parent)
     python = root / 'bin' / 'python'
-    site = Path(_run([python, '-c', 'import sysconfig; print(sysconfig.'
-                      "get_paths()['purelib'])"], root.parent).strip())
+    site = Path(
+        _run([
+            python, '-c', 'import sysconfig; print(sysconfig.'
+            "get_paths()['purelib'])"
+        ], root.parent).strip())
     (site / 'the_stack.pth').write_text(f'{STACK}\n')
     return python, site
 
 
 def _pip(python: Path, *args) -> str:
-    return _run([sys.executable, '-m', 'pip', '--python', python, *args],
-                REPO)
+    return _run([sys.executable, '-m', 'pip', '--python', python, *args], REPO)
 
 
 @pytest.fixture(scope='module')
@@ -109,14 +117,17 @@ def outside():
 def wheel(outside) -> Path:
     """The wheel that ``pip wheel`` builds from this repo's sdist."""
     dist = outside / 'dist'
-    sdist = _run([sys.executable, '-c', 'import sys; from setuptools import '
-                  'build_meta; print(build_meta.build_sdist(sys.argv[1]))',
-                  dist], REPO).strip().splitlines()[-1]
+    sdist = _run([
+        sys.executable, '-c', 'import sys; from setuptools import '
+        'build_meta; print(build_meta.build_sdist(sys.argv[1]))', dist
+    ], REPO).strip().splitlines()[-1]
     with tarfile.open(dist / sdist) as tar:
         names = tar.getnames()
     assert not [n for n in names if '/.mim' in n], 'links packed in sdist'
-    _run([sys.executable, '-m', 'pip', 'wheel', '--no-deps',
-          '--no-build-isolation', '-w', dist, dist / sdist], outside)
+    _run([
+        sys.executable, '-m', 'pip', 'wheel', '--no-deps',
+        '--no-build-isolation', '-w', dist, dist / sdist
+    ], outside)
     (found, ) = dist.glob('mmpose_afl-*.whl')
     return found
 
@@ -141,9 +152,10 @@ def _probe(python: Path, config: Path) -> dict:
 
 def test_wheel_holds_metadata_configs_and_hook(wheel):
     version = ast.parse((REPO / 'mmpose_afl' / 'version.py').read_text())
-    (__version__, ) = [n.value.value for n in version.body
-                       if isinstance(n, ast.Assign)
-                       and n.targets[0].id == '__version__']
+    (__version__, ) = [
+        n.value.value for n in version.body
+        if isinstance(n, ast.Assign) and n.targets[0].id == '__version__'
+    ]
     with zipfile.ZipFile(wheel) as whl:
         names = set(whl.namelist())
         meta_name = next(n for n in names if n.endswith('.dist-info/METADATA'))
@@ -156,21 +168,28 @@ def test_wheel_holds_metadata_configs_and_hook(wheel):
         assert line in meta.splitlines(), line
     assert '\n# mmpose-afl\n' in meta  # the README as long description
     # no OpenMMLab package among the requirements (docs/packaging.md)
-    requires = [ln for ln in meta.splitlines()
-                if ln.startswith('Requires-Dist:') and 'extra ==' not in ln]
-    assert not [r for r in requires
-                if any(p in r for p in ('torch', 'mmcv', 'mmengine',
-                                        'mmpose'))], requires
+    requires = [
+        ln for ln in meta.splitlines()
+        if ln.startswith('Requires-Dist:') and 'extra ==' not in ln
+    ]
+    assert not [
+        r for r in requires if any(
+            p in r for p in ('torch', 'mmcv', 'mmengine', 'mmpose'))
+    ], requires
     assert any(n.endswith('.dist-info/licenses/LICENSE') for n in names)
     assert pth == ('import mmpose_afl_bootstrap; '
                    'mmpose_afl_bootstrap.install()\n')
     assert 'mmpose_afl_bootstrap.py' in names
     assert 'mmpose_afl/registry.py' in names
-    shipped = {n[len('mmpose_afl/.mim/'):] for n in names
-               if n.startswith('mmpose_afl/.mim/')}
-    configs = {p.relative_to(REPO).as_posix()
-               for p in (REPO / 'configs').rglob('*')
-               if p.is_file() and '__pycache__' not in p.parts}
+    shipped = {
+        n[len('mmpose_afl/.mim/'):]
+        for n in names if n.startswith('mmpose_afl/.mim/')
+    }
+    configs = {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / 'configs').rglob('*')
+        if p.is_file() and '__pycache__' not in p.parts
+    }
     assert shipped == configs | {'model-index.yml'}
 
 
@@ -189,15 +208,19 @@ def test_installed_wheel_resolves_mmpose_afl_bases(installed):
     mim = site / 'mmpose_afl' / '.mim' / 'configs'
     assert sorted(Path(f).relative_to(mim).as_posix() for f in ours) == [
         '_base_/datasets/synthetic_coco.py', CONFIG,
-        'baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py']
+        'baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py'
+    ]
     checkout = (REPO / 'configs', REPO / 'mmpose_afl')
-    assert not [f for f in probe['files']
-                if any(Path(f).is_relative_to(c) for c in checkout)]
+    assert not [
+        f for f in probe['files'] if any(
+            Path(f).is_relative_to(c) for c in checkout)
+    ]
     cfg = probe['cfg']
     assert cfg['model']['head']['loss']['type'] == 'AFLHeatmapLoss'
     assert cfg['custom_hooks'] == [
         dict(type='SyncBuffersHook', _scope_='mmpose_afl'),
-        dict(type='AFLCriticHook', _scope_='mmpose_afl')]
+        dict(type='AFLCriticHook', _scope_='mmpose_afl')
+    ]
     assert cfg['custom_imports']['imports'] == ['mmpose_afl']
     assert cfg['train_dataloader']['dataset']['data_root'] == (
         'data/synthetic_coco/')
@@ -208,10 +231,10 @@ def test_installed_wheel_resolves_mmpose_afl_bases(installed):
 def test_installed_wheel_trains_with_mim(installed, synthetic_coco):
     python, _, config = installed
     work_dir = config.parent / 'work_dir'
-    text = _run([python, '-m', 'mim', 'train', 'mmpose', config,
-                 '--work-dir', work_dir, '--cfg-options',
-                 *data_options(synthetic_coco), *short_schedule()],
-                config.parent, config.parent / 'console_train.log')
+    text = _run([
+        python, '-m', 'mim', 'train', 'mmpose', config, '--work-dir', work_dir,
+        '--cfg-options', *data_options(synthetic_coco), *short_schedule()
+    ], config.parent, config.parent / 'console_train.log')
     log = (config.parent / 'console_train.log').read_text()
     # the epoch's last iteration was logged
     assert re.search(r'Epoch\(train\) +\[1\]\[ *(\d+)/\1\]', log), text[-3000:]
@@ -221,12 +244,11 @@ def test_installed_wheel_trains_with_mim(installed, synthetic_coco):
     assert str(REPO / 'mmpose_afl') not in log
 
 
-def test_mim_search_lists_the_method_configs_after_a_plain_install(
-        installed):
+def test_mim_search_lists_the_method_configs_after_a_plain_install(installed):
     # what docs/packaging.md offers after `pip install .`
     python, _, config = installed
-    out = _run([python, '-m', 'mim', 'search', 'mmpose_afl',
-                '--valid-config'], config.parent)
+    out = _run([python, '-m', 'mim', 'search', 'mmpose_afl', '--valid-config'],
+               config.parent)
     index = yaml.safe_load((REPO / 'model-index.yml').read_text())
     names = set()
     for metafile in index['Import']:
@@ -243,8 +265,11 @@ def test_editable_install_lists_configs_as_documented():
     # MMEngine's lookup instead, which finds it by its import name
     doc = (REPO / 'docs' / 'packaging.md').read_text()
     snippet = doc.split("python - <<'EOF'\n", 1)[1].split('EOF\n', 1)[0]
-    out = subprocess.run([sys.executable, '-c', snippet], capture_output=True,
-                         text=True, cwd=REPO.parent, timeout=TIMEOUT)
+    out = subprocess.run([sys.executable, '-c', snippet],
+                         capture_output=True,
+                         text=True,
+                         cwd=REPO.parent,
+                         timeout=TIMEOUT)
     assert out.returncode == 0, out.stderr
     listed = out.stdout.split()
     expected = sorted(f'mmpose_afl::{p.relative_to(REPO / "configs")}'
@@ -278,18 +303,23 @@ def test_requires_python_is_what_the_package_needs():
     meta = (REPO / 'pyproject.toml').read_text()
     declared = re.search(r'^requires-python = ">=(3\.\d+)"$', meta, re.M)
     assert declared, 'requires-python must be a plain lower bound'
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / 'vermin'), '--no-tips', '--eval-annotations',
-         '--violations', f'-t={declared.group(1)}-', 'mmpose_afl',
-         'mmpose_afl_bootstrap.py', 'setup.py'],
-        capture_output=True, text=True, cwd=REPO, timeout=TIMEOUT)
+    out = subprocess.run([
+        str(Path(sys.executable).parent / 'vermin'), '--no-tips',
+        '--eval-annotations', '--violations', f'-t={declared.group(1)}-',
+        'mmpose_afl', 'mmpose_afl_bootstrap.py', 'setup.py'
+    ],
+                         capture_output=True,
+                         text=True,
+                         cwd=REPO,
+                         timeout=TIMEOUT)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_model_index_lists_every_metafile():
     index = yaml.safe_load((REPO / 'model-index.yml').read_text())
-    metafiles = sorted(p.relative_to(REPO).as_posix()
-                       for p in REPO.glob('configs/*/metafile.yml'))
+    metafiles = sorted(
+        p.relative_to(REPO).as_posix()
+        for p in REPO.glob('configs/*/metafile.yml'))
     assert sorted(index['Import']) == metafiles
 
 
@@ -299,13 +329,17 @@ def test_bootstrap_registers_at_once_when_mmengine_is_loaded(monkeypatch):
     table.MODULE2PACKAGE = {'mmpose': 'mmpose'}
     monkeypatch.setitem(sys.modules, bootstrap.TABLE_MODULE, table)
     # without the hook that an installed .pth may have started already
-    monkeypatch.setattr(sys, 'meta_path', [
-        f for f in sys.meta_path if not isinstance(f, bootstrap._TableHook)])
+    monkeypatch.setattr(
+        sys, 'meta_path',
+        [f for f in sys.meta_path if not isinstance(f, bootstrap._TableHook)])
     bootstrap.install()
-    assert table.MODULE2PACKAGE == {'mmpose': 'mmpose',
-                                    'mmpose_afl': 'mmpose_afl'}
-    assert not [f for f in sys.meta_path
-                if isinstance(f, bootstrap._TableHook)]
+    assert table.MODULE2PACKAGE == {
+        'mmpose': 'mmpose',
+        'mmpose_afl': 'mmpose_afl'
+    }
+    assert not [
+        f for f in sys.meta_path if isinstance(f, bootstrap._TableHook)
+    ]
     # an entry someone set already is kept
     table.MODULE2PACKAGE['mmpose_afl'] = 'mmpose-afl'
     bootstrap.install()
@@ -318,8 +352,10 @@ def test_scope_registries_fall_through_to_mmpose():
 
     from mmpose_afl.engine.hooks.afl_critic_hook import AFLCriticHook
     from mmpose_afl.registry import REGISTRIES
-    assert {'MODELS', 'HOOKS', 'DATASETS', 'TRANSFORMS', 'VISUALIZERS',
-            'METRICS', 'KEYPOINT_CODECS'} <= set(REGISTRIES)
+    assert {
+        'MODELS', 'HOOKS', 'DATASETS', 'TRANSFORMS', 'VISUALIZERS', 'METRICS',
+        'KEYPOINT_CODECS'
+    } <= set(REGISTRIES)
     hooks = REGISTRIES['HOOKS']
     assert hooks.scope == 'mmpose_afl'
     # MMEngine's search for the scope from its root finds the child

@@ -12,20 +12,23 @@ from tests.e2e import REPO
 
 # (document, section) -> {subsection title: (head, loss) the pasted
 # config must build}
-SECTIONS = {('README.md', '## Your own data or a stock config'): {
-    'AFL on HRNet-w32 (COCO, 17 keypoints)': ('HeatmapHead',
-                                              'AFLHeatmapLoss'),
-    'FoWKAL on HRNet-w32 + DARK (COCO-WholeBody, 133 keypoints)':
-    ('HeatmapHead', 'FoWKALLoss'),
-    'SAHR + WAHR on HRNet-w32 (COCO)': ('SAHRHead', 'WAHRLoss'),
-    'HSM on HRNet-w32 (COCO)': ('SigmoidHeatmapHead', 'HSMLoss'),
-}, ('docs/afl.md', '## AFL on any head'): {
-    'AFL on RTMPose-t (SimCC, COCO)': ('RTMCCHead', 'AFLSimCCLoss'),
-    'AFL on RLE ResNet-50 (regression, COCO)': ('RLEHead',
-                                                'AFLRegressionLoss'),
-}}
-SNIPPETS = [(doc, heading, title) for (doc, heading), titles in
-            SECTIONS.items() for title in titles]
+SECTIONS = {
+    ('README.md', '## Your own data or a stock config'): {
+        'AFL on HRNet-w32 (COCO, 17 keypoints)':
+        ('HeatmapHead', 'AFLHeatmapLoss'),
+        'FoWKAL on HRNet-w32 + DARK (COCO-WholeBody, 133 keypoints)':
+        ('HeatmapHead', 'FoWKALLoss'),
+        'SAHR + WAHR on HRNet-w32 (COCO)': ('SAHRHead', 'WAHRLoss'),
+        'HSM on HRNet-w32 (COCO)': ('SigmoidHeatmapHead', 'HSMLoss'),
+    },
+    ('docs/afl.md', '## AFL on any head'): {
+        'AFL on RTMPose-t (SimCC, COCO)': ('RTMCCHead', 'AFLSimCCLoss'),
+        'AFL on RLE ResNet-50 (regression, COCO)':
+        ('RLEHead', 'AFLRegressionLoss'),
+    }
+}
+SNIPPETS = [(doc, heading, title)
+            for (doc, heading), titles in SECTIONS.items() for title in titles]
 
 
 def snippets(doc: str, heading: str) -> dict:
@@ -34,9 +37,11 @@ def snippets(doc: str, heading: str) -> dict:
     text = (REPO / doc).read_text()
     section = text.split(heading + '\n', 1)[1].split('\n## ', 1)[0]
     blocks = re.split(r'^### (.+?)\n', section, flags=re.M)[1:]
-    return {title: re.search(r'```python\n(.*?)```', body, re.S).group(1)
-            for title, body in zip(blocks[::2], blocks[1::2])
-            if '```python' in body}
+    return {
+        title: re.search(r'```python\n(.*?)```', body, re.S).group(1)
+        for title, body in zip(blocks[::2], blocks[1::2])
+        if '```python' in body
+    }
 
 
 @pytest.mark.parametrize('doc,heading', list(SECTIONS))
@@ -45,12 +50,12 @@ def test_every_pasteable_config_is_tested(doc, heading):
 
 
 @pytest.mark.parametrize('doc,heading,title', SNIPPETS)
-def test_pasted_config_builds_and_reads_the_data(doc, heading, title,
-                                                tmp_path, monkeypatch,
-                                                synthetic_coco,
-                                                synthetic_wholebody):
-    import mmpose_afl  # noqa: F401
+def test_pasted_config_builds_and_reads_the_data(doc, heading, title, tmp_path,
+                                                 monkeypatch, synthetic_coco,
+                                                 synthetic_wholebody):
     from mmpose.registry import DATASETS, METRICS, MODELS
+
+    import mmpose_afl  # noqa: F401
 
     path = tmp_path / 'my_config.py'
     path.write_text(snippets(doc, heading)[title])

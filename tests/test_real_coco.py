@@ -42,15 +42,15 @@ WB_PARTS = (('foot_kpts', 6), ('face_kpts', 68), ('lefthand_kpts', 21),
 METHODS = {
     'baseline': ('configs/baseline/'
                  'td-hm_res18_1xb16-20e_synthetic-coco-128x96.py', 'coco'),
-    'afl': ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py',
-            'coco'),
+    'afl':
+    ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py', 'coco'),
     'fowkal': ('configs/fowkal/td-hm_res18_fowkal-1xb16-20e_'
                'synthetic-coco-wholebody-128x96.py', 'wholebody'),
-    'sahr_wahr': ('configs/sahr/'
-                  'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
-                  'coco'),
-    'hsm': ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py',
-            'coco'),
+    'sahr_wahr':
+    ('configs/sahr/'
+     'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py', 'coco'),
+    'hsm':
+    ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py', 'coco'),
 }
 ANN_NAMES = {
     'coco': ('test_coco.json', 'person_keypoints_{}2017.json'),
@@ -59,8 +59,13 @@ ANN_NAMES = {
 # people of test_coco.json with labelled keypoints, by stratum (counted by
 # hand from the file: v = 1 shares 3/14, 4/15, 7/16, 2/15, 1/16, the rest
 # 0; every one has 12-17 labelled keypoints; mask areas 1870-27789)
-STRATUM_PEOPLE = dict(occl_none=7, occl_some=3, occl_heavy=2, kpts_few=0,
-                      kpts_mid=0, kpts_many=12)
+STRATUM_PEOPLE = dict(
+    occl_none=7,
+    occl_some=3,
+    occl_heavy=2,
+    kpts_few=0,
+    kpts_mid=0,
+    kpts_many=12)
 
 
 def crowd_annotation(kind: str, height: int, width: int) -> dict:
@@ -74,11 +79,17 @@ def crowd_annotation(kind: str, height: int, width: int) -> dict:
     runs = np.diff(np.concatenate([[0], changes, [flat.size]]))
     counts = ([0] if flat[0] else []) + runs.tolist()
     rle = dict(counts=counts, size=[height, width])
-    area = float(mask_utils.area(mask_utils.frPyObjects(rle, height,
-                                                        width)))
-    ann = dict(id=CROWD_ID, image_id=CROWD_IMAGE, category_id=1, iscrowd=1,
-               segmentation=rle, area=area, bbox=list(CROWD_BOX),
-               num_keypoints=0, keypoints=[0] * 51)
+    area = float(mask_utils.area(mask_utils.frPyObjects(rle, height, width)))
+    ann = dict(
+        id=CROWD_ID,
+        image_id=CROWD_IMAGE,
+        category_id=1,
+        iscrowd=1,
+        segmentation=rle,
+        area=area,
+        bbox=list(CROWD_BOX),
+        num_keypoints=0,
+        keypoints=[0] * 51)
     if kind == 'wholebody':
         for field, num in WB_PARTS:
             ann[field] = [0.] * (3 * num)
@@ -96,12 +107,11 @@ def make_real_root(root: Path, kind: str) -> Path:
     source, target = ANN_NAMES[kind]
     coco = json.loads((REAL / source).read_text())
     size = {im['id']: (im['height'], im['width']) for im in coco['images']}
-    coco['annotations'].append(
-        crowd_annotation(kind, *size[CROWD_IMAGE]))
+    coco['annotations'].append(crowd_annotation(kind, *size[CROWD_IMAGE]))
     (root / 'annotations').mkdir(parents=True)
     for split in ('train', 'val'):
-        (root / 'annotations' / target.format(split)).write_text(
-            json.dumps(coco))
+        (root / 'annotations' /
+         target.format(split)).write_text(json.dumps(coco))
         images = root / f'{split}2017'
         images.mkdir()
         for im in coco['images']:
@@ -123,8 +133,10 @@ def evaluator_options(kind: str) -> list:
 def real_options(kind: str) -> list:
     """The stratified evaluator and a batch-2 single-epoch schedule (the
     data options come with ``run_train`` / ``run_test``)."""
-    return [*evaluator_options(kind), *short_schedule(batch_size=2),
-            'val_dataloader.batch_size=4', 'test_dataloader.batch_size=4']
+    return [
+        *evaluator_options(kind), *short_schedule(batch_size=2),
+        'val_dataloader.batch_size=4', 'test_dataloader.batch_size=4'
+    ]
 
 
 def scalars(work_dir: Path) -> list:
@@ -150,8 +162,12 @@ def real_run(tmp_path_factory, real_root):
         if method not in runs:
             config, kind = METHODS[method]
             work_dir = base / method
-            log = run_train(config, work_dir, real_root[kind], kind,
-                            cfg_options=real_options(kind))
+            log = run_train(
+                config,
+                work_dir,
+                real_root[kind],
+                kind,
+                cfg_options=real_options(kind))
             runs[method] = (work_dir, config, kind, log)
         return runs[method]
 
@@ -169,8 +185,7 @@ def test_derived_set_holds_the_cases_real_coco_has(real_root):
     assert crowd['iscrowd'] == 1
     # the RLE is the box: its decoded mask covers exactly w x h pixels
     assert coco.annToMask(crowd).sum() == 130 * 150 == crowd['area']
-    assert sum(a['num_keypoints'] == 0 and not a['iscrowd']
-               for a in anns) == 2
+    assert sum(a['num_keypoints'] == 0 and not a['iscrowd'] for a in anns) == 2
     assert any(1 in a['keypoints'][2::3] for a in anns)
     sizes = {(im['width'], im['height']) for im in coco.dataset['images']}
     assert len(sizes) == 4
@@ -186,15 +201,18 @@ def test_method_trains_and_validates_on_real_photographs(method, real_run):
     # keypoints are not trained on): 6 iterations of batch 2
     assert len(losses) == 6 and np.all(np.isfinite(losses)), losses
     (val, ) = [line for line in lines if f'{prefix}/AP' in line]
-    names = [f'AP_{s}' for s in (*STRATUM_PEOPLE, 'area_S', 'area_M',
-                                 'area_L')]
+    names = [
+        f'AP_{s}' for s in (*STRATUM_PEOPLE, 'area_S', 'area_M', 'area_L')
+    ]
     if kind == 'wholebody':
-        names += [f'{part}_{name}' for part in ('body', 'face', 'hand')
-                  for name in names[:3]]
+        names += [
+            f'{part}_{name}' for part in ('body', 'face', 'hand')
+            for name in names[:3]
+        ]
     for name in ['AP', 'AR', *names]:
         value = val[f'{prefix}/{name}']
-        assert np.isfinite(value) and (value == -1 or 0 <= value <= 1), (
-            name, value)
+        assert np.isfinite(value) and (value == -1 or 0 <= value <= 1), (name,
+                                                                         value)
     # empty strata give COCO's -1, never NaN; the counts are the file's
     assert val[f'{prefix}/AP_kpts_few'] == -1
     assert val[f'{prefix}/AP_area_S'] == -1  # no person under 32^2 area
@@ -215,20 +233,25 @@ def _model_samples(work_dir: Path, config_name: str, checkpoint: Path):
     dataset = DATASETS.build(cfg.val_dataloader.dataset)
     samples, gts = [], []
     for start in range(0, len(dataset), 4):
-        items = [dataset[i] for i in range(start, min(start + 4,
-                                                      len(dataset)))]
-        samples += [s.to_dict()
-                    for s in model.test_step(pseudo_collate(items))]
-        gts += [dataset.get_data_info(i)
-                for i in range(start, start + len(items))]
+        items = [
+            dataset[i] for i in range(start, min(start + 4, len(dataset)))
+        ]
+        samples += [
+            s.to_dict() for s in model.test_step(pseudo_collate(items))
+        ]
+        gts += [
+            dataset.get_data_info(i) for i in range(start, start + len(items))
+        ]
     return cfg, samples, gts
 
 
 def _evaluate(cfg, metric_type, samples, tmp_path, name):
     from mmpose.registry import METRICS
-    metric = METRICS.build(dict(
-        type=metric_type, ann_file=cfg.val_evaluator.ann_file,
-        outfile_prefix=str(tmp_path / name)))
+    metric = METRICS.build(
+        dict(
+            type=metric_type,
+            ann_file=cfg.val_evaluator.ann_file,
+            outfile_prefix=str(tmp_path / name)))
     metric.dataset_meta = samples_meta(cfg)
     metric.process([], copy.deepcopy(samples))
     return metric.evaluate(len(samples))
@@ -242,7 +265,8 @@ def samples_meta(cfg):
 def test_stratified_overall_equals_stock_coco_metric_on_real_images(
         real_run, tmp_path):
     work_dir, config, kind, _ = real_run('baseline')
-    cfg, samples, gts = _model_samples(work_dir, Path(config).name,
+    cfg, samples, gts = _model_samples(work_dir,
+                                       Path(config).name,
                                        last_checkpoint(work_dir))
     assert len(samples) == 12  # the crowd and the keypoint-less skipped
     # the trained model's own predictions, then ground truth moved by an
@@ -286,8 +310,10 @@ def _photo_boxes():
     """(image path, xyxy boxes) of the people with labelled keypoints in
     ``PHOTO``."""
     coco = json.loads((REAL / 'test_coco.json').read_text())
-    boxes = [a['bbox'] for a in coco['annotations']
-             if a['image_id'] == CROWD_IMAGE and a['num_keypoints'] > 0]
+    boxes = [
+        a['bbox'] for a in coco['annotations']
+        if a['image_id'] == CROWD_IMAGE and a['num_keypoints'] > 0
+    ]
     boxes = np.array(boxes, np.float32)
     boxes[:, 2:] += boxes[:, :2]
     return str(REAL / PHOTO), boxes
@@ -309,9 +335,14 @@ def _draw(model, result, image, kpt_thr, out_file=None):
     visualizer = VISUALIZERS.build(cfg)
     visualizer.set_dataset_meta(model.dataset_meta)
     rgb = cv2.imread(image)[..., ::-1].copy()
-    visualizer.add_datasample('result', rgb, data_sample=result,
-                              draw_gt=False, draw_heatmap=True,
-                              kpt_thr=kpt_thr, out_file=out_file)
+    visualizer.add_datasample(
+        'result',
+        rgb,
+        data_sample=result,
+        draw_gt=False,
+        draw_heatmap=True,
+        kpt_thr=kpt_thr,
+        out_file=out_file)
     return visualizer.get_image(), rgb
 
 
@@ -325,8 +356,8 @@ def _assert_drawn_at(drawn, rgb, keypoints):
     there), and at least one keypoint is checked."""
     assert len(keypoints)
     for x, y in keypoints.astype(int):
-        assert (drawn[y - 1:y + 2, x - 1:x + 2] !=
-                rgb[y - 1:y + 2, x - 1:x + 2]).any(), (x, y)
+        assert (drawn[y - 1:y + 2, x - 1:x + 2]
+                != rgb[y - 1:y + 2, x - 1:x + 2]).any(), (x, y)
 
 
 @pytest.mark.parametrize('method', list(METHODS))
@@ -384,12 +415,11 @@ def test_trained_model_and_slim_checkpoint_infer_on_a_photo(
         # argmax); locations agree where the logit is above 0 (MMPose
         # marks a maximum <= 0 as not found), which after a few
         # iterations may be nowhere
-        np.testing.assert_allclose(stock_scores,
-                                   np.log(scores / (1 - scores)),
-                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            stock_scores, np.log(scores / (1 - scores)), rtol=1e-4, atol=1e-4)
         found = scores > 0.5
-        np.testing.assert_allclose(stock_kpts[found], keypoints[found],
-                                   atol=1e-3)
+        np.testing.assert_allclose(
+            stock_kpts[found], keypoints[found], atol=1e-3)
     else:
         np.testing.assert_allclose(stock_kpts, keypoints, atol=1e-3)
         np.testing.assert_allclose(stock_scores, scores, atol=1e-5)
@@ -404,21 +434,25 @@ def test_trained_model_and_slim_checkpoint_infer_on_a_photo(
         _assert_drawn_at(stock_drawn[:height], rgb, stock_kpts[drawable])
 
     # MMPose's inferencer without a detector: the whole image as the box
-    inferencer = MMPoseInferencer(pose2d=str(REPO / config),
-                                  pose2d_weights=str(checkpoint),
-                                  det_model='whole_image', device='cpu')
+    inferencer = MMPoseInferencer(
+        pose2d=str(REPO / config),
+        pose2d_weights=str(checkpoint),
+        det_model='whole_image',
+        device='cpu')
     vis_dir = tmp_path / 'inferencer'
-    (out, ) = list(inferencer(image, vis_out_dir=str(vis_dir), kpt_thr=0.,
-                              return_vis=True))
+    (out, ) = list(
+        inferencer(
+            image, vis_out_dir=str(vis_dir), kpt_thr=0., return_vis=True))
     (person, ) = out['predictions'][0]
     # it predicts as inference_topdown on the whole image's box
-    whole = _predict(model, image,
-                     np.array([[0, 0, width, height]], np.float32))
-    np.testing.assert_allclose(person['keypoints'],
-                               whole.pred_instances.keypoints[0], atol=1e-3)
-    np.testing.assert_allclose(person['keypoint_scores'],
-                               whole.pred_instances.keypoint_scores[0],
-                               atol=1e-5)
+    whole = _predict(model, image, np.array([[0, 0, width, height]],
+                                            np.float32))
+    np.testing.assert_allclose(
+        person['keypoints'], whole.pred_instances.keypoints[0], atol=1e-3)
+    np.testing.assert_allclose(
+        person['keypoint_scores'],
+        whole.pred_instances.keypoint_scores[0],
+        atol=1e-5)
     assert cv2.imread(str(vis_dir / PHOTO)).shape == (height, width, 3)
     # and draws them: the box padded to the model's aspect ratio reaches
     # beyond the photo, so after a few iterations every keypoint may lie
@@ -433,22 +467,26 @@ def test_trained_model_and_slim_checkpoint_infer_on_a_photo(
 
 
 def test_mim_test_show_dir_draws_real_predictions(real_run, real_root,
-                                                   tmp_path):
+                                                  tmp_path):
     work_dir, config, kind, _ = real_run('sahr_wahr')
-    log = run_test(config, last_checkpoint(work_dir), tmp_path,
-                   real_root[kind], kind,
-                   cfg_options=real_options(kind) + [
-                       'default_hooks.visualization.kpt_thr=0.0',
-                       'model.test_cfg.output_heatmaps=True'
-                   ],
-                   extra_args=['--show-dir', 'shown'])
+    log = run_test(
+        config,
+        last_checkpoint(work_dir),
+        tmp_path,
+        real_root[kind],
+        kind,
+        cfg_options=real_options(kind) + [
+            'default_hooks.visualization.kpt_thr=0.0',
+            'model.test_cfg.output_heatmaps=True'
+        ],
+        extra_args=['--show-dir', 'shown'])
     assert 'coco/AP_occl_heavy' in log
     drawn = sorted(tmp_path.glob('*/shown/*.jpg'))
     assert len(drawn) == 12  # one per person with keypoints
     for path in drawn:
         image = cv2.imread(str(path))
-        original = cv2.imread(str(REAL / (path.name.rsplit('_', 1)[0] +
-                                          '.jpg')))
+        original = cv2.imread(
+            str(REAL / (path.name.rsplit('_', 1)[0] + '.jpg')))
         height, width = original.shape[:2]
         # the photograph with the prediction drawn, over its heatmaps
         assert image.shape == (2 * height, width, 3)
@@ -464,10 +502,10 @@ def test_pose_local_visualizer_draws_keypoints():
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
     from mmpose.structures import PoseDataSample
     from mmpose.visualization import PoseLocalVisualizer
-    visualizer = PoseLocalVisualizer(name='real_coco_circles', radius=3,
-                                     line_width=1)
-    visualizer.set_dataset_meta(parse_pose_metainfo(
-        dict(from_file='configs/_base_/datasets/coco.py')))
+    visualizer = PoseLocalVisualizer(
+        name='real_coco_circles', radius=3, line_width=1)
+    visualizer.set_dataset_meta(
+        parse_pose_metainfo(dict(from_file='configs/_base_/datasets/coco.py')))
     sample = PoseDataSample()
     instances = InstanceData()
     instances.keypoints = np.array([[[20. + 10 * (k % 6), 20. + 20 * (k // 6)]
@@ -475,8 +513,8 @@ def test_pose_local_visualizer_draws_keypoints():
     instances.keypoint_scores = np.full((1, 17), 0.9)
     sample.pred_instances = instances
     image = np.zeros((100, 100, 3), np.uint8)
-    drawn = visualizer.add_datasample('circles', image, sample,
-                                      draw_gt=False, skeleton_style='mmpose')
+    drawn = visualizer.add_datasample(
+        'circles', image, sample, draw_gt=False, skeleton_style='mmpose')
     # every keypoint's centre is painted
     for x, y in instances.keypoints[0].astype(int):
         assert drawn[y, x].any(), (x, y)

@@ -16,29 +16,36 @@ from mmpose_afl.datasets.real_pose_drawing import (BACK_MARK, FRONT_MARK, SKIN,
                                                    Canvas, draw_person, facing)
 from tests.e2e import REPO
 
-POSES = (REPO / 'benchmarks' / 'coco_poses' /
-         'person_keypoints_val2017_labels_only.json')
-ANN = dict(coco='person_keypoints_{}2017.json',
-           wholebody='coco_wholebody_{}_v1.0.json')
+POSES = (
+    REPO / 'benchmarks' / 'coco_poses' /
+    'person_keypoints_val2017_labels_only.json')
+ANN = dict(
+    coco='person_keypoints_{}2017.json',
+    wholebody='coco_wholebody_{}_v1.0.json')
 FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 # a person facing the camera (its left on the image's right), 200 x 160
-FRONT = np.array([
-    [100, 30], [106, 25], [94, 25], [112, 28], [88, 28], [118, 50],
-    [82, 50], [124, 75], [76, 75], [128, 98], [72, 98], [112, 100],
-    [88, 100], [114, 125], [86, 125], [116, 150], [84, 150]], float)
+FRONT = np.array([[100, 30], [106, 25], [94, 25], [112, 28], [88, 28], [
+    118, 50
+], [82, 50], [124, 75], [76, 75], [128, 98], [72, 98], [112, 100], [88, 100],
+                  [114, 125], [86, 125], [116, 150], [84, 150]], float)
 # the same person, not left/right symmetric (so that a mirror image differs)
-ASYM = FRONT + np.array([
-    [1, 0], [1, 0], [1, 0], [0, 1], [0, -1], [0, 2], [0, -3], [6, -10],
-    [-3, 4], [14, -22], [-2, 6], [1, 0], [0, 1], [5, -2], [-4, 3],
-    [9, -1], [-6, 2]], float)
+ASYM = FRONT + np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, -1], [0, 2],
+                         [0, -3], [6, -10], [-3, 4], [14, -22], [-2, 6],
+                         [1, 0], [0, 1], [5, -2], [-4, 3], [9, -1], [-6, 2]],
+                        float)
 
 
 def _ann(ann_id, image_id, kpts, vis, bbox):
     flat = np.concatenate([kpts, np.asarray(vis, float)[:, None]], 1)
-    return dict(id=ann_id, image_id=image_id, category_id=1, iscrowd=0,
-                bbox=bbox, area=bbox[2] * bbox[3] * 0.5,
-                num_keypoints=int((np.asarray(vis) > 0).sum()),
-                keypoints=[float(v) for v in flat.ravel()])
+    return dict(
+        id=ann_id,
+        image_id=image_id,
+        category_id=1,
+        iscrowd=0,
+        bbox=bbox,
+        area=bbox[2] * bbox[3] * 0.5,
+        num_keypoints=int((np.asarray(vis) > 0).sum()),
+        keypoints=[float(v) for v in flat.ravel()])
 
 
 def _hand_made(path):
@@ -54,14 +61,15 @@ def _hand_made(path):
     vis_b = np.full(17, 2)
     vis_b[[0, 1, 2]] = 0  # facing away: no face labelled
     data = dict(
-        images=[dict(id=7, file_name='000000000007.jpg', width=200,
-                     height=160),
-                dict(id=9, file_name='000000000009.jpg', width=200,
-                     height=160)],
+        images=[
+            dict(id=7, file_name='000000000007.jpg', width=200, height=160),
+            dict(id=9, file_name='000000000009.jpg', width=200, height=160)
+        ],
         annotations=[
             _ann(1, 7, FRONT, vis_a, [70., 20., 62., 135.]),
             _ann(2, 7, back, vis_b, [128., 5., 62., 135.]),
-            _ann(3, 9, FRONT, np.full(17, 2), [70., 20., 62., 135.])],
+            _ann(3, 9, FRONT, np.full(17, 2), [70., 20., 62., 135.])
+        ],
         categories=[dict(id=1, name='person')])
     path.write_text(json.dumps(data))
     return data
@@ -70,8 +78,13 @@ def _hand_made(path):
 @pytest.mark.parametrize('kind', ['coco', 'wholebody'])
 def test_hand_made_file_labels_are_copied_exactly(kind, tmp_path):
     data = _hand_made(tmp_path / 'poses.json')
-    written = generate_from_poses(tmp_path / 'out', tmp_path / 'poses.json',
-                                  kind, num_train=1, num_val=1, seed=3)
+    written = generate_from_poses(
+        tmp_path / 'out',
+        tmp_path / 'poses.json',
+        kind,
+        num_train=1,
+        num_val=1,
+        seed=3)
     out = [json.loads(open(written[s]).read()) for s in ('train', 'val')]
     anns = {a['id']: a for o in out for a in o['annotations']}
     assert set(anns) == {1, 2, 3}
@@ -81,8 +94,10 @@ def test_hand_made_file_labels_are_copied_exactly(kind, tmp_path):
             assert got[key] == value, (ann['id'], key)
     for o in out:
         for im in o['images']:
-            img = cv2.imread(str(tmp_path / 'out' / (
-                'train2017' if o is out[0] else 'val2017') / im['file_name']))
+            img = cv2.imread(
+                str(tmp_path / 'out' /
+                    ('train2017' if o is out[0] else 'val2017') /
+                    im['file_name']))
             assert img.shape == (160, 200, 3)
             assert (im['width'], im['height']) == (200, 160)
     if kind == 'wholebody':
@@ -98,8 +113,8 @@ def _layers(data, kind='coco'):
     """(image, annotations, layer map) of the first hand-made image."""
     image = data['images'][0]
     anns = [a for a in data['annotations'] if a['image_id'] == image['id']]
-    return draw_image(np.random.default_rng(0), image, anns,
-                      kind == 'wholebody')
+    return draw_image(
+        np.random.default_rng(0), image, anns, kind == 'wholebody')
 
 
 def test_v1_is_under_an_occluder_v2_on_its_person_v0_not_drawn(tmp_path):
@@ -130,10 +145,13 @@ def test_real_file_slice_labels_exact_and_drawn_as_labelled(tmp_path):
     anns = [a for a in data['annotations'] if a['image_id'] in ids]
     poses = tmp_path / 'slice.json'
     poses.write_text(json.dumps(dict(data, images=images, annotations=anns)))
-    written = generate_from_poses(tmp_path / 'out', poses, 'wholebody',
-                                  num_train=9, num_val=3, seed=0)
-    got = {a['id']: a for s in ('train', 'val')
-           for a in json.loads(open(written[s]).read())['annotations']}
+    written = generate_from_poses(
+        tmp_path / 'out', poses, 'wholebody', num_train=9, num_val=3, seed=0)
+    got = {
+        a['id']: a
+        for s in ('train', 'val')
+        for a in json.loads(open(written[s]).read())['annotations']
+    }
     assert len(got) == len(anns) > 12
     for ann in anns:
         assert {k: got[ann['id']][k] for k in ann} == ann
@@ -147,8 +165,8 @@ def test_real_file_slice_labels_exact_and_drawn_as_labelled(tmp_path):
     hidden, shown, on_top = 0, 0, 0
     for image in images:
         people = [a for a in anns if a['image_id'] == image['id']]
-        _, out, layer, ids = draw_image(np.random.default_rng(1), image,
-                                        people, False)
+        _, out, layer, ids = draw_image(
+            np.random.default_rng(1), image, people, False)
         for ann, own in zip(out, ids):
             for x, y, v in np.array(ann['keypoints']).reshape(17, 3):
                 at = layer[int(round(y)), int(round(x))]
@@ -233,34 +251,36 @@ def test_wholebody_parts_hang_off_the_real_body():
     assert np.linalg.norm(face.mean(0) - FRONT[0]) < 6
     assert face[8, 1] > FRONT[1, 1]
     # hands start at the wrists and point along the forearms
-    assert np.allclose(hands[0], FRONT[9]) and np.allclose(hands[21],
-                                                           FRONT[10])
+    assert np.allclose(hands[0], FRONT[9]) and np.allclose(
+        hands[21], FRONT[10])
     assert hands[1:21, 1].mean() > FRONT[9, 1]
     # flip consistency: the parts of the mirrored, swapped person are the
     # mirror image of the parts (left and right exchanged)
     m = (ASYM * [-1, 1] + [200, 0])[FLIP]
     feet, hands = _feet(ASYM, lab), _hands(ASYM, lab)
-    assert np.allclose(_feet(m, lab), feet[[3, 4, 5, 0, 1, 2]] * [-1, 1] +
-                       [200, 0])
-    assert np.allclose(_hands(m, lab), np.concatenate(
-        [hands[21:], hands[:21]]) * [-1, 1] + [200, 0])
+    assert np.allclose(
+        _feet(m, lab), feet[[3, 4, 5, 0, 1, 2]] * [-1, 1] + [200, 0])
+    assert np.allclose(
+        _hands(m, lab),
+        np.concatenate([hands[21:], hands[:21]]) * [-1, 1] + [200, 0])
 
 
 def test_same_seed_same_bytes_and_bad_sizes_named(tmp_path):
     _hand_made(tmp_path / 'poses.json')
 
     def files(root, seed):
-        generate_from_poses(root, tmp_path / 'poses.json', 'coco', 1, 1,
-                            seed)
-        return {p.relative_to(root): p.read_bytes()
-                for p in sorted(root.rglob('*')) if p.is_file()}
+        generate_from_poses(root, tmp_path / 'poses.json', 'coco', 1, 1, seed)
+        return {
+            p.relative_to(root): p.read_bytes()
+            for p in sorted(root.rglob('*')) if p.is_file()
+        }
 
     a, b = files(tmp_path / 'a', 4), files(tmp_path / 'b', 4)
     assert a == b and len(a) == 4
     assert files(tmp_path / 'c', 5) != a
     with pytest.raises(ValueError, match='num_train and num_val'):
-        generate_from_poses(tmp_path / 'd', tmp_path / 'poses.json',
-                            num_train=2, num_val=1)
+        generate_from_poses(
+            tmp_path / 'd', tmp_path / 'poses.json', num_train=2, num_val=1)
 
 
 def test_cli_draws_every_image_and_loads_in_mmpose(tmp_path):
@@ -268,16 +288,24 @@ def test_cli_draws_every_image_and_loads_in_mmpose(tmp_path):
     from mmpose.utils import register_all_modules
     register_all_modules()
     _hand_made(tmp_path / 'poses.json')
-    proc = subprocess.run(
-        [sys.executable, 'tools/make_synthetic_data.py', '--kind',
-         'wholebody', '--poses', str(tmp_path / 'poses.json'), '--num-val',
-         '1', '--out', str(tmp_path / 'out')], cwd=REPO,
-        capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([
+        sys.executable, 'tools/make_synthetic_data.py', '--kind', 'wholebody',
+        '--poses',
+        str(tmp_path / 'poses.json'), '--num-val', '1', '--out',
+        str(tmp_path / 'out')
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr
-    dataset = DATASETS.build(dict(
-        type='CocoWholeBodyDataset', data_root=str(tmp_path / 'out'),
-        data_mode='topdown', ann_file='annotations/' +
-        ANN['wholebody'].format('train'), data_prefix=dict(img='train2017/'),
-        pipeline=[dict(type='LoadImage')]))
+    dataset = DATASETS.build(
+        dict(
+            type='CocoWholeBodyDataset',
+            data_root=str(tmp_path / 'out'),
+            data_mode='topdown',
+            ann_file='annotations/' + ANN['wholebody'].format('train'),
+            data_prefix=dict(img='train2017/'),
+            pipeline=[dict(type='LoadImage')]))
     assert len(dataset) == 1 or len(dataset) == 2
     assert dataset[0]['img'].shape == (160, 200, 3)

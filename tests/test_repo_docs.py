@@ -29,8 +29,11 @@ EXTENSION = re.compile(r'\.[A-Za-z0-9]+$')
 
 
 def tracked_files() -> List[str]:
-    out = subprocess.run(['git', 'ls-files'], cwd=REPO, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(['git', 'ls-files'],
+                         cwd=REPO,
+                         capture_output=True,
+                         text=True,
+                         check=True)
     return [p for p in out.stdout.splitlines() if (REPO / p).is_file()]
 
 
@@ -62,8 +65,7 @@ def outside_mentions(text: str, markdown: bool) -> List[str]:
 
 
 def top_level_folders(files: List[str]) -> Tuple[str, ...]:
-    return tuple(sorted({f.split('/', 1)[0] + '/' for f in files
-                         if '/' in f}))
+    return tuple(sorted({f.split('/', 1)[0] + '/' for f in files if '/' in f}))
 
 
 def looks_like_repo_path(code: str, folders: Tuple[str, ...]) -> bool:
@@ -76,8 +78,8 @@ def looks_like_repo_path(code: str, folders: Tuple[str, ...]) -> bool:
                                          or bool(EXTENSION.search(code)))
 
 
-def unresolved(md_path: str, text: str,
-               folders: Tuple[str, ...]) -> Iterator[str]:
+def unresolved(md_path: str, text: str, folders: Tuple[str,
+                                                       ...]) -> Iterator[str]:
     """Relative links and backticked repo paths of a Markdown file that do
     not exist."""
     base = (REPO / md_path).parent
@@ -105,18 +107,18 @@ def test_the_checks_can_fail():
     assert outside_mentions('(#' + '7)', True)
     assert outside_mentions('--out-dir /' + 'work/bench_out/x', False)
     assert outside_mentions('`/' + 'root/.cache/pip`', True)
-    for fine in ('colour #fff or #0a0b0c', '# 1 heading',
-                 '`#' + '12` in code', '[x](page.md#12-y)',
-                 'https://github.com/a/b/issues/38', 'x = 1  # 2 px',
-                 'https://x.org/' + 'work/y', 'work_dirs/a',
+    for fine in ('colour #fff or #0a0b0c', '# 1 heading', '`#' + '12` in code',
+                 '[x](page.md#12-y)', 'https://github.com/a/b/issues/38',
+                 'x = 1  # 2 px', 'https://x.org/' + 'work/y', 'work_dirs/a',
                  '../' + 'work/b'):
         assert not outside_mentions(fine, True), fine
     folders = ('docs/', 'tools/')
     assert list(unresolved('README.md', '[a](docs/nope.md)', folders))
     assert list(unresolved('README.md', 'run `tools/nope.py`', folders))
-    assert not list(unresolved(
-        'README.md', '[a](https://x.org/y.md) [b](#anchor) `tools/*.py` '
-        '`data/coco/` `tools/demo.py --help` [c](LICENSE)', folders))
+    assert not list(
+        unresolved(
+            'README.md', '[a](https://x.org/y.md) [b](#anchor) `tools/*.py` '
+            '`data/coco/` `tools/demo.py --help` [c](LICENSE)', folders))
 
 
 FILES = tracked_files()
@@ -129,8 +131,7 @@ def test_no_mention_of_what_is_outside_the_repo(path):
     assert not found, f'{path} refers outside the repository: {found}'
 
 
-@pytest.mark.parametrize('path', sorted(p for p in TEXTS
-                                        if p.endswith('.md')))
+@pytest.mark.parametrize('path', sorted(p for p in TEXTS if p.endswith('.md')))
 def test_markdown_links_and_paths_resolve(path):
     missing = list(unresolved(path, TEXTS[path], top_level_folders(FILES)))
     assert not missing, f'{path}: {missing} do not exist'

@@ -20,13 +20,17 @@ def rows(section: str):
     """The table rows of a section of the page that link a results file."""
     text = PAGE.read_text().split(f'## {section}\n', 1)[1]
     text = text.split('\n## ', 1)[0]
-    return [line for line in text.splitlines()
-            if line.startswith('| ') and RESULTS_LINK.search(line)]
+    return [
+        line for line in text.splitlines()
+        if line.startswith('| ') and RESULTS_LINK.search(line)
+    ]
 
 
 def results_lines(row: str):
-    return [line for path in RESULTS_LINK.findall(row)
-            for line in (REPO / path).read_text().splitlines()]
+    return [
+        line for path in RESULTS_LINK.findall(row)
+        for line in (REPO / path).read_text().splitlines()
+    ]
 
 
 def ascii_minus(number: str) -> str:

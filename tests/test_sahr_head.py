@@ -15,7 +15,7 @@ from mmpose.registry import MODELS
 from mmpose.testing import get_packed_inputs
 
 import mmpose_afl  # noqa: F401
-from mmpose_afl.models.heads.sahr_head import scale_heatmaps
+from mmpose_afl.models.heads.sahr_branch import scale_heatmaps
 from mmpose_afl.models.losses import GAUSSIAN_SUPPORT_FLOOR
 from tests.e2e import (REPO, data_options, last_checkpoint, run_train,
                        short_schedule)
@@ -28,16 +28,30 @@ DEMO = ('configs/sahr/'
 WB_DEMO = ('configs/sahr/td-hm_res18_sahr-wahr-1xb16-20e_'
            'synthetic-coco-wholebody-128x96.py')
 CODECS = {
-    'msra': dict(type='MSRAHeatmap', input_size=(48, 64),
-                 heatmap_size=(12, 16), sigma=2),
-    'dark': dict(type='MSRAHeatmap', input_size=(48, 64),
-                 heatmap_size=(12, 16), sigma=2, unbiased=True),
-    'udp': dict(type='UDPHeatmap', input_size=(48, 64),
-                heatmap_size=(12, 16), sigma=2),
+    'msra':
+    dict(
+        type='MSRAHeatmap',
+        input_size=(48, 64),
+        heatmap_size=(12, 16),
+        sigma=2),
+    'dark':
+    dict(
+        type='MSRAHeatmap',
+        input_size=(48, 64),
+        heatmap_size=(12, 16),
+        sigma=2,
+        unbiased=True),
+    'udp':
+    dict(
+        type='UDPHeatmap', input_size=(48, 64), heatmap_size=(12, 16),
+        sigma=2),
 }
-HEAD = dict(in_channels=8, out_channels=3, deconv_out_channels=(8, ),
-            deconv_kernel_sizes=(4, ), decoder=CODECS['msra'])
-
+HEAD = dict(
+    in_channels=8,
+    out_channels=3,
+    deconv_out_channels=(8, ),
+    deconv_kernel_sizes=(4, ),
+    decoder=CODECS['msra'])
 
 FLOOR = np.exp(-4.5)  # the 3-sigma value, SAHRHead's default support floor
 
@@ -46,8 +60,8 @@ def numpy_taylor(gt, s):
     """The official code's target: gt + gt ln(gt) s + gt ln(gt)^2 s^2 / 2
     inside the support gt >= exp(-4.5), 0 outside."""
     log = np.log(np.where(gt >= FLOOR, gt, 1))
-    return np.where(gt >= FLOOR,
-                    gt + gt * log * s + 0.5 * gt * log**2 * s**2, 0)
+    return np.where(gt >= FLOOR, gt + gt * log * s + 0.5 * gt * log**2 * s**2,
+                    0)
 
 
 def numpy_power(gt, exponent):
@@ -75,12 +89,13 @@ def random_gt(seed=0, shape=(2, 3, 4, 5)):
 
 # the scaled target ---------------------------------------------------------
 
+
 def test_power_is_exact_power_inside_support():
     gt = random_gt()
     s = np.random.RandomState(1).uniform(-0.5, 2, gt.shape)
     scaled = scale_heatmaps(torch.tensor(gt), torch.tensor(s), 'power')
-    np.testing.assert_allclose(scaled.numpy(), numpy_power(gt, 1 + s),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        scaled.numpy(), numpy_power(gt, 1 + s), rtol=1e-12)
     assert (scaled.numpy()[gt < FLOOR] == 0).all()
     assert ((gt > 0) & (gt < FLOOR)).any()  # the floor is exercised
 
@@ -88,10 +103,10 @@ def test_power_is_exact_power_inside_support():
 def test_power_clamps_the_exponent():
     gt = random_gt(2)
     s = np.full(gt.shape, -0.95)
-    scaled = scale_heatmaps(torch.tensor(gt), torch.tensor(s), 'power',
-                            min_exponent=0.2)
-    np.testing.assert_allclose(scaled.numpy(), numpy_power(gt, 0.2),
-                               rtol=1e-12)
+    scaled = scale_heatmaps(
+        torch.tensor(gt), torch.tensor(s), 'power', min_exponent=0.2)
+    np.testing.assert_allclose(
+        scaled.numpy(), numpy_power(gt, 0.2), rtol=1e-12)
 
 
 def test_taylor_is_the_official_form_and_close_to_power_for_small_s():
@@ -99,8 +114,7 @@ def test_taylor_is_the_official_form_and_close_to_power_for_small_s():
     gt[gt > 0] = np.maximum(gt[gt > 0], 1e-3)
     s = np.random.RandomState(4).uniform(-0.05, 0.05, gt.shape)
     taylor = scale_heatmaps(torch.tensor(gt), torch.tensor(s), 'taylor')
-    np.testing.assert_allclose(taylor.numpy(), numpy_taylor(gt, s),
-                               rtol=1e-12)
+    np.testing.assert_allclose(taylor.numpy(), numpy_taylor(gt, s), rtol=1e-12)
     power = scale_heatmaps(torch.tensor(gt), torch.tensor(s), 'power')
     # remainder of the expansion of exp(s ln gt): <= gt |s ln gt|^3 / 6 e^x
     bound = gt * np.abs(s * np.log(np.where(gt >= FLOOR, gt, 1)))**3 / 6 * 1.5
@@ -155,8 +169,10 @@ def test_taylor_form_is_not_a_narrower_gaussian_for_larger_s():
 def test_no_nan_from_zero_gt_or_extreme_s(mode, dtype):
     gt = torch.tensor(random_gt(5), dtype=dtype)
     gt[0, 0, 0, :3] = torch.tensor([1e-7, 1., 0.], dtype=dtype)
-    s = torch.tensor(np.random.RandomState(6).uniform(-5, 5, gt.shape),
-                     dtype=dtype, requires_grad=True)
+    s = torch.tensor(
+        np.random.RandomState(6).uniform(-5, 5, gt.shape),
+        dtype=dtype,
+        requires_grad=True)
     scaled = scale_heatmaps(gt, s, mode)
     scaled.sum().backward()
     assert torch.isfinite(scaled).all() and torch.isfinite(s.grad).all()
@@ -167,14 +183,18 @@ def test_no_nan_from_zero_gt_or_extreme_s(mode, dtype):
 
 # the head's loss -----------------------------------------------------------
 
+
 def build_head(**kwargs):
     return MODELS.build(dict(type='SAHRHead', **dict(HEAD, **kwargs)))
 
 
 def fake_batch(gt, seed=0):
     samples = get_packed_inputs(
-        batch_size=gt.shape[0], num_keypoints=gt.shape[1],
-        input_size=(48, 64), heatmap_size=(12, 16), with_reg_label=False,
+        batch_size=gt.shape[0],
+        num_keypoints=gt.shape[1],
+        input_size=(48, 64),
+        heatmap_size=(12, 16),
+        with_reg_label=False,
         with_simcc_label=False)['data_samples']
     weights = np.random.RandomState(seed).choice([0., 1., 2.], gt.shape[:2])
     for sample, heatmaps, w in zip(samples, gt, weights):
@@ -197,8 +217,7 @@ def test_loss_and_regulariser_match_numpy(mode):
     pred = head.forward(feats).detach().double().numpy()
 
     s = np.broadcast_to(scales[None, :, None, None], gt.shape)
-    target = numpy_power(gt, 1 + s) if mode == 'power' else numpy_taylor(
-        gt, s)
+    target = numpy_power(gt, 1 + s) if mode == 'power' else numpy_taylor(gt, s)
     g = numpy_power(gt, 0.01)  # WAHR weight from the original heatmaps
     w = np.abs(1 - pred) * g + np.abs(pred) * (1 - g)
     loss_kpt = ((pred - target)**2 * w * weights[..., None, None]).mean()
@@ -220,9 +239,9 @@ def test_at_init_s_is_zero_and_the_loss_is_plain_wahr():
         assert torch.equal(scales, torch.zeros_like(scales))
         losses = head.loss(feats, samples)
         wahr = MODELS.build(dict(type='WAHRLoss'))
-        expected = wahr(head(feats),
-                        torch.tensor(gt * (gt >= FLOOR), dtype=torch.float32),
-                        torch.tensor(weights, dtype=torch.float32))
+        expected = wahr(
+            head(feats), torch.tensor(gt * (gt >= FLOOR), dtype=torch.float32),
+            torch.tensor(weights, dtype=torch.float32))
         assert torch.allclose(losses['loss_kpt'], expected)
         assert losses['loss_scale'].item() == 0
         head.init_weights()
@@ -268,13 +287,13 @@ def test_regulariser_gradient():
         head.scale_layers[3].bias.fill_(0.5)
     head.loss((torch.rand(2, 8, 8, 6), ), samples)['loss_scale'].backward()
     expected = 3 * 2 * 0.5 * (gt >= FLOOR).sum(axis=(0, 2, 3)) / gt.size
-    np.testing.assert_allclose(head.scale_layers[3].bias.grad.numpy(),
-                               expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        head.scale_layers[3].bias.grad.numpy(), expected, rtol=1e-5)
 
 
 def test_other_losses_get_the_scaled_target_only():
-    head = build_head(loss=dict(type='KeypointMSELoss',
-                                use_target_weight=True))
+    head = build_head(
+        loss=dict(type='KeypointMSELoss', use_target_weight=True))
     with torch.no_grad():
         head.scale_layers[3].bias.fill_(0.4)
     gt = random_gt(10, (2, 3, 16, 12))
@@ -288,6 +307,7 @@ def test_other_losses_get_the_scaled_target_only():
 
 
 # inference and checkpoints --------------------------------------------------
+
 
 @pytest.mark.parametrize('codec', CODECS)
 @pytest.mark.parametrize('flip_test', [False, True])
@@ -305,20 +325,28 @@ def test_predictions_identical_to_heatmap_head(codec, flip_test):
         k.startswith('scale_layers.') for k in result.missing_keys)
     # (BatchNorm tolerates a missing num_batches_tracked)
     assert set(result.missing_keys) == {
-        k for k in head.state_dict() if k.startswith('scale_layers.')
-        and not k.endswith('num_batches_tracked')}
+        k
+        for k in head.state_dict() if k.startswith('scale_layers.')
+        and not k.endswith('num_batches_tracked')
+    }
     with torch.no_grad():  # non-zero scale maps must not matter
         head.scale_layers[3].bias.fill_(0.7)
 
     samples = get_packed_inputs(
-        batch_size=2, num_keypoints=3, input_size=(48, 64),
-        heatmap_size=(12, 16), with_reg_label=False,
+        batch_size=2,
+        num_keypoints=3,
+        input_size=(48, 64),
+        heatmap_size=(12, 16),
+        with_reg_label=False,
         with_simcc_label=False)['data_samples']
     feats = (torch.rand(2, 8, 8, 6), )
     if flip_test:
         feats = [feats, (torch.rand(2, 8, 8, 6), )]
-    test_cfg = dict(flip_test=flip_test, flip_mode='heatmap',
-                    shift_heatmap=True, output_heatmaps=True)
+    test_cfg = dict(
+        flip_test=flip_test,
+        flip_mode='heatmap',
+        shift_heatmap=True,
+        output_heatmaps=True)
     with torch.no_grad():
         preds, fields = head.predict(feats, samples, test_cfg)
         stock_preds, stock_fields = stock.predict(feats, samples, test_cfg)
@@ -346,6 +374,7 @@ def test_stock_model_checkpoint_loads_into_the_sahr_model():
 
 # build errors ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize('kwargs,field', [
     (dict(scale_kernel_size=8), '`scale_kernel_size`'),
     (dict(scale_kernel_size=0), '`scale_kernel_size`'),
@@ -358,12 +387,18 @@ def test_stock_model_checkpoint_loads_into_the_sahr_model():
     (dict(support_floor=-0.01), '`support_floor`'),
     (dict(loss=dict(type='WAHRLoss', support_floor=0.)),
      '`loss.support_floor`'),
-    (dict(decoder=dict(type='MegviiHeatmap', input_size=(48, 64),
-                       heatmap_size=(12, 16), kernel_size=11)),
-     '`decoder.type`'),
-    (dict(decoder=dict(type='UDPHeatmap', input_size=(48, 64),
-                       heatmap_size=(12, 16), heatmap_type='combined')),
-     '`decoder.type`'),
+    (dict(
+        decoder=dict(
+            type='MegviiHeatmap',
+            input_size=(48, 64),
+            heatmap_size=(12, 16),
+            kernel_size=11)), '`decoder.type`'),
+    (dict(
+        decoder=dict(
+            type='UDPHeatmap',
+            input_size=(48, 64),
+            heatmap_size=(12, 16),
+            heatmap_type='combined')), '`decoder.type`'),
 ])
 def test_build_errors_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field.replace('.', r'\.')):
@@ -374,8 +409,8 @@ def test_effective_sigma():
     head = build_head(min_scale_exponent=0.25)
     s = torch.tensor([0., 0.5, -0.36, -0.9])
     expected = 2. / np.sqrt(np.maximum(1 + s.numpy(), 0.25))
-    np.testing.assert_allclose(head.effective_sigma(s).numpy(), expected,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        head.effective_sigma(s).numpy(), expected, rtol=1e-6)
 
 
 def test_kernel_size_is_configurable():
@@ -427,20 +462,19 @@ def test_config_builds(config):
     assert cfg.model.test_cfg.flip_test
     num_keypoints = cfg.model.head.out_channels
     with torch.no_grad():
-        heatmaps = model.eval()(torch.zeros(1, 3, 128, 96), None,
-                                mode='tensor')
+        heatmaps = model.eval()(
+            torch.zeros(1, 3, 128, 96), None, mode='tensor')
     assert heatmaps.shape == (1, num_keypoints, 32, 24)
 
 
-def test_demo_trains_end_to_end_and_scales_are_drawn(synthetic_coco,
-                                                      tmp_path):
+def test_demo_trains_end_to_end_and_scales_are_drawn(synthetic_coco, tmp_path):
     work_dir = tmp_path / 'work'
-    log = run_train(DEMO, work_dir, data_root=synthetic_coco,
-                    cfg_options=short_schedule())
+    log = run_train(
+        DEMO, work_dir, data_root=synthetic_coco, cfg_options=short_schedule())
     assert 'loss_scale' in log and 'coco/AP' in log
     checkpoint = last_checkpoint(work_dir)
-    state = torch.load(checkpoint, map_location='cpu',
-                       weights_only=False)['state_dict']
+    state = torch.load(
+        checkpoint, map_location='cpu', weights_only=False)['state_dict']
     # s trained: its last conv starts at exactly 0 (weight and bias), and
     # Adam moves a parameter only where a gradient reached it (at s = 0 the
     # regulariser's gradient 2 s is 0, so it is the heatmap loss's)
@@ -452,7 +486,10 @@ def test_demo_trains_end_to_end_and_scales_are_drawn(synthetic_coco,
         sys.executable, 'tools/vis_sahr_scales.py', DEMO,
         str(checkpoint), '--num-images', '3', '--draw', '1', '--out',
         str(out), '--cfg-options', *data_options(synthetic_coco)
-    ], cwd=REPO, check=True, capture_output=True)
+    ],
+                   cwd=REPO,
+                   check=True,
+                   capture_output=True)
     summary = json.loads((out / 'sigma_eff.json').read_text())
     assert summary['sigma'] == 2 and summary['num_images'] == 3
     assert len(summary['keypoints']) == 17

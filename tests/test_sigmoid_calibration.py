@@ -26,10 +26,13 @@ def test_recalibrate_final_conv_on_a_tiny_conv():
     conv = nn.Conv2d(2, 3, 1)
     w = torch.tensor([[1., -2.], [0.5, 0.], [0., 3.]]).view(3, 2, 1, 1)
     bias = torch.tensor([0., 0.25, -1.])
-    checkpoint = dict(meta={}, state_dict={
-        'head.final_layer.weight': w.clone(),
-        'head.final_layer.bias': bias.clone(),
-        'backbone.x': torch.ones(1)})
+    checkpoint = dict(
+        meta={},
+        state_dict={
+            'head.final_layer.weight': w.clone(),
+            'head.final_layer.bias': bias.clone(),
+            'backbone.x': torch.ones(1)
+        })
     assert calibration_coefficients(0.1) == pytest.approx((A, B))
     assert recalibrate_final_conv(checkpoint) == 'head.final_layer'
     state = checkpoint['state_dict']
@@ -41,8 +44,10 @@ def test_recalibrate_final_conv_on_a_tiny_conv():
     x = torch.tensor([[1., 1.], [0., 0.]]).view(2, 2, 1, 1)
     conv.load_state_dict(dict(weight=w, bias=bias))
     y = conv(x)
-    conv.load_state_dict(
-        {k.split('.')[-1]: v for k, v in state.items() if 'final' in k})
+    conv.load_state_dict({
+        k.split('.')[-1]: v
+        for k, v in state.items() if 'final' in k
+    })
     torch.testing.assert_close(conv(x), A * y + B)
     assert torch.sigmoid(torch.tensor(B)).item() == pytest.approx(0.1)
     assert torch.sigmoid(torch.tensor(A + B)).item() == pytest.approx(0.9)
@@ -55,13 +60,17 @@ def test_hook_refuses_a_model_it_cannot_calibrate():
         SigmoidHeadCalibrationHook(prior=0.5)
     baseline = MODELS.build(
         Config.fromfile(str(REPO / BASELINE['coco'])).model)
-    with pytest.raises(ValueError, match='SigmoidHeadCalibrationHook expects'
-                       '.*SigmoidHeatmapHead.*got HeatmapHead'):
+    with pytest.raises(
+            ValueError,
+            match='SigmoidHeadCalibrationHook expects'
+            '.*SigmoidHeatmapHead.*got HeatmapHead'):
         SigmoidHeadCalibrationHook.check_model(baseline)
     cfg = Config.fromfile(str(REPO / SYNTHETIC['hsm'][0])).model
     cfg.head.final_layer = None
-    with pytest.raises(ValueError, match='SigmoidHeadCalibrationHook expects'
-                       '.*conv.*got Identity'):
+    with pytest.raises(
+            ValueError,
+            match='SigmoidHeadCalibrationHook expects'
+            '.*conv.*got Identity'):
         SigmoidHeadCalibrationHook.check_model(MODELS.build(cfg))
 
 
@@ -75,8 +84,10 @@ class Observe(Hook):
 
     def before_train(self, runner):
         model = runner.model.eval()
-        self.final = {k: v.clone() for k, v in
-                      model.head.final_layer.state_dict().items()}
+        self.final = {
+            k: v.clone()
+            for k, v in model.head.final_layer.state_dict().items()
+        }
         self.preds = predict(model, self.batch)
         model.test_cfg['output_heatmaps'] = False
         model.train()
@@ -87,8 +98,9 @@ def run(data_root, work_dir, load_from, resume=False):
     cfg.merge_from_dict(
         dict(item.split('=', 1) for item in data_options(data_root)))
     ft = Config.fromfile(str(REPO / SYNTHETIC['hsm'][2]))
-    cfg.custom_hooks = [h for h in ft.custom_hooks
-                        if h.type == 'SigmoidHeadCalibrationHook']
+    cfg.custom_hooks = [
+        h for h in ft.custom_hooks if h.type == 'SigmoidHeadCalibrationHook'
+    ]
     cfg.load_from, cfg.resume = str(load_from), resume
     cfg.train_cfg = dict(by_epoch=True, max_epochs=1)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -123,19 +135,25 @@ def test_load_from_a_stock_checkpoint_calibrates_once(synthetic_coco,
     for ours, y in zip(seen.preds, theirs):
         torch.testing.assert_close(
             ours.pred_fields.heatmaps,
-            (A * y.pred_fields.heatmaps + B).sigmoid(), rtol=1e-4,
+            (A * y.pred_fields.heatmaps + B).sigmoid(),
+            rtol=1e-4,
             atol=1e-5)
 
     saved_path = tmp_path / 'ft' / 'epoch_1.pth'
     saved = torch.load(saved_path, weights_only=False)
     assert saved['meta']['sigmoid_head_calibrated'] is True
-    trained = {k[len('head.final_layer.'):]: v
-               for k, v in saved['state_dict'].items()
-               if k.startswith('head.final_layer.')}
+    trained = {
+        k[len('head.final_layer.'):]: v
+        for k, v in saved['state_dict'].items()
+        if k.startswith('head.final_layer.')
+    }
     assert not torch.equal(trained['bias'], seen.final['bias'])  # 1 step
     for resume in (True, False):
-        again = run(synthetic_coco, tmp_path / f'again{resume}', saved_path,
-                    resume=resume)[1]
+        again = run(
+            synthetic_coco,
+            tmp_path / f'again{resume}',
+            saved_path,
+            resume=resume)[1]
         for key, value in trained.items():
             assert torch.equal(again.final[key], value), (resume, key)
 

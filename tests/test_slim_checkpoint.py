@@ -23,13 +23,13 @@ TRAINING_ONLY = ('head.loss_module.', 'head.scale_layers.')
 # same in stock MMPose: AFL (critic in the checkpoint, hook in the config),
 # FoWKAL (learned factors, per-part metric) and SAHR (scale branch, head)
 SAME_PREDICTIONS = {
-    'afl': ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py',
-            'coco'),
+    'afl':
+    ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py', 'coco'),
     'fowkal': ('configs/fowkal/td-hm_res18_fowkal-1xb16-20e_'
                'synthetic-coco-wholebody-128x96.py', 'wholebody'),
-    'sahr': ('configs/sahr/'
-             'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
-             'coco'),
+    'sahr':
+    ('configs/sahr/'
+     'td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py', 'coco'),
 }
 HSM = 'configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py'
 
@@ -54,9 +54,10 @@ def _val_boxes(data_root, kind):
             if kind == 'coco' else 'coco_wholebody_val_v1.0.json')
     coco = json.loads((data_root / 'annotations' / name).read_text())
     files = {im['id']: im['file_name'] for im in coco['images']}
-    return [(str(data_root / 'val2017' / files[a['image_id']]),
-             [a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
-              a['bbox'][1] + a['bbox'][3]]) for a in coco['annotations']]
+    return [(str(data_root / 'val2017' / files[a['image_id']]), [
+        a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
+        a['bbox'][1] + a['bbox'][3]
+    ]) for a in coco['annotations']]
 
 
 # Inference with the stock config and the slim checkpoint in a fresh
@@ -126,8 +127,9 @@ def _types(node):
 
 
 def _assert_stock(stock_config):
-    import mmpose_afl  # noqa: F401
     from mmpose.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
+
+    import mmpose_afl  # noqa: F401
     text = stock_config.read_text()
     assert 'mmpose_afl' not in text
     for name in _types(Config.fromfile(stock_config).to_dict()):
@@ -156,7 +158,9 @@ def test_slim_checkpoint_predicts_the_same_in_stock_mmpose(
     # exactly the training-only entries are gone; the rest is unchanged
     dropped = set(original['state_dict']) - set(slim['state_dict'])
     assert dropped == {
-        k for k in original['state_dict'] if k.startswith(TRAINING_ONLY)}
+        k
+        for k in original['state_dict'] if k.startswith(TRAINING_ONLY)
+    }
     if method == 'afl':
         assert 'afl_critic' in original and not dropped
     else:  # the KAL factors and running means; the scale branch
@@ -198,8 +202,7 @@ def test_sahr_loses_its_scale_branch_and_wahr_loss(request, tmp_path,
         last_checkpoint(work_dir), weights_only=False)['state_dict'])
 
 
-def test_a_head_that_decodes_differently_is_refused(tmp_path,
-                                                    tmp_path_factory,
+def test_a_head_that_decodes_differently_is_refused(tmp_path, tmp_path_factory,
                                                     synthetic_coco, capsys):
     work_dir = trained(HSM, tmp_path_factory, synthetic_coco)
     checkpoint = last_checkpoint(work_dir)
@@ -216,17 +219,16 @@ def test_a_head_that_decodes_differently_is_refused(tmp_path,
     # (the plugin's are their sigmoid), and locations agree only where the
     # logit maximum is positive (MMPose marks the others -1; after one epoch
     # there may be none)
-    assert _tool().main([
-        str(checkpoint),
-        str(slim_path), '--allow-inference-change'
-    ]) == 0
+    assert _tool().main(
+        [str(checkpoint),
+         str(slim_path), '--allow-inference-change']) == 0
     boxes = _val_boxes(synthetic_coco, 'coco')
     stock_kpts, stock_scores = _stock_predictions(tmp_path / 'slim.py',
                                                   slim_path, boxes, tmp_path)
     kpts, scores = _trained_predictions(checkpoint, boxes)
     assert not np.allclose(stock_scores, scores)
-    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-stock_scores)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        scores, 1 / (1 + np.exp(-stock_scores)), rtol=1e-5)
     positive = stock_scores > 0
     np.testing.assert_array_equal(stock_kpts[positive], kpts[positive])
 
@@ -238,10 +240,10 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
                          str(tmp_path / 'out.pth')]) == 2
     assert 'no "state_dict" key' in capsys.readouterr().err
 
-    assert _tool().main([str(tmp_path / 'missing.pth'),
-                         str(tmp_path / 'out.pth')]) == 2
+    assert _tool().main(
+        [str(tmp_path / 'missing.pth'),
+         str(tmp_path / 'out.pth')]) == 2
     assert 'missing.pth' in capsys.readouterr().err
 
-    assert _tool().main([str(not_a_checkpoint),
-                         str(tmp_path / 'out.py')]) == 2
+    assert _tool().main([str(not_a_checkpoint), str(tmp_path / 'out.py')]) == 2
     assert 'must not end in .py' in capsys.readouterr().err

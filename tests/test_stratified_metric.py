@@ -35,10 +35,14 @@ def write_gt(path, people, wholebody=False):
     for n, p in enumerate(people):
         flat = np.concatenate(
             [np.where(p['v'][:, None] > 0, p['xy'], 0), p['v'][:, None]], 1)
-        ann = dict(id=n + 1, image_id=p['image'], category_id=1, iscrowd=0,
-                   bbox=p['origin'] + p['size'],
-                   area=float(np.prod(p['size'])),
-                   num_keypoints=int((p['v'] > 0).sum()))
+        ann = dict(
+            id=n + 1,
+            image_id=p['image'],
+            category_id=1,
+            iscrowd=0,
+            bbox=p['origin'] + p['size'],
+            area=float(np.prod(p['size'])),
+            num_keypoints=int((p['v'] > 0).sum()))
         start = 0
         for field, num in (WB_FIELDS if wholebody else WB_FIELDS[:1]):
             ann[field] = flat[start:start + num].ravel().tolist()
@@ -46,12 +50,24 @@ def write_gt(path, people, wholebody=False):
         if 'difficulty' in p:
             ann['difficulty'] = p['difficulty']
         anns.append(ann)
-    images = [dict(id=i, file_name=f'{i}.png', width=640, height=480)
-              for i in sorted({p['image'] for p in people})]
-    path.write_text(json.dumps(dict(
-        images=images, annotations=anns,
-        categories=[dict(id=1, name='person', supercategory='person',
-                         keypoints=[], skeleton=[])])))
+    images = [
+        dict(id=i, file_name=f'{i}.png', width=640, height=480)
+        for i in sorted({p['image']
+                         for p in people})
+    ]
+    path.write_text(
+        json.dumps(
+            dict(
+                images=images,
+                annotations=anns,
+                categories=[
+                    dict(
+                        id=1,
+                        name='person',
+                        supercategory='person',
+                        keypoints=[],
+                        skeleton=[])
+                ])))
     return str(path)
 
 
@@ -59,15 +75,21 @@ def evaluate(tmp_path, gt_file, predictions, metric_type, **kwargs):
     """The metric on ``predictions``: list of (image id, xy [K, 2], score),
     each a person box of score 1 whose keypoints all score ``score``."""
     wholebody = 'WholeBody' in metric_type
-    metric = METRICS.build(dict(type=metric_type, ann_file=gt_file,
-                                outfile_prefix=str(tmp_path / 'results'),
-                                **kwargs))
+    metric = METRICS.build(
+        dict(
+            type=metric_type,
+            ann_file=gt_file,
+            outfile_prefix=str(tmp_path / 'results'),
+            **kwargs))
     metric.dataset_meta = WB_META if wholebody else COCO_META
-    metric.results = [
-        (dict(id=n, img_id=image, category_id=1, keypoints=xy[None],
-              keypoint_scores=np.full((1, len(xy)), score),
-              bbox_scores=np.ones(1)), {})
-        for n, (image, xy, score) in enumerate(predictions)]
+    metric.results = [(dict(
+        id=n,
+        img_id=image,
+        category_id=1,
+        keypoints=xy[None],
+        keypoint_scores=np.full((1, len(xy)), score),
+        bbox_scores=np.ones(1)), {})
+                      for n, (image, xy, score) in enumerate(predictions)]
     return metric.evaluate(len(metric.results))
 
 
@@ -98,10 +120,16 @@ def three_people(rng):
     v_a, v_b = np.full(17, 2), np.full(17, 2)
     v_a[:2], v_b[:8] = 1, 1
     return [
-        make_person(rng, [20., 20.], v=v_a, image=1,
-                    difficulty=dict(FLAGS, occluded=True)),
-        make_person(rng, [300., 20.], v=v_b, image=1,
-                    difficulty=dict(FLAGS, occluded=True)),
+        make_person(
+            rng, [20., 20.],
+            v=v_a,
+            image=1,
+            difficulty=dict(FLAGS, occluded=True)),
+        make_person(
+            rng, [300., 20.],
+            v=v_b,
+            image=1,
+            difficulty=dict(FLAGS, occluded=True)),
         make_person(rng, [20., 300.], image=1, difficulty=dict(FLAGS)),
     ]
 
@@ -150,8 +178,7 @@ def test_hand_computed_ap_overall_and_per_stratum(tmp_path):
         assert values[f'coco/AP_{name}'] == -1
 
 
-def test_a_detection_of_nobody_is_a_false_positive_in_every_stratum(
-        tmp_path):
+def test_a_detection_of_nobody_is_a_false_positive_in_every_stratum(tmp_path):
     rng = np.random.RandomState(2)
     a, _, c = three_people(rng)
     gt_file = write_gt(tmp_path / 'gt.json', [a, c])
@@ -173,27 +200,28 @@ def test_a_stratum_is_the_metric_on_its_people_alone(tmp_path):
     add up to the overall AR; area strata equal COCO's AP (M) / AP (L)."""
     rng = np.random.RandomState(3)
     people, predictions = [], []
-    origins = ([10., 10.], [220., 10.], [430., 10.], [10., 250.],
-               [220., 250.])
+    origins = ([10., 10.], [220., 10.], [430., 10.], [10., 250.], [220., 250.])
     for image in range(1, 5):
         for origin in origins[:2 + image % 4]:
             size = [rng.uniform(40, 110), rng.uniform(60, 150)]
             v = np.where(rng.rand(17) < rng.choice([0, 0.1, 0.5]), 1, 2)
             v[rng.rand(17) < rng.choice([0, 0.3, 0.8])] = 0
             v[:1] = 2
-            flags = dict(occluded=bool(rng.rand() < 0.4),
-                         small=bool(rng.rand() < 0.3))
-            person = make_person(rng, origin, size, v=v, image=image,
-                                 difficulty=flags)
+            flags = dict(
+                occluded=bool(rng.rand() < 0.4), small=bool(rng.rand() < 0.3))
+            person = make_person(
+                rng, origin, size, v=v, image=image, difficulty=flags)
             people.append(person)
             noise = rng.normal(0, rng.uniform(0.5, 9), (17, 2))
             predictions.append((image, person['xy'] + noise, rng.rand()))
     values = evaluate(tmp_path, write_gt(tmp_path / 'gt.json', people),
                       predictions, 'StratifiedCocoMetric')
-    metric = METRICS.build(dict(type='StratifiedCocoMetric',
-                                ann_file=str(tmp_path / 'gt.json')))
-    strata = {name: ids for name, (ids, _) in metric.members().items()
-              if ids is not None}
+    metric = METRICS.build(
+        dict(type='StratifiedCocoMetric', ann_file=str(tmp_path / 'gt.json')))
+    strata = {
+        name: ids
+        for name, (ids, _) in metric.members().items() if ids is not None
+    }
     assert {len(ids) for ids in strata.values()} - {0}  # non-trivial
     checked = 0
     for name, ids in strata.items():
@@ -203,8 +231,8 @@ def test_a_stratum_is_the_metric_on_its_people_alone(tmp_path):
         keep = [i for i, p in enumerate(people) if i + 1 in ids]
         sub = tmp_path / name
         sub.mkdir()
-        alone = evaluate(sub, write_gt(sub / 'gt.json',
-                                       [people[i] for i in keep]),
+        alone = evaluate(sub,
+                         write_gt(sub / 'gt.json', [people[i] for i in keep]),
                          [predictions[i] for i in keep], 'CocoMetric')
         assert values[f'coco/AP_{name}'] == pytest.approx(alone['coco/AP'])
         assert values[f'coco/AR_{name}'] == pytest.approx(alone['coco/AR'])
@@ -213,8 +241,8 @@ def test_a_stratum_is_the_metric_on_its_people_alone(tmp_path):
     # the AP differs between strata, so each value is its own stratum's
     assert len({round(values[f'coco/AP_{n}'], 6) for n in strata}) >= 5
     for group in (('occl_none', 'occl_some', 'occl_heavy'),
-                  ('kpts_few', 'kpts_mid', 'kpts_many'),
-                  ('clean', 'any_flag')):
+                  ('kpts_few', 'kpts_mid', 'kpts_many'), ('clean',
+                                                          'any_flag')):
         sizes = [len(strata[n]) for n in group]
         assert sum(sizes) == len(people)  # a partition
         weighted = sum(s * values[f'coco/AR_{n}']
@@ -228,15 +256,18 @@ def test_a_stratum_is_the_metric_on_its_people_alone(tmp_path):
 def test_membership_by_hand(tmp_path):
     rng = np.random.RandomState(1)
     v = [np.full(17, 2) for _ in range(4)]
-    v[0][:4] = 1            # 4 / 17 = 0.235 occluded: some; 17 labelled
-    v[1][:5] = 1            # 5 / 17 = 0.294: heavy
-    v[2][5:] = 0            # 5 labelled, none occluded: few
+    v[0][:4] = 1  # 4 / 17 = 0.235 occluded: some; 17 labelled
+    v[1][:5] = 1  # 5 / 17 = 0.294: heavy
+    v[2][5:] = 0  # 5 labelled, none occluded: few
     v[3][:6], v[3][12:] = 0, 1  # 11 labelled, 5 of them occluded: mid
-    people = [make_person(rng, [200. * i, 10.], v=vi, image=1)
-              for i, vi in enumerate(v)]
-    metric = METRICS.build(dict(type='StratifiedCocoMetric',
-                                ann_file=write_gt(tmp_path / 'gt.json',
-                                                  people)))
+    people = [
+        make_person(rng, [200. * i, 10.], v=vi, image=1)
+        for i, vi in enumerate(v)
+    ]
+    metric = METRICS.build(
+        dict(
+            type='StratifiedCocoMetric',
+            ann_file=write_gt(tmp_path / 'gt.json', people)))
     members = {n: ids for n, (ids, _) in metric.members().items()}
     assert members['occl_none'] == {3}
     assert members['occl_some'] == {1}
@@ -248,9 +279,10 @@ def test_membership_by_hand(tmp_path):
     assert metric.members()['area_M'] == (None, [32**2, 96**2])
 
 
-@pytest.mark.parametrize('field, value', [
-    ('heavy_occlusion', 1.5), ('keypoint_edges', (11, 5)),
-    ('area_edges', (0, 10)), ('strata', ('occlusion', 'pose'))])
+@pytest.mark.parametrize('field, value', [('heavy_occlusion', 1.5),
+                                          ('keypoint_edges', (11, 5)),
+                                          ('area_edges', (0, 10)),
+                                          ('strata', ('occlusion', 'pose'))])
 def test_bad_arguments_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         METRICS.build(dict(type='StratifiedCocoMetric', **{field: value}))
@@ -264,19 +296,24 @@ def test_wholebody_per_part_strata_and_hand_mean(tmp_path):
     wb_sigmas = np.array(WB_META['sigmas'])
     people, predictions = [], []
     for i, occluded in enumerate([True, True, False, False]):
-        person = make_person(rng, [150. * i, 20.], num=133, image=1 + i % 2,
-                             difficulty=dict(occluded=occluded))
+        person = make_person(
+            rng, [150. * i, 20.],
+            num=133,
+            image=1 + i % 2,
+            difficulty=dict(occluded=occluded))
         people.append(person)
         pred = person['xy'].copy()
-        pred[23:91] = at_oks(dict(xy=person['xy'][23:91],
-                                  size=person['size']),
-                             [0.92, 0.62, 0.82, 0.72][i], wb_sigmas[23:91])
+        pred[23:91] = at_oks(
+            dict(xy=person['xy'][23:91], size=person['size']),
+            [0.92, 0.62, 0.82, 0.72][i], wb_sigmas[23:91])
         pred[91:112, 1] += 3. * i  # left hand worse and worse
         predictions.append((1 + i % 2, pred, [0.9, 0.5, 0.7, 0.6][i]))
-    values = evaluate(tmp_path, write_gt(tmp_path / 'gt.json', people,
-                                         wholebody=True),
-                      predictions, 'StratifiedCocoWholeBodyMetric',
-                      strata=('flags',))
+    values = evaluate(
+        tmp_path,
+        write_gt(tmp_path / 'gt.json', people, wholebody=True),
+        predictions,
+        'StratifiedCocoWholeBodyMetric',
+        strata=('flags', ))
     p = 'coco-wholebody/'
     # face alone: occluded OKS 0.92 (score .9) and 0.62 (score .5):
     # t <= .6 both (1), t in .65-.9 only the first (51/101), .95 none
@@ -284,8 +321,8 @@ def test_wholebody_per_part_strata_and_hand_mean(tmp_path):
         (3 + 6 * 51 / 101) / 10)
     sub = tmp_path / 'occluded'
     sub.mkdir()
-    alone = evaluate(sub, write_gt(sub / 'gt.json', people[:2],
-                                   wholebody=True),
+    alone = evaluate(sub,
+                     write_gt(sub / 'gt.json', people[:2], wholebody=True),
                      predictions[:2], 'CocoWholeBodyPartMetric')
     for part in ('face', 'lefthand', 'body', 'foot'):
         assert values[f'{p}{part}_AP_occluded'] == pytest.approx(
@@ -307,18 +344,20 @@ def test_runner_test_on_the_synthetic_set(kind, request, tmp_path):
     from mmengine.runner import Runner
     data_root = request.getfixturevalue(f'synthetic_{kind}')
     name = dict(coco='coco', wholebody='coco-wholebody')[kind]
-    cfg = Config.fromfile(str(
-        REPO / f'configs/baseline/td-hm_res18_1xb16-20e_synthetic-{name}-'
-        '128x96.py'))
+    cfg = Config.fromfile(
+        str(REPO / f'configs/baseline/td-hm_res18_1xb16-20e_synthetic-{name}-'
+            '128x96.py'))
     root = f'{data_root}/'
     cfg.test_dataloader.dataset.data_root = root
     cfg.test_dataloader.num_workers = 0
     cfg.test_dataloader.persistent_workers = False
-    ann = dict(coco='person_keypoints_val2017.json',
-               wholebody='coco_wholebody_val_v1.0.json')[kind]
+    ann = dict(
+        coco='person_keypoints_val2017.json',
+        wholebody='coco_wholebody_val_v1.0.json')[kind]
     cfg.test_evaluator = dict(
-        type=dict(coco='StratifiedCocoMetric',
-                  wholebody='StratifiedCocoWholeBodyMetric')[kind],
+        type=dict(
+            coco='StratifiedCocoMetric',
+            wholebody='StratifiedCocoWholeBodyMetric')[kind],
         ann_file=f'{root}annotations/{ann}')
     cfg.work_dir = str(tmp_path)
     cfg.default_hooks.logger.interval = 1

@@ -8,12 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from mmpose.utils import register_all_modules
 
 from mmpose_afl.datasets.synthetic import (PARTS, UNUSUAL_POSES, _body,
-                                          generate_dataset)
-
+                                           generate_dataset)
 from tests.e2e import REPO
 
 register_all_modules()  # default scope 'mmpose' for datasets and pipelines
@@ -42,8 +40,8 @@ def _pipeline():
 @pytest.mark.parametrize('kind', ['coco', 'wholebody'])
 def test_loads_through_mmpose_dataset_and_pipeline(kind, request):
     from mmpose.registry import DATASETS
-    root = request.getfixturevalue(
-        'synthetic_coco' if kind == 'coco' else 'synthetic_wholebody')
+    root = request.getfixturevalue('synthetic_coco' if kind ==
+                                   'coco' else 'synthetic_wholebody')
     dataset = DATASETS.build(
         dict(
             type='CocoDataset' if kind == 'coco' else 'CocoWholeBodyDataset',
@@ -64,8 +62,8 @@ def test_loads_through_mmpose_dataset_and_pipeline(kind, request):
 
 @pytest.mark.parametrize('kind', ['coco', 'wholebody'])
 def test_annotations_are_consistent(kind, request):
-    root = request.getfixturevalue(
-        'synthetic_coco' if kind == 'coco' else 'synthetic_wholebody')
+    root = request.getfixturevalue('synthetic_coco' if kind ==
+                                   'coco' else 'synthetic_wholebody')
     for split in ('train', 'val'):
         data = json.loads((root / ANN[kind].format(split)).read_text())
         images = {im['id']: im for im in data['images']}
@@ -105,8 +103,10 @@ def test_difficulty_is_uneven_and_labelled(synthetic_coco, tmp_path):
     generate_dataset(tmp_path, 'coco', num_train=60, num_val=1, seed=3)
     data = json.loads((tmp_path / ANN['coco'].format('train')).read_text())
     anns = data['annotations']
-    flags = {k: sum(a['difficulty'][k] for a in anns)
-             for k in anns[0]['difficulty']}
+    flags = {
+        k: sum(a['difficulty'][k] for a in anns)
+        for k in anns[0]['difficulty']
+    }
     easy = sum(not any(a['difficulty'].values()) for a in anns)
     assert all(count > 0 for count in flags.values()), flags
     assert 0.3 * len(anns) < easy < 0.8 * len(anns)
@@ -117,8 +117,8 @@ def test_difficulty_is_uneven_and_labelled(synthetic_coco, tmp_path):
     assert (vis == 1).mean() > 0.02 and (vis == 0).mean() > 0.01
     assert (vis == 2).mean() > 0.6
     truncated = [a for a in anns if a['difficulty']['truncated']]
-    assert np.mean([a['num_keypoints'] for a in truncated]) < np.mean(
-        [a['num_keypoints'] for a in anns])
+    assert np.mean([a['num_keypoints'] for a in truncated
+                    ]) < np.mean([a['num_keypoints'] for a in anns])
 
 
 def _digest(root):
@@ -158,8 +158,8 @@ def test_ground_truth_scores_perfectly_with_the_real_metric(kind, request):
     CocoWholeBodyMetric (xtcocotools underneath)."""
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
     from mmpose.registry import METRICS
-    root = request.getfixturevalue(
-        'synthetic_coco' if kind == 'coco' else 'synthetic_wholebody')
+    root = request.getfixturevalue('synthetic_coco' if kind ==
+                                   'coco' else 'synthetic_wholebody')
     ann_file = root / ANN[kind].format('val')
     data = json.loads(ann_file.read_text())
     metric = METRICS.build(
@@ -212,8 +212,7 @@ DEFAULT_JSON_SHA256 = {
 
 @pytest.mark.parametrize('kind', ['coco', 'wholebody'])
 def test_default_layout_is_unchanged(kind, tmp_path):
-    written = generate_dataset(tmp_path, kind, num_train=3, num_val=2,
-                               seed=1)
+    written = generate_dataset(tmp_path, kind, num_train=3, num_val=2, seed=1)
     for split, path in written.items():
         digest = hashlib.sha256(open(path, 'rb').read()).hexdigest()
         assert digest == DEFAULT_JSON_SHA256[kind, split], split
@@ -256,16 +255,20 @@ def test_multi_scale_people_have_clearly_different_sizes(tmp_path):
             ratios.append(extents[-1] / extents[0])
     # tiers 35-60 / 75-110 / 130-190 px: people of one image differ > 2x
     assert np.median(ratios) > 2
-    flags = {k: sum(a['difficulty'][k] for a in anns)
-             for k in anns[0]['difficulty']}
+    flags = {
+        k: sum(a['difficulty'][k] for a in anns)
+        for k in anns[0]['difficulty']
+    }
     assert set(flags) == {'occluded', 'truncated', 'unusual_pose', 'small'}
     assert all(count > 0 for count in flags.values()), flags
     # 'small' is the small tier (about a third of the people), the shortest
     assert 0.2 < flags['small'] / len(anns) < 0.5
-    small = [_extent(a) for a in anns
-             if upright(a) and a['difficulty']['small']]
-    other = [_extent(a) for a in anns
-             if upright(a) and not a['difficulty']['small']]
+    small = [
+        _extent(a) for a in anns if upright(a) and a['difficulty']['small']
+    ]
+    other = [
+        _extent(a) for a in anns if upright(a) and not a['difficulty']['small']
+    ]
     assert max(small) < 60 < np.percentile(other, 10)
 
 
@@ -278,8 +281,8 @@ def test_multi_scale_is_deterministic_and_differs_from_default(tmp_path):
 
 
 def _digest_of_layout(root, layout):
-    generate_dataset(root, 'coco', num_train=3, num_val=2, seed=1,
-                     layout=layout)
+    generate_dataset(
+        root, 'coco', num_train=3, num_val=2, seed=1, layout=layout)
     return _digest(root)
 
 
@@ -306,10 +309,10 @@ def test_unusual_poses_stay_in_their_angle_ranges(unusual):
         assert rng.random() == twin.random()
         down = (k[11] + k[12]) / 2
         tilts.append(_angle(np.array([0.0, 1.0]), down))
-        for root, mid, end, sign, limb in ((5, 7, 9, 1, 'arm'),
-                                           (6, 8, 10, -1, 'arm'),
-                                           (11, 13, 15, 1, 'leg'),
-                                           (12, 14, 16, -1, 'leg')):
+        for root, mid, end, sign, limb in ((5, 7, 9, 1, 'arm'), (6, 8, 10, -1,
+                                                                 'arm'),
+                                           (11, 13, 15, 1,
+                                            'leg'), (12, 14, 16, -1, 'leg')):
             upper = _angle(down, k[mid] - k[root]) * sign
             uppers[limb].append(upper)
             bends.append(abs(_angle(k[mid] - k[root], k[end] - k[mid])))
@@ -333,6 +336,7 @@ def test_unusual_poses_stay_in_their_angle_ranges(unusual):
 
 
 def test_mild_unusual_pose_changes_only_the_unusual_people(tmp_path):
+
     def read(root, split):
         data = json.loads((root / ANN['coco'].format(split)).read_text())
         by_image = {i['id']: [] for i in data['images']}
@@ -340,10 +344,14 @@ def test_mild_unusual_pose_changes_only_the_unusual_people(tmp_path):
             by_image[ann['image_id']].append(ann)
         return data['info'], by_image
 
-    generate_dataset(tmp_path / 'any', 'coco', num_train=30, num_val=2,
-                     seed=4)
-    generate_dataset(tmp_path / 'mild', 'coco', num_train=30, num_val=2,
-                     seed=4, unusual_pose='mild')
+    generate_dataset(tmp_path / 'any', 'coco', num_train=30, num_val=2, seed=4)
+    generate_dataset(
+        tmp_path / 'mild',
+        'coco',
+        num_train=30,
+        num_val=2,
+        seed=4,
+        unusual_pose='mild')
     info_any, any_pose = read(tmp_path / 'any', 'train')
     info_mild, mild = read(tmp_path / 'mild', 'train')
     assert 'unusual_pose' not in info_any
@@ -370,12 +378,16 @@ def test_bad_unusual_pose_is_named(tmp_path):
 
 def test_cli_mild_set_does_not_overwrite_make_datas(tmp_path):
     # without --out, a mild set goes next to make data's, not over it
-    proc = subprocess.run(
-        [sys.executable, str(REPO / 'tools' / 'make_synthetic_data.py'),
-         '--kind', 'coco', '--num-train', '1', '--num-val', '1',
-         '--unusual-pose', 'mild'], cwd=tmp_path, capture_output=True,
-        text=True, timeout=120,
-        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.run([
+        sys.executable,
+        str(REPO / 'tools' / 'make_synthetic_data.py'), '--kind', 'coco',
+        '--num-train', '1', '--num-val', '1', '--unusual-pose', 'mild'
+    ],
+                          cwd=tmp_path,
+                          capture_output=True,
+                          text=True,
+                          timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert proc.returncode == 0, proc.stderr
     written = tmp_path / 'data' / 'synthetic_coco_mild'
     info = json.loads((written / ANN['coco'].format('val')).read_text())
@@ -389,36 +401,38 @@ def test_cli_mild_set_does_not_overwrite_make_datas(tmp_path):
 # files and of the decoded pixels of every image (the pixels, not the PNG
 # bytes, so that another zlib inside OpenCV does not fail the test)
 OLD_SETS = {
-    ('coco', ()): (
-        'b4292fb1ac58e00125f4110c8496f7380b8fe3f748d47bc55943aa9e8679d2bd',
-        '8b2d38298588d9b24fcbbc480af675a6a46b9be45ac9d8ad8ade30b8d35b4f6b',
-        '5622a9cad0dfa591b82b2ec3c603a50a243ea25200887c780a8ce5ea976d5215'),
-    ('wholebody', ()): (
-        'b9f0e0680182b709142658a82db13c9465d9c97eeab77f0d42c49ec6600c047b',
-        'c47463509761c97c83bede46c4f04fb17536040812bed23223bc3904644675fc',
-        'b0a8f106ffc3fae2a04058244d2332f4ea3134e44d6e347c9b390d048e832244'),
-    ('coco', (('layout', 'multi_scale'), )): (
-        '7f75dd5ee734f37383e516b1e5694d0a801d67123c282f393ffaff0e620820dc',
-        '8eafd5a070f0227dafd6d091c7de5abfa36aede2b80db821648b37e6b265aece',
-        '258af2fb715be1c15aa3ab1d07e274805b96ec32b4498f14b3aa11813f485025'),
-    ('coco', (('unusual_pose', 'mild'), )): (
-        '63fcba4230265d979e148351cd48fcc3a9ecc9820cee9145c5fa5ebf2b8ee696',
-        '04f055b5c43a4b7fda32430351802c7daa1451abead40dab6e5bcda11b49d867',
-        '79157f1e11177898a469f9628c029de25cf00c3c7ab53cfdb7b6f6a055c8fd90'),
-    ('wholebody', (('unusual_pose', 'mild'), )): (
-        '62c2812d8c1373f741ff49505bb37bd389960eff4c76171eefc4e23318b84f3a',
-        '73bb46a896efa5362c11072925f4adee2da61a1d2d4e1d292de301f7049e5a1d',
-        '1c42e650bea3e7661bf5eecca88bb26b99d7c396818cc606151399f830e2e878'),
+    ('coco', ()):
+    ('b4292fb1ac58e00125f4110c8496f7380b8fe3f748d47bc55943aa9e8679d2bd',
+     '8b2d38298588d9b24fcbbc480af675a6a46b9be45ac9d8ad8ade30b8d35b4f6b',
+     '5622a9cad0dfa591b82b2ec3c603a50a243ea25200887c780a8ce5ea976d5215'),
+    ('wholebody', ()):
+    ('b9f0e0680182b709142658a82db13c9465d9c97eeab77f0d42c49ec6600c047b',
+     'c47463509761c97c83bede46c4f04fb17536040812bed23223bc3904644675fc',
+     'b0a8f106ffc3fae2a04058244d2332f4ea3134e44d6e347c9b390d048e832244'),
+    ('coco', (('layout', 'multi_scale'), )):
+    ('7f75dd5ee734f37383e516b1e5694d0a801d67123c282f393ffaff0e620820dc',
+     '8eafd5a070f0227dafd6d091c7de5abfa36aede2b80db821648b37e6b265aece',
+     '258af2fb715be1c15aa3ab1d07e274805b96ec32b4498f14b3aa11813f485025'),
+    ('coco', (('unusual_pose', 'mild'), )):
+    ('63fcba4230265d979e148351cd48fcc3a9ecc9820cee9145c5fa5ebf2b8ee696',
+     '04f055b5c43a4b7fda32430351802c7daa1451abead40dab6e5bcda11b49d867',
+     '79157f1e11177898a469f9628c029de25cf00c3c7ab53cfdb7b6f6a055c8fd90'),
+    ('wholebody', (('unusual_pose', 'mild'), )):
+    ('62c2812d8c1373f741ff49505bb37bd389960eff4c76171eefc4e23318b84f3a',
+     '73bb46a896efa5362c11072925f4adee2da61a1d2d4e1d292de301f7049e5a1d',
+     '1c42e650bea3e7661bf5eecca88bb26b99d7c396818cc606151399f830e2e878'),
 }
 
 
 @pytest.mark.parametrize('kind, options', list(OLD_SETS))
 def test_old_options_write_the_same_sets(kind, options, tmp_path):
     import cv2
-    written = generate_dataset(tmp_path, kind, num_train=3, num_val=2,
-                               seed=1, **dict(options))
-    digests = [hashlib.sha256(open(written[split], 'rb').read()).hexdigest()
-               for split in ('train', 'val')]
+    written = generate_dataset(
+        tmp_path, kind, num_train=3, num_val=2, seed=1, **dict(options))
+    digests = [
+        hashlib.sha256(open(written[split], 'rb').read()).hexdigest()
+        for split in ('train', 'val')
+    ]
     pixels = hashlib.sha256()
     for path in sorted(tmp_path.rglob('*.png')):
         pixels.update(path.relative_to(tmp_path).as_posix().encode())

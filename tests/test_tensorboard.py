@@ -36,8 +36,8 @@ def _tensorboard_scalars(work_dir: Path) -> dict:
 
 @pytest.mark.parametrize('name,expected', [('afl', AFL_SCALARS),
                                            ('fowkal', KAL_SCALARS)])
-def test_method_scalars_are_in_the_tensorboard_events(
-        name, expected, request, tmp_path_factory):
+def test_method_scalars_are_in_the_tensorboard_events(name, expected, request,
+                                                      tmp_path_factory):
     scalars = _tensorboard_scalars(
         amp_run(name, request, tmp_path_factory).work_dir)
     assert expected - set(scalars) == set(), sorted(scalars)

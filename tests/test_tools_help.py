@@ -22,8 +22,7 @@ def undocumented(help_text: str) -> list:
     in_section = False
     for i, line in enumerate(lines):
         if re.match(r'^\S.*:$', line):  # "options:", "positional arguments:"
-            in_section = line.startswith(('options', 'optional',
-                                          'positional'))
+            in_section = line.startswith(('options', 'optional', 'positional'))
             continue
         if not in_section or not re.match(r'^  \S', line):
             continue
@@ -49,20 +48,26 @@ def test_every_tool_is_checked():
 
 @pytest.mark.parametrize('script', SCRIPTS)
 def test_help_documents_every_option(script):
-    out = subprocess.run([sys.executable, script, '--help'], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, script, '--help'],
+                         cwd=REPO,
+                         capture_output=True,
+                         text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert text.startswith('usage:')
     description = text.split('\n\n')[1].strip()
-    assert description.endswith(('.', ':')), (
-        f'{script}: description stops mid-sentence: {description!r}')
+    assert description.endswith(
+        ('.',
+         ':')), (f'{script}: description stops mid-sentence: {description!r}')
     assert undocumented(text) == [], f'{script}: {undocumented(text)}'
 
 
 def test_install_stack_help():
     out = subprocess.run(['bash', 'tools/install_stack.sh', '--help'],
-                         cwd=REPO, capture_output=True, text=True,
+                         cwd=REPO,
+                         capture_output=True,
+                         text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     for option in ('VENV', 'PYTHON', 'MMPOSE_AFL_CACHE', 'MAX_JOBS'):

@@ -4,10 +4,9 @@ import math
 import numpy as np
 import pytest
 import torch
-
-import mmpose_afl  # noqa: F401
 from mmpose.registry import MODELS
 
+import mmpose_afl  # noqa: F401
 
 FLOOR = math.exp(-4.5)  # the default support_floor
 
@@ -75,10 +74,12 @@ def test_weight_target_sets_the_weight_only():
     pred, target, weights = random_case(1)
     original = np.clip(target * 1.3, 0, 1)
     value = build()(
-        torch.tensor(pred), torch.tensor(target), torch.tensor(weights),
+        torch.tensor(pred),
+        torch.tensor(target),
+        torch.tensor(weights),
         weight_target=torch.tensor(original))
-    expected = numpy_wahr(pred, target, weights[..., None, None], 0.01,
-                          weight_target=original)
+    expected = numpy_wahr(
+        pred, target, weights[..., None, None], 0.01, weight_target=original)
     assert value.item() == pytest.approx(expected, rel=1e-12)
 
 

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
+from mmpose.registry import METRICS
 from xtcocotools.coco import COCO
 from xtcocotools.cocoeval import COCOeval
 
 import mmpose_afl  # noqa: F401
-from mmpose.registry import METRICS
 
 META = parse_pose_metainfo(
     dict(from_file='configs/_base_/datasets/coco_wholebody.py'))
@@ -37,9 +37,14 @@ def person(rng, origin, visible=None):
 
 def annotation(ann_id, image_id, xy, v, origin):
     flat = np.concatenate([np.where(v[:, None] > 0, xy, 0), v[:, None]], 1)
-    ann = dict(id=ann_id, image_id=image_id, category_id=1, iscrowd=0,
-               bbox=[float(origin[0]), float(origin[1]), 100., 120.],
-               area=float(AREA), num_keypoints=int((v > 0).sum()))
+    ann = dict(
+        id=ann_id,
+        image_id=image_id,
+        category_id=1,
+        iscrowd=0,
+        bbox=[float(origin[0]), float(origin[1]), 100., 120.],
+        area=float(AREA),
+        num_keypoints=int((v > 0).sum()))
     for field, part in PARTS.values():
         ann[field] = flat[part].ravel().tolist()
     return ann
@@ -47,13 +52,23 @@ def annotation(ann_id, image_id, xy, v, origin):
 
 def write_gt(path, people):
     """``people``: list of (image id, xy, v, origin)."""
-    images = [dict(id=i, file_name=f'{i}.png', width=640, height=480)
-              for i in sorted({p[0] for p in people})]
+    images = [
+        dict(id=i, file_name=f'{i}.png', width=640, height=480)
+        for i in sorted({p[0]
+                         for p in people})
+    ]
     anns = [annotation(n + 1, *p) for n, p in enumerate(people)]
-    categories = [dict(id=1, name='person', supercategory='person',
-                       keypoints=[], skeleton=[])]
-    path.write_text(json.dumps(dict(images=images, annotations=anns,
-                                    categories=categories)))
+    categories = [
+        dict(
+            id=1,
+            name='person',
+            supercategory='person',
+            keypoints=[],
+            skeleton=[])
+    ]
+    path.write_text(
+        json.dumps(
+            dict(images=images, annotations=anns, categories=categories)))
     return str(path)
 
 
@@ -61,14 +76,21 @@ def evaluate(tmp_path, gt_file, predictions):
     """The metric on ``predictions``: list of (image id, xy [133, 2],
     keypoint scores [133]), each a person box of score 1."""
     metric = METRICS.build(
-        dict(type='CocoWholeBodyPartMetric', ann_file=gt_file,
-             outfile_prefix=str(tmp_path / 'results')))
+        dict(
+            type='CocoWholeBodyPartMetric',
+            ann_file=gt_file,
+            outfile_prefix=str(tmp_path / 'results')))
     metric.dataset_meta = META
     # (prediction, ground truth) pairs as CocoMetric.process makes them;
     # the ground truth comes from ann_file
-    results = [(dict(id=n, img_id=image_id, category_id=1, keypoints=xy[None],
-                     keypoint_scores=scores[None], bbox_scores=np.ones(1),
-                     areas=np.array([AREA])), {})
+    results = [(dict(
+        id=n,
+        img_id=image_id,
+        category_id=1,
+        keypoints=xy[None],
+        keypoint_scores=scores[None],
+        bbox_scores=np.ones(1),
+        areas=np.array([AREA])), {})
                for n, (image_id, xy, scores) in enumerate(predictions)]
     metric.results = results
     return metric.evaluate(len(results))  # adds the 'coco-wholebody/' prefix
@@ -92,8 +114,8 @@ def test_single_person_matches_the_hand_computed_ap(tmp_path):
     origin = np.array([200., 150.])
     xy, v = person(rng, origin)
     gt_file = write_gt(tmp_path / 'gt.json', [(1, xy, v, origin)])
-    part_oks = dict(body=1.0, foot=0.725, face=0.575, lefthand=0.875,
-                    righthand=0.3)
+    part_oks = dict(
+        body=1.0, foot=0.725, face=0.575, lefthand=0.875, righthand=0.3)
     pred = xy.copy()
     for part, oks in part_oks.items():
         ids = PARTS[part][1]
@@ -136,8 +158,8 @@ def test_several_people_match_xtcocotools_per_part(tmp_path):
             xy, v = person(rng, origin, visible)
             people.append((image_id, xy, v, origin))
             noise = rng.normal(0, rng.uniform(1, 8), (133, 2))
-            predictions.append((image_id, xy + noise,
-                                rng.uniform(0.3, 1, 133)))
+            predictions.append((image_id, xy + noise, rng.uniform(0.3, 1,
+                                                                  133)))
     gt_file = write_gt(tmp_path / 'gt.json', people)
     values = evaluate(tmp_path, gt_file, predictions)
 
@@ -156,8 +178,10 @@ def test_several_people_match_xtcocotools_per_part(tmp_path):
         (stats['lefthand'][0] + stats['righthand'][0]) / 2)
     assert values[prefix + 'hand_AR'] == pytest.approx(
         (stats['lefthand'][5] + stats['righthand'][5]) / 2)
-    names = ['AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5',
-             'AR .75', 'AR (M)', 'AR (L)']
+    names = [
+        'AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5', 'AR .75',
+        'AR (M)', 'AR (L)'
+    ]
     assert [values[prefix + n] for n in names] == list(whole)
     # the parts really differ here, so each value comes from its own part
     assert len({round(s[0], 6) for s in stats.values()}) >= 3

@@ -54,8 +54,10 @@ FLAGS = ('occluded', 'truncated', 'unusual_pose', 'small')
 # the per-sample signals compared: AFL's difficulty, the base loss, and the
 # oracle (the prediction's OKS error), in this order
 SIGNALS = ('difficulty', 'base_loss', 'oks_error')
-SIGNAL_NAMES = dict(difficulty='difficulty', base_loss='base loss',
-                    oks_error='OKS error (oracle)')
+SIGNAL_NAMES = dict(
+    difficulty='difficulty',
+    base_loss='base loss',
+    oks_error='OKS error (oracle)')
 
 
 def load_records(work_dir: Path) -> List[dict]:
@@ -85,9 +87,10 @@ def per_sample(records: List[dict], last_epochs: int = 1) -> Dict[int, dict]:
         last = max(r['epoch'] for r in recs)
         recs = [r for r in recs if r['epoch'] > last - last_epochs]
         samples[sample_id] = {
-            key: float(np.mean([
-                np.nan if r.get(key) is None else r[key] for r in recs
-            ]))
+            key:
+            float(
+                np.mean(
+                    [np.nan if r.get(key) is None else r[key] for r in recs]))
             for key in ('difficulty', 'error', 'labels', 'base_loss',
                         'oks_error')
         }
@@ -170,8 +173,8 @@ def signal_statistics(values, error, labels, flags=None) -> dict:
     """
     values = np.asarray(values, float)
     keep = np.isfinite(values)
-    values, error, labels = (np.asarray(a, float)[keep]
-                             for a in (values, error, labels))
+    values, error, labels = (
+        np.asarray(a, float)[keep] for a in (values, error, labels))
     result = dict(
         samples=int(keep.sum()),
         spearman_labels=spearman(values, labels),
@@ -210,14 +213,18 @@ def report(work_dir: Path, config=None, last_epochs: int = 1) -> dict:
     """
     samples = per_sample(load_records(work_dir), last_epochs)
     ids = sorted(samples)
-    values = {key: np.array([samples[i][key] for i in ids], float)
-              for key in ('error', 'labels') + SIGNALS}
+    values = {
+        key: np.array([samples[i][key] for i in ids], float)
+        for key in ('error', 'labels') + SIGNALS
+    }
     flags = load_flags(config) if config is not None else None
     sample_flags = None if flags is None else [
-        set(flags.get(i, [])) for i in ids]
+        set(flags.get(i, [])) for i in ids
+    ]
     signals = {
-        name: signal_statistics(values[name], values['error'],
-                                values['labels'], sample_flags)
+        name:
+        signal_statistics(values[name], values['error'], values['labels'],
+                          sample_flags)
         for name in SIGNALS
     }
     difficulty = signals['difficulty']
@@ -234,6 +241,7 @@ def report(work_dir: Path, config=None, last_epochs: int = 1) -> dict:
 def format_report(result: dict) -> str:
     """The report as plain text: the difficulty's numbers, then the table
     of every signal side by side (one column each)."""
+
     def num(value):
         return 'n/a' if value is None else f'{value:+.3f}'
 
@@ -256,17 +264,18 @@ def format_report(result: dict) -> str:
     width = max(len(SIGNAL_NAMES[s]) for s in SIGNALS) + 2
     lines += [
         '', 'Signals side by side (the OKS error knows the ground truth: '
-        'the oracle)',
-        ' ' * 30 + ''.join(f'{SIGNAL_NAMES[s]:>{width}}' for s in SIGNALS),
-        f"{'samples with the signal':<30}" + ''.join(
-            f"{signals[s]['samples']:>{width}}" for s in SIGNALS)
+        'the oracle)', ' ' * 30 + ''.join(f'{SIGNAL_NAMES[s]:>{width}}'
+                                          for s in SIGNALS),
+        f"{'samples with the signal':<30}" +
+        ''.join(f"{signals[s]['samples']:>{width}}" for s in SIGNALS)
     ]
     for label, key in (('rho(signal, labels)', 'spearman_labels'),
                        ('rho(signal, error | labels)',
-                        'partial_spearman_error'),
-                       ('rho(signal, error)', 'spearman_error')):
-        lines.append(f'{label:<30}' + ''.join(
-            f'{num(signals[s][key]):>{width}}' for s in SIGNALS))
+                        'partial_spearman_error'), ('rho(signal, error)',
+                                                    'spearman_error')):
+        lines.append(f'{label:<30}' +
+                     ''.join(f'{num(signals[s][key]):>{width}}'
+                             for s in SIGNALS))
     for name in result['auc'] or {}:
         cells = []
         for s in SIGNALS:
@@ -281,18 +290,22 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        'work_dir', type=Path,
+        'work_dir',
+        type=Path,
         help='training work dir with afl_difficulty_rank*.jsonl')
     parser.add_argument(
         '--config',
         help='training config, for the annotation file that holds the '
         'difficulty flags (default: the config MMEngine dumped in WORK_DIR)')
     parser.add_argument(
-        '--last-epochs', type=int, default=1,
+        '--last-epochs',
+        type=int,
+        default=1,
         help='average each sample over the last N epochs it was seen in '
         '(default: 1)')
     parser.add_argument(
-        '--out', type=Path,
+        '--out',
+        type=Path,
         help='where to write the JSON '
         '(default: WORK_DIR/afl_difficulty_report.json)')
     return parser
@@ -303,8 +316,8 @@ def main() -> None:
     if args.last_epochs < 1:
         raise SystemExit('--last-epochs must be >= 1')
     from mmengine.config import Config
-    config = args.config or next(iter(sorted(args.work_dir.glob('*.py'))),
-                                 None)
+    config = args.config or next(
+        iter(sorted(args.work_dir.glob('*.py'))), None)
     result = report(args.work_dir,
                     Config.fromfile(str(config)) if config else None,
                     args.last_epochs)

@@ -33,18 +33,27 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('ann_file', help='COCO person keypoint annotations')
     parser.add_argument(
-        '--heavy-occlusion', type=float, default=None,
+        '--heavy-occlusion',
+        type=float,
+        default=None,
         help='occl_heavy threshold (default: the metric\'s)')
     parser.add_argument(
-        '--keypoint-edges', type=int, nargs=2, default=None,
+        '--keypoint-edges',
+        type=int,
+        nargs=2,
+        default=None,
         metavar=('FEW', 'MID'),
         help='labelled keypoint edges (default: the metric\'s)')
     parser.add_argument(
-        '--area-edges', type=float, nargs=2, default=None,
+        '--area-edges',
+        type=float,
+        nargs=2,
+        default=None,
         metavar=('SMALL', 'MEDIUM'),
         help='area edges (default: the metric\'s, COCO\'s 32**2 and 96**2)')
     parser.add_argument(
-        '--markdown', action='store_true',
+        '--markdown',
+        action='store_true',
         help='print a Markdown table instead of plain columns')
     return parser.parse_args(argv)
 
@@ -64,7 +73,10 @@ def _metric(ann_file: str, **edges):
         metric = StratifiedCocoMetric(
             ann_file=ann_file,
             strata=('occlusion', 'keypoints', 'area'),
-            **{k: v for k, v in edges.items() if v is not None})
+            **{
+                k: v
+                for k, v in edges.items() if v is not None
+            })
     meta = Path(mmpose.__file__).parent / '.mim' / COCO_META
     metric.dataset_meta = parse_pose_metainfo(
         dict(from_file=str(meta if meta.is_file() else COCO_META)))
@@ -101,23 +113,26 @@ def stratum_counts(ann_file: str,
     metric = _metric(
         ann_file,
         heavy_occlusion=heavy_occlusion,
-        keypoint_edges=None if keypoint_edges is None else
-        tuple(keypoint_edges),
+        keypoint_edges=None
+        if keypoint_edges is None else tuple(keypoint_edges),
         area_edges=None if area_edges is None else tuple(area_edges))
     coco = metric.coco
     anns = list(coco.anns.values())
     source = {a['id']: a.get('area_source') for a in anns}
     # every person with a labelled keypoint, as its own detection
     detections = [
-        dict(image_id=a['image_id'], category_id=a['category_id'],
-             keypoints=list(a['keypoints']), score=1.0) for a in anns
+        dict(
+            image_id=a['image_id'],
+            category_id=a['category_id'],
+            keypoints=list(a['keypoints']),
+            score=1.0) for a in anns
         if np.any(np.asarray(a['keypoints'][2::3]) > 0)
     ]
     sigmas = np.array(metric.dataset_meta['sigmas'])
     with contextlib.redirect_stdout(io.StringIO()):
         coco_det = coco.loadRes(detections)
-        evaluator = _StratumCOCOeval(coco, coco_det, metric.iou_type,
-                                     sigmas, metric.use_area)
+        evaluator = _StratumCOCOeval(coco, coco_det, metric.iou_type, sigmas,
+                                     metric.use_area)
         evaluator.params.useSegm = None
         evaluator.evaluate()
     # maxDets would drop the detections (never the ground truth) beyond
@@ -131,8 +146,8 @@ def stratum_counts(ann_file: str,
             if result is None:
                 continue
             kept += [
-                gt_id for gt_id, ignored in zip(result['gtIds'],
-                                                result['gtIgnore'])
+                gt_id
+                for gt_id, ignored in zip(result['gtIds'], result['gtIgnore'])
                 if not ignored
             ]
         strata[name] = len(kept)
@@ -140,10 +155,14 @@ def stratum_counts(ann_file: str,
             by_source[name] = Counter(source[i] for i in kept)
     evaluator.stratum(None)
     evaluated = sum(
-        int(np.sum(np.logical_not(r['gtIgnore'])))
-        for r in evaluator.evalImgs if r is not None)
-    return dict(evaluated=evaluated, annotations=len(anns), strata=strata,
-                by_source=by_source, metric=metric)
+        int(np.sum(np.logical_not(r['gtIgnore']))) for r in evaluator.evalImgs
+        if r is not None)
+    return dict(
+        evaluated=evaluated,
+        annotations=len(anns),
+        strata=strata,
+        by_source=by_source,
+        metric=metric)
 
 
 def format_table(counts: dict, markdown: bool = False) -> str:
@@ -151,7 +170,9 @@ def format_table(counts: dict, markdown: bool = False) -> str:
     share of the evaluated people and, with ``area_source`` fields, the
     count per source."""
     total = counts['evaluated']
-    sources = sorted({s for c in counts['by_source'].values() for s in c},
+    sources = sorted({s
+                      for c in counts['by_source'].values()
+                      for s in c},
                      key=str)
     header = ['stratum', 'people', 'share'] + [str(s) for s in sources]
     rows = []
@@ -161,14 +182,17 @@ def format_table(counts: dict, markdown: bool = False) -> str:
         rows.append([name, str(number), share] +
                     [str(by.get(s, 0)) for s in sources])
     if markdown:
-        lines = ['| ' + ' | '.join(header) + ' |',
-                 '|' + '---|' * len(header)]
+        lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
         lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
     else:
-        widths = [max(len(r[i]) for r in rows + [header])
-                  for i in range(len(header))]
-        lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-                 for row in [header] + rows]
+        widths = [
+            max(len(r[i]) for r in rows + [header])
+            for i in range(len(header))
+        ]
+        lines = [
+            '  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+            for row in [header] + rows
+        ]
     return '\n'.join(lines)
 
 

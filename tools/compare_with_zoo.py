@@ -27,10 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmpose_afl.zoo import (ZooError, data_mismatches,  # noqa: E402
-                            default_metafiles, eval_data, find_baseline,
-                            load_entries, match_metrics, mmpose_config_root,
-                            read_measured, run_config, start_mismatches)
+from mmpose_afl.zoo import data_mismatches  # noqa: E402
+from mmpose_afl.zoo import (ZooError, default_metafiles, eval_data,
+                            find_baseline, load_entries, match_metrics,
+                            mmpose_config_root, read_measured, run_config,
+                            start_mismatches)
 
 
 def parse_args(argv=None):
@@ -79,8 +80,9 @@ def compare(runs, metafiles, baseline=None, metrics=None):
         measured = read_measured(results)
         rows = match_metrics(entry, measured, metrics)
         used = run_config(config, results)
-        mismatches = (data_mismatches(eval_data(used), entry) +
-                      start_mismatches(used, entry))
+        mismatches = (
+            data_mismatches(eval_data(used), entry) +
+            start_mismatches(used, entry))
         groups.setdefault(entry.name, (entry, []))[1].append(
             (Path(config).stem, measured.source, rows, mismatches))
     return groups
@@ -103,21 +105,21 @@ def markdown(groups) -> str:
             f'Baseline `{entry.name}` on {entry.dataset} '
             f'(published: {entry.source})', '',
             '| model | ' + ' | '.join(names) + ' |',
-            '|---|' + '---:|' * len(names),
-            f'| {baseline_label(entry)} | ' +
+            '|---|' + '---:|' * len(names), f'| {baseline_label(entry)} | ' +
             ' | '.join(f'{entry.metrics[n]:.3f}' for n in names) + ' |'
         ]
         for label, _, rows, _ in methods:
             lines.append(f'| {label} | ' +
                          ' | '.join(f'{m:.3f}' for _, _, m in rows) + ' |')
-            lines.append('| Δ | ' +
-                         ' | '.join(f'{m - p:+.3f}' for _, p, m in rows) +
-                         ' |')
+            lines.append('| Δ | ' + ' | '.join(f'{m - p:+.3f}'
+                                               for _, p, m in rows) + ' |')
         lines += [''] + [
-            f'{label}: {source}' for label, source, _, _ in methods]
-        lines += [f'**Not like-for-like** ({label}): {mismatch}'
-                  for label, _, _, mismatches in methods
-                  for mismatch in mismatches]
+            f'{label}: {source}' for label, source, _, _ in methods
+        ]
+        lines += [
+            f'**Not like-for-like** ({label}): {mismatch}'
+            for label, _, _, mismatches in methods for mismatch in mismatches
+        ]
         lines.append('')
     return '\n'.join(lines)
 
@@ -138,8 +140,11 @@ def bar_chart(groups, path: str) -> None:
         x = np.arange(len(names))
         width = 0.8 / len(bars)
         for i, (label, values) in enumerate(bars):
-            drawn = ax.bar(x + (i - (len(bars) - 1) / 2) * width, values,
-                           width, label=label)
+            drawn = ax.bar(
+                x + (i - (len(bars) - 1) / 2) * width,
+                values,
+                width,
+                label=label)
             if i:  # annotate each method bar with its difference
                 deltas = [f'{m - p:+.3f}' for _, p, m in methods[i - 1][2]]
                 ax.bar_label(drawn, deltas, fontsize=7)
@@ -164,8 +169,10 @@ def main(argv=None) -> int:
     for _, methods in groups.values():
         for label, _, _, mismatches in methods:
             for mismatch in mismatches:
-                print(f'compare_with_zoo: WARNING: {label} is not comparable '
-                      f'with its baseline: {mismatch}', file=sys.stderr)
+                print(
+                    f'compare_with_zoo: WARNING: {label} is not comparable '
+                    f'with its baseline: {mismatch}',
+                    file=sys.stderr)
     table = markdown(groups)
     print(table)
     if args.md:

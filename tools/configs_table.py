@@ -29,8 +29,11 @@ from mmpose_afl.zoo import MMPOSE_PREFIX, base_chain  # noqa: E402
 
 BEGIN, END = '<!-- configs-table -->', '<!-- /configs-table -->'
 # dataset types in the metafiles' words
-DATASETS = {'CocoDataset': 'COCO', 'CocoWholeBodyDataset': 'COCO-WholeBody',
-            'MpiiDataset': 'MPII'}
+DATASETS = {
+    'CocoDataset': 'COCO',
+    'CocoWholeBodyDataset': 'COCO-WholeBody',
+    'MpiiDataset': 'MPII'
+}
 
 
 def metafiles() -> List[Path]:
@@ -47,8 +50,10 @@ def config_files() -> List[str]:
 
 def stock_base(config: str) -> str:
     """The first ``mmpose::`` config in the ``_base_`` chain, backticked."""
-    stock = [b for b in base_chain(str(REPO / config))
-             if b.startswith(MMPOSE_PREFIX)]
+    stock = [
+        b for b in base_chain(str(REPO / config))
+        if b.startswith(MMPOSE_PREFIX)
+    ]
     return f'`{stock[0][len(MMPOSE_PREFIX):]}`' if stock else '–'
 
 
@@ -135,10 +140,12 @@ def replace_block(text: str, block: str, path: str) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument('--write', metavar='FILE',
-                       help='replace the table between the markers in FILE')
-    group.add_argument('--check', metavar='FILE',
-                       help='exit 1 if the table in FILE differs')
+    group.add_argument(
+        '--write',
+        metavar='FILE',
+        help='replace the table between the markers in FILE')
+    group.add_argument(
+        '--check', metavar='FILE', help='exit 1 if the table in FILE differs')
     args = parser.parse_args(argv)
     generated = table()
     path = args.write or args.check
@@ -155,9 +162,10 @@ def main(argv=None) -> int:
         Path(path).write_text(updated)
         return 0
     if updated != text:
-        print(f'configs_table: the configs tables in {path} differ from the '
-              f'configs; run `python tools/configs_table.py --write {path}`',
-              file=sys.stderr)
+        print(
+            f'configs_table: the configs tables in {path} differ from the '
+            f'configs; run `python tools/configs_table.py --write {path}`',
+            file=sys.stderr)
         return 1
     return 0
 

@@ -56,23 +56,26 @@ def run_env() -> Dict[str, str]:
     env.setdefault(COMPILE_ENV, '1')
     return env
 
+
 # method name -> (demo config, dataset kind); the baseline of a kind is the
 # run the other methods of that kind are compared with
 DEMOS = {
-    'baseline': ('configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py',
-                 'coco'),
+    'baseline':
+    ('configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py',
+     'coco'),
     'afl': ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py',
             'coco'),
-    'sahr-wahr': ('configs/sahr/td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
-                  'coco'),
+    'sahr-wahr':
+    ('configs/sahr/td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
+     'coco'),
     'hsm': ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py',
             'coco'),
-    'baseline-wholebody': (
-        'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-wholebody-128x96.py',
-        'wholebody'),
-    'fowkal': (
-        'configs/fowkal/td-hm_res18_fowkal-1xb16-20e_synthetic-coco-wholebody-128x96.py',
-        'wholebody'),
+    'baseline-wholebody':
+    ('configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-wholebody-'
+     '128x96.py', 'wholebody'),
+    'fowkal':
+    ('configs/fowkal/td-hm_res18_fowkal-1xb16-20e_synthetic-coco-wholebody-'
+     '128x96.py', 'wholebody'),
 }
 BASELINES = {'coco': 'baseline', 'wholebody': 'baseline-wholebody'}
 # AFLCriticHook (custom_hooks[1] of the AFL demo config) records no samples
@@ -80,15 +83,29 @@ BASELINES = {'coco': 'baseline', 'wholebody': 'baseline-wholebody'}
 AFL_TRACKED = 'custom_hooks.1.num_tracked=16'
 # the images each preset generates, and its epochs (None: the config's)
 PRESETS = {
-    'quick': dict(num_train=128, num_val=24, epochs=6, warmup_iters=10,
-                  work_dir='work_dirs/demo-quick'),
-    'full': dict(num_train=200, num_val=50, epochs=None, warmup_iters=None,
-                 work_dir='work_dirs/demo'),
+    'quick':
+    dict(
+        num_train=128,
+        num_val=24,
+        epochs=6,
+        warmup_iters=10,
+        work_dir='work_dirs/demo-quick'),
+    'full':
+    dict(
+        num_train=200,
+        num_val=50,
+        epochs=None,
+        warmup_iters=None,
+        work_dir='work_dirs/demo'),
 }
-DATA_ROOT = {'coco': 'data/synthetic_coco', 'wholebody':
-             'data/synthetic_coco_wholebody'}
-VAL_ANN = {'coco': 'person_keypoints_val2017.json',
-           'wholebody': 'coco_wholebody_val_v1.0.json'}
+DATA_ROOT = {
+    'coco': 'data/synthetic_coco',
+    'wholebody': 'data/synthetic_coco_wholebody'
+}
+VAL_ANN = {
+    'coco': 'person_keypoints_val2017.json',
+    'wholebody': 'coco_wholebody_val_v1.0.json'
+}
 METRIC = re.compile(r'([\w-]+/[\w.() -]+?): (-?\d+\.\d+)')
 # the columns of the zoo tables: dataset kind -> [(metric key, header, name
 # of the metric in MMPose's model-index metafiles)]
@@ -114,10 +131,15 @@ class Progress:
 
     def __init__(self, label: str, epochs: Optional[int]):
         self.epochs = epochs
-        self.bar = tqdm(desc=label, total=None, unit='it', file=sys.stdout,
-                        dynamic_ncols=True, mininterval=0.5,
-                        bar_format='{desc} {n_fmt}/{total_fmt} it '
-                        '[{elapsed}<{remaining}]{postfix}')
+        self.bar = tqdm(
+            desc=label,
+            total=None,
+            unit='it',
+            file=sys.stdout,
+            dynamic_ncols=True,
+            mininterval=0.5,
+            bar_format='{desc} {n_fmt}/{total_fmt} it '
+            '[{elapsed}<{remaining}]{postfix}')
 
     def feed(self, line: str) -> None:
         found = PROGRESS.search(line)
@@ -143,8 +165,11 @@ class Progress:
         self.bar.close()
 
 
-def run(cmd: Sequence, log: Path, label: str,
-        epochs: Optional[int] = None, progress: bool = True) -> str:
+def run(cmd: Sequence,
+        log: Path,
+        label: str,
+        epochs: Optional[int] = None,
+        progress: bool = True) -> str:
     """Runs ``cmd`` in the repo, its output to ``log`` (after the whole
     command) and a progress line to the screen (the command without its
     ``--cfg-options``), and with ``progress`` a live line of the
@@ -152,17 +177,25 @@ def run(cmd: Sequence, log: Path, label: str,
     failure prints the end of the log and exits."""
     cmd = list(map(str, cmd))
     options = '--cfg-options' in cmd
-    shown = [Path(a).name if a.startswith(str(BIN)) else a
-             for a in (cmd[:cmd.index('--cfg-options')] if options else cmd)]
-    print(f'$ {" ".join(shown)}{" --cfg-options ..." * options}\n'
-          f'  full log (with the whole command): {log}', flush=True)
+    shown = [
+        Path(a).name if a.startswith(str(BIN)) else a
+        for a in (cmd[:cmd.index('--cfg-options')] if options else cmd)
+    ]
+    print(
+        f'$ {" ".join(shown)}{" --cfg-options ..." * options}\n'
+        f'  full log (with the whole command): {log}',
+        flush=True)
     bar = Progress(label, epochs) if progress else None
     with open(log, 'w') as f:
         f.write(f'$ {" ".join(cmd)}\n')
         f.flush()
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True,
-                                env=run_env())
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=run_env())
         for line in proc.stdout:
             f.write(line)
             if bar:
@@ -187,14 +220,20 @@ def ensure_data(kind: str, num_train: int, num_val: int) -> Path:
     out = REPO / root
     if not (out / 'annotations').is_dir():
         (REPO / 'work_dirs').mkdir(exist_ok=True)
-        run([sys.executable, 'tools/make_synthetic_data.py', '--kind', kind,
-             '--out', root, '--num-train', num_train, '--num-val', num_val,
-             '--seed', 0], REPO / 'work_dirs' / f'make_data_{kind}.log',
-            f'synthetic {kind} data', progress=False)
+        run([
+            sys.executable, 'tools/make_synthetic_data.py', '--kind', kind,
+            '--out', root, '--num-train', num_train, '--num-val', num_val,
+            '--seed', 0
+        ],
+            REPO / 'work_dirs' / f'make_data_{kind}.log',
+            f'synthetic {kind} data',
+            progress=False)
     return out
 
 
-def run_options(data_root: Path, kind: str, epochs: Optional[int],
+def run_options(data_root: Path,
+                kind: str,
+                epochs: Optional[int],
                 warmup_iters: Optional[int] = None) -> List:
     """``--cfg-options`` for one demo run: its data, seed 0, and with
     ``epochs`` a schedule of that many epochs that validates only through
@@ -206,7 +245,8 @@ def run_options(data_root: Path, kind: str, epochs: Optional[int],
         f'train_dataloader.dataset.data_root={root}',
         f'val_dataloader.dataset.data_root={root}',
         f'test_dataloader.dataset.data_root={root}',
-        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+        f'val_evaluator.ann_file={ann}',
+        f'test_evaluator.ann_file={ann}',
         'default_hooks.logger.interval=1',
         # one seed for every run: the same initialisation and data order
         'randomness.seed=0',
@@ -228,8 +268,10 @@ def run_options(data_root: Path, kind: str, epochs: Optional[int],
 
 def test_metrics(text: str) -> Dict[str, float]:
     """Metrics from the ``Epoch(test)`` line that ``mim test`` prints."""
-    lines = [ln for ln in text.splitlines()
-             if 'Epoch(test)' in ln and METRIC.search(ln)]
+    lines = [
+        ln for ln in text.splitlines()
+        if 'Epoch(test)' in ln and METRIC.search(ln)
+    ]
     if not lines:
         sys.exit('mim test printed no Epoch(test) metrics:\n' + text[-3000:])
     return {k.strip(): float(v) for k, v in METRIC.findall(lines[-1])}
@@ -244,12 +286,15 @@ def results_table(rows) -> str:
         if not kind_rows:
             continue
         header = ['method', 'data', 'train min'] + [h for _, h, _ in columns]
-        lines = ['| ' + ' | '.join(header) + ' |',
-                 '|---|---|' + '---:|' * (len(header) - 2)]
+        lines = [
+            '| ' + ' | '.join(header) + ' |',
+            '|---|---|' + '---:|' * (len(header) - 2)
+        ]
         for method, _, minutes, metrics in kind_rows:
             cells = [method, f'synthetic {kind}', f'{minutes:.1f}'] + [
                 f'{metrics[k]:.3f}' if k in metrics else '-'
-                for k, _, _ in columns]
+                for k, _, _ in columns
+            ]
             lines.append('| ' + ' | '.join(cells) + ' |')
         tables.append('\n'.join(lines))
     return '\n\n'.join(tables)
@@ -268,19 +313,29 @@ def compare(kind: str, runs: Dict[str, Tuple[Dict, Path]],
     metrics, _ = runs[baseline]
     name = f'{baseline} (this demo)'
     entry = dict(
-        Name=name, Config=DEMOS[baseline][0],
-        Results=[dict(Dataset=f'synthetic {kind} (this demo)',
-                      Metrics={zoo: metrics[key] for key, _, zoo in
-                               COLUMNS[kind] if key in metrics})])
+        Name=name,
+        Config=DEMOS[baseline][0],
+        Results=[
+            dict(
+                Dataset=f'synthetic {kind} (this demo)',
+                Metrics={
+                    zoo: metrics[key]
+                    for key, _, zoo in COLUMNS[kind] if key in metrics
+                })
+        ])
     metafile = work_dir / f'baseline_{kind}.yml'
     metafile.write_text(yaml.safe_dump(dict(Models=[entry]), sort_keys=False))
     md, png = (work_dir / f'comparison_{kind}.md',
                work_dir / f'comparison_{kind}.png')
     pairs = [p for m in methods for p in (DEMOS[m][0], runs[m][1])]
-    run([sys.executable, 'tools/compare_with_zoo.py', *pairs,
-         '--baseline-metafile', metafile, '--baseline', name, '--md', md,
-         '--png', png], work_dir / f'comparison_{kind}.log',
-        f'comparison ({kind})', progress=False)
+    run([
+        sys.executable, 'tools/compare_with_zoo.py', *pairs,
+        '--baseline-metafile', metafile, '--baseline', name, '--md', md,
+        '--png', png
+    ],
+        work_dir / f'comparison_{kind}.log',
+        f'comparison ({kind})',
+        progress=False)
     return md
 
 
@@ -301,29 +356,45 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog=__doc__.split('\n\n', 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        '--preset', choices=list(PRESETS), default='quick',
+        '--preset',
+        choices=list(PRESETS),
+        default='quick',
         help='quick: %(quick)s; full: %(full)s (default: %%(default)s)' % {
             k: ', '.join(f'{n}={v}' for n, v in p.items())
-            for k, p in PRESETS.items()})
-    parser.add_argument('--methods', type=demo_methods, default=list(DEMOS),
-                        help='comma-separated subset of '
-                        f'{",".join(DEMOS)} (default: all)')
-    parser.add_argument('--epochs', type=int,
-                        help="training epochs (default: the preset's; the "
-                        "full preset keeps the configs' 20)")
-    parser.add_argument('--num-train', type=int,
-                        help="synthetic training images (default: the "
-                        "preset's)")
-    parser.add_argument('--num-val', type=int,
-                        help="synthetic validation images (default: the "
-                        "preset's)")
-    parser.add_argument('--warmup-iters', type=int,
-                        help="iterations of linear learning-rate warm-up "
-                        "(default: the preset's; the full preset keeps the "
-                        "configs' 50)")
-    parser.add_argument('--work-dir', type=Path,
-                        help="where the runs, tables and figures go, "
-                        "relative to the repo (default: the preset's)")
+            for k, p in PRESETS.items()
+        })
+    parser.add_argument(
+        '--methods',
+        type=demo_methods,
+        default=list(DEMOS),
+        help='comma-separated subset of '
+        f'{",".join(DEMOS)} (default: all)')
+    parser.add_argument(
+        '--epochs',
+        type=int,
+        help="training epochs (default: the preset's; the "
+        "full preset keeps the configs' 20)")
+    parser.add_argument(
+        '--num-train',
+        type=int,
+        help="synthetic training images (default: the "
+        "preset's)")
+    parser.add_argument(
+        '--num-val',
+        type=int,
+        help="synthetic validation images (default: the "
+        "preset's)")
+    parser.add_argument(
+        '--warmup-iters',
+        type=int,
+        help="iterations of linear learning-rate warm-up "
+        "(default: the preset's; the full preset keeps the "
+        "configs' 50)")
+    parser.add_argument(
+        '--work-dir',
+        type=Path,
+        help="where the runs, tables and figures go, "
+        "relative to the repo (default: the preset's)")
     args = parser.parse_args(argv)
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key) is None:
@@ -343,22 +414,22 @@ def main(argv=None) -> None:
         data_root = ensure_data(kind, args.num_train, args.num_val)
         run_dir = work_dir / method
         run_dir.mkdir(parents=True, exist_ok=True)
-        options = run_options(data_root, kind, args.epochs,
-                              args.warmup_iters)
+        options = run_options(data_root, kind, args.epochs, args.warmup_iters)
         if method == 'afl':
             options.append(AFL_TRACKED)
         label = f'[{number}/{len(args.methods)}] {method}'
         print(f'\n{label}: {config}', flush=True)
         began = time.time()
-        run([BIN / 'mim', 'train', 'mmpose', config, '--work-dir', run_dir,
-             '--cfg-options', *options], run_dir / 'console_train.log',
-            f'{label} train', args.epochs or 20)
+        run([
+            BIN / 'mim', 'train', 'mmpose', config, '--work-dir', run_dir,
+            '--cfg-options', *options
+        ], run_dir / 'console_train.log', f'{label} train', args.epochs or 20)
         minutes = (time.time() - began) / 60
         checkpoint = (run_dir / 'last_checkpoint').read_text().strip()
-        text = run([BIN / 'mim', 'test', 'mmpose', config, '--checkpoint',
-                    checkpoint, '--work-dir', run_dir, '--cfg-options',
-                    *options], run_dir / 'console_test.log',
-                   f'{label} test')
+        text = run([
+            BIN / 'mim', 'test', 'mmpose', config, '--checkpoint', checkpoint,
+            '--work-dir', run_dir, '--cfg-options', *options
+        ], run_dir / 'console_test.log', f'{label} test')
         metrics = test_metrics(text)
         runs[method] = (metrics, run_dir)
         rows.append((method, kind, minutes, metrics))
@@ -382,19 +453,27 @@ def main(argv=None) -> None:
     figures = []
     if 'afl' in runs:
         out = work_dir / 'afl_difficulty.png'
-        run([sys.executable, 'tools/draw_afl_difficulty.py',
-             runs['afl'][1], '--out', out], work_dir / 'afl_difficulty.log',
-            'AFL difficulty figure', progress=False)
-        figures.append(('AFL difficulty of tracked samples (paper Fig. 3)',
-                        out))
+        run([
+            sys.executable, 'tools/draw_afl_difficulty.py', runs['afl'][1],
+            '--out', out
+        ],
+            work_dir / 'afl_difficulty.log',
+            'AFL difficulty figure',
+            progress=False)
+        figures.append(
+            ('AFL difficulty of tracked samples (paper Fig. 3)', out))
     if 'fowkal' in runs:
         out = work_dir / 'fowkal_kaf.png'
         checkpoint = (runs['fowkal'][1] / 'last_checkpoint').read_text()
-        run([sys.executable, 'tools/draw_kaf.py', checkpoint.strip(),
-             '--out', out], work_dir / 'fowkal_kaf.log',
-            'FoWKAL factor figure', progress=False)
-        figures.append(('FoWKAL keypoint-wise factors (paper KAF figure)',
-                        out))
+        run([
+            sys.executable, 'tools/draw_kaf.py',
+            checkpoint.strip(), '--out', out
+        ],
+            work_dir / 'fowkal_kaf.log',
+            'FoWKAL factor figure',
+            progress=False)
+        figures.append(
+            ('FoWKAL keypoint-wise factors (paper KAF figure)', out))
     if figures:
         print('\n## Figures\n')
         for title, path in figures:

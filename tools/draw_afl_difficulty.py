@@ -41,6 +41,7 @@ def difficulty_series(records: list) -> dict:
 def rank_samples(series: dict, num: int):
     """The ``num`` easiest and hardest ids by mean difficulty in the last
     epoch each was seen."""
+
     def last_epoch_mean(points):
         last = points[-1][0]
         return np.mean([d for e, _, d in points if e == last])
@@ -54,16 +55,22 @@ def _draw_pose(ax, image, keypoints, visible, links, color):
     ax.imshow(image)
     for a, b in links:
         if visible[a] and visible[b]:
-            ax.plot(keypoints[[a, b], 0], keypoints[[a, b], 1], '-',
-                    color=color, lw=1.5)
-    ax.scatter(keypoints[visible, 0], keypoints[visible, 1], s=8,
-               color=color)
+            ax.plot(
+                keypoints[[a, b], 0],
+                keypoints[[a, b], 1],
+                '-',
+                color=color,
+                lw=1.5)
+    ax.scatter(keypoints[visible, 0], keypoints[visible, 1], s=8, color=color)
 
 
 # curve colours: clean samples, and flagged ones by their first flag
-FLAG_COLORS = dict(clean='tab:green', occluded='tab:red',
-                   truncated='tab:orange', unusual_pose='tab:purple',
-                   small='tab:brown')
+FLAG_COLORS = dict(
+    clean='tab:green',
+    occluded='tab:red',
+    truncated='tab:orange',
+    unusual_pose='tab:purple',
+    small='tab:brown')
 
 
 def flag_group(flags) -> str:
@@ -76,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        'work_dir', type=Path,
+        'work_dir',
+        type=Path,
         help='training work dir with afl_difficulty_rank*.jsonl')
     parser.add_argument(
         '--config',
@@ -87,14 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         help='checkpoint whose predictions are drawn (default: the one '
         'WORK_DIR/last_checkpoint names)')
     parser.add_argument(
-        '--num', type=int, default=3,
+        '--num',
+        type=int,
+        default=3,
         help='how many easiest and how many hardest samples to draw '
         '(default: 3 each)')
     parser.add_argument(
-        '--out', type=Path,
+        '--out',
+        type=Path,
         help='output image (default: WORK_DIR/afl_difficulty.png)')
     parser.add_argument(
-        '--device', default='cpu',
+        '--device',
+        default='cpu',
         help="device to run the checkpoint on, e.g. 'cuda:0' "
         "(default: 'cpu')")
     return parser
@@ -104,13 +116,12 @@ def main() -> None:
     args = build_parser().parse_args()
 
     import mmcv
+    # next to this script
+    from afl_difficulty_report import load_flags, load_records
     from mmengine.config import Config
     from mmpose.apis import inference_topdown, init_model
     from mmpose.registry import DATASETS
     from mmpose.utils import register_all_modules
-
-    # next to this script
-    from afl_difficulty_report import load_flags, load_records
     register_all_modules()
 
     work_dir = args.work_dir
@@ -133,8 +144,8 @@ def main() -> None:
 
     easy, hard = rank_samples(series, args.num)
     rows = max(len(easy), len(hard))
-    fig, axes = plt.subplots(rows + 1, 8, figsize=(20, 2.8 * (rows + 1)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows + 1, 8, figsize=(20, 2.8 * (rows + 1)), squeeze=False)
 
     def curve(sample_id):
         points = series[sample_id]
@@ -151,8 +162,8 @@ def main() -> None:
             info = infos[sample_id]
             image = mmcv.imread(info['img_path'], channel_order='rgb')
             bbox = info['bbox'][0]
-            pred = inference_topdown(model, info['img_path'],
-                                     bboxes=bbox[None])[0].pred_instances
+            pred = inference_topdown(
+                model, info['img_path'], bboxes=bbox[None])[0].pred_instances
             x1, y1, x2, y2 = bbox
             pad = 0.15 * max(x2 - x1, y2 - y1)
             crop = (slice(max(int(y1 - pad), 0), int(y2 + pad)),
@@ -173,9 +184,10 @@ def main() -> None:
             named = '' if group is None else ', ' + (
                 '+'.join(flags.get(sample_id, [])) or 'clean')
             for a, title in zip(ax, titles):
-                a.set_title(f'{label}: {title}' if title != 'difficulty' else
-                            f'{label}: difficulty (id {sample_id}{named})',
-                            fontsize=8)
+                a.set_title(
+                    f'{label}: {title}' if title != 'difficulty' else
+                    f'{label}: difficulty (id {sample_id}{named})',
+                    fontsize=8)
                 if title != 'difficulty':
                     a.axis('off')
     # all tracked samples, coloured by their flags where there are any
@@ -186,15 +198,21 @@ def main() -> None:
     drawn = set()
     for sample_id in series:
         x, y, by_epoch, group = curve(sample_id)
-        overview.plot(x, gaussian_filter1d(y, sigma=2), '.-', markersize=2,
-                      color=FLAG_COLORS.get(group, 'tab:blue'), alpha=0.6,
-                      label=None if group in drawn else group)
+        overview.plot(
+            x,
+            gaussian_filter1d(y, sigma=2),
+            '.-',
+            markersize=2,
+            color=FLAG_COLORS.get(group, 'tab:blue'),
+            alpha=0.6,
+            label=None if group in drawn else group)
         drawn.add(group)
     overview.set_ylim(0, 1)
     overview.set_xlabel('epoch' if by_epoch else 'iteration')
     overview.set_title(
         f'difficulty of all {len(series)} tracked samples' +
-        (' by difficulty flag' if flags else ''), fontsize=8)
+        (' by difficulty flag' if flags else ''),
+        fontsize=8)
     if flags:
         overview.legend(fontsize=7, loc='upper right')
     out = args.out or work_dir / 'afl_difficulty.png'

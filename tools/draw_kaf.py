@@ -82,11 +82,24 @@ def _draw(ax, pose: np.ndarray, factors: np.ndarray,
     shown = set(ids)
     for a, b in links:
         if a in shown and b in shown:
-            ax.plot(pose[[a, b], 0], pose[[a, b], 1], '-', color='0.6',
-                    lw=1, zorder=1)
-    points = ax.scatter(pose[ids, 0], pose[ids, 1], c=factors[ids],
-                        cmap=KAF_CMAP, vmin=0, vmax=1, s=size,
-                        edgecolors='black', linewidths=0.5, zorder=2)
+            ax.plot(
+                pose[[a, b], 0],
+                pose[[a, b], 1],
+                '-',
+                color='0.6',
+                lw=1,
+                zorder=1)
+    points = ax.scatter(
+        pose[ids, 0],
+        pose[ids, 1],
+        c=factors[ids],
+        cmap=KAF_CMAP,
+        vmin=0,
+        vmax=1,
+        s=size,
+        edgecolors='black',
+        linewidths=0.5,
+        zorder=2)
     ax.set_aspect('equal')
     ax.invert_yaxis()
     ax.axis('off')
@@ -100,18 +113,21 @@ def draw_kaf(factors: np.ndarray, links: Sequence[Sequence[int]],
     means = {name: float(factors[ids].mean()) for name, ids in parts.items()}
     zooms = ZOOMS if len(factors) == 133 else {}
     fig = plt.figure(figsize=(10 if zooms else 5, 7))
-    grid = fig.add_gridspec(len(zooms) or 1, 2 if zooms else 1,
-                            width_ratios=[2, 1] if zooms else None)
+    grid = fig.add_gridspec(
+        len(zooms) or 1,
+        2 if zooms else 1,
+        width_ratios=[2, 1] if zooms else None)
     ax = fig.add_subplot(grid[:, 0])
     points = _draw(ax, pose, factors, links, range(len(factors)), 40)
-    ax.set_title('keypoint-wise adaptive factors\n' + ', '.join(
-        f'{name} {value:.2f}' for name, value in means.items()),
-                 fontsize=9)
+    ax.set_title(
+        'keypoint-wise adaptive factors\n' +
+        ', '.join(f'{name} {value:.2f}' for name, value in means.items()),
+        fontsize=9)
     for row, (title, ids) in enumerate(zooms.items()):
         zoom = fig.add_subplot(grid[row, 1])
         _draw(zoom, pose, factors, links, ids, 60)
-        zoom.set_title(f'{title}: mean {factors[list(ids)].mean():.2f}',
-                       fontsize=9)
+        zoom.set_title(
+            f'{title}: mean {factors[list(ids)].mean():.2f}', fontsize=9)
     bar = fig.colorbar(points, ax=fig.axes, shrink=0.6)
     bar.set_label('lambda_k   (0: MSE, 1: AWing)')
     fig.savefig(out, dpi=100)
@@ -126,10 +142,15 @@ def main(argv: Optional[List[str]] = None) -> None:
         'checkpoint',
         help='checkpoint of a FoWKAL (or AFL(FoWKAL)) run with learned '
         'factors (kaf_logits in its state dict)')
-    parser.add_argument('--out', type=Path, default=Path('kaf.png'),
-                        help='figure to write (default: %(default)s)')
-    parser.add_argument('--metainfo', help='dataset metainfo file (default: '
-                        "MMPose's coco_wholebody.py / coco.py by K)")
+    parser.add_argument(
+        '--out',
+        type=Path,
+        default=Path('kaf.png'),
+        help='figure to write (default: %(default)s)')
+    parser.add_argument(
+        '--metainfo',
+        help='dataset metainfo file (default: '
+        "MMPose's coco_wholebody.py / coco.py by K)")
     args = parser.parse_args(argv)
 
     from mmpose.datasets.datasets.utils import parse_pose_metainfo

@@ -101,7 +101,8 @@ def amp_config(cfg, dtype: str = 'float16'):
     cfg.optim_wrapper.dtype = dtype
     hooks = list(cfg.get('custom_hooks', []))
     if dtype == 'bfloat16' and HEAD_HOOK['type'] not in [
-            hook.get('type') for hook in hooks]:
+            hook.get('type') for hook in hooks
+    ]:
         cfg.custom_hooks = hooks + [dict(HEAD_HOOK)]
     return cfg
 
@@ -155,13 +156,15 @@ def train(config: str,
     (on the CPU through :data:`CPU_AMP_TRAIN`); returns its log."""
     from demo import run
     work_dir.mkdir(parents=True, exist_ok=True)
-    cmd = ([sys.executable, '-c', CPU_AMP_TRAIN, REPO / 'tools']
-           if cpu else [BIN / 'mim', 'train', 'mmpose'])
+    cmd = ([sys.executable, '-c', CPU_AMP_TRAIN, REPO /
+            'tools'] if cpu else [BIN / 'mim', 'train', 'mmpose'])
     cmd += [config, '--work-dir', work_dir, '--amp']
     cmd += ['--resume', resume] if resume else []
     log = work_dir / 'console_train.log'
     run(cmd + ['--cfg-options', *options, f'optim_wrapper.dtype={dtype}'],
-        log, work_dir.name, progress=False)
+        log,
+        work_dir.name,
+        progress=False)
     return log
 
 
@@ -197,18 +200,20 @@ def check_method(name: str, out_dir: Path, sizes: dict, dtype: str,
     out_dir.mkdir(parents=True, exist_ok=True)
     config = run_config(config, out_dir, name, dtype)
     full_log = train(config, out_dir / name, options, dtype, cpu)
-    resumed_log = train(config,
-                        out_dir / f'{name}-resumed',
-                        options,
-                        dtype,
-                        cpu,
-                        resume=out_dir / name / 'epoch_1.pth')
+    resumed_log = train(
+        config,
+        out_dir / f'{name}-resumed',
+        options,
+        dtype,
+        cpu,
+        resume=out_dir / name / 'epoch_1.pth')
     minutes = (time.time() - began) / 60
     full, resumed = logged_losses(full_log), logged_losses(resumed_log)
     losses = list(full.values()) + list(resumed.values())
     finite_losses = bool(losses) and all(map(math.isfinite, losses))
-    bad = (nonfinite_tensors(out_dir / name / 'epoch_2.pth') +
-           nonfinite_tensors(out_dir / f'{name}-resumed' / 'epoch_2.pth'))
+    bad = (
+        nonfinite_tensors(out_dir / name / 'epoch_2.pth') +
+        nonfinite_tensors(out_dir / f'{name}-resumed' / 'epoch_2.pth'))
     text = resumed_log.read_text()
     epoch2 = sorted(key for key in full if key[0] == 2)
     resumed_ok = ('resumed epoch: 1' in text
@@ -234,25 +239,29 @@ def main(argv=None) -> int:
         description=__doc__.split('\n\n')[0],
         epilog=__doc__.split('\n\n', 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--dry-run',
-                        action='store_true',
-                        help='the same flow on the CPU, tiny, with bf16 '
-                        'AMP, for the test suite')
-    parser.add_argument('--amp-dtype',
-                        choices=('float16', 'bfloat16'),
-                        help='autocast type of the mim train --amp runs '
-                        '(default: float16 on a GPU; the CPU dry run can '
-                        'only use bfloat16)')
-    parser.add_argument('--methods',
-                        type=demo_methods,
-                        default=list(DEMOS),
-                        help=f'comma-separated subset of {",".join(DEMOS)} '
-                        '(default: all)')
-    parser.add_argument('--out-dir',
-                        type=Path,
-                        help='where the runs and the results files go '
-                        '(default: work_dirs/gpu_check, results in '
-                        'benchmarks/)')
+    parser.add_argument(
+        '--dry-run',
+        action='store_true',
+        help='the same flow on the CPU, tiny, with bf16 '
+        'AMP, for the test suite')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=('float16', 'bfloat16'),
+        help='autocast type of the mim train --amp runs '
+        '(default: float16 on a GPU; the CPU dry run can '
+        'only use bfloat16)')
+    parser.add_argument(
+        '--methods',
+        type=demo_methods,
+        default=list(DEMOS),
+        help=f'comma-separated subset of {",".join(DEMOS)} '
+        '(default: all)')
+    parser.add_argument(
+        '--out-dir',
+        type=Path,
+        help='where the runs and the results files go '
+        '(default: work_dirs/gpu_check, results in '
+        'benchmarks/)')
     args = parser.parse_args(argv)
     methods = args.methods
     if not args.dry_run and not torch.cuda.is_available():

@@ -46,7 +46,9 @@ def main(argv=None) -> int:
     parser.add_argument('checkpoint', help='stock checkpoint, file or URL')
     parser.add_argument('out', help='where the re-calibrated one is written')
     parser.add_argument(
-        '--prior', type=float, default=0.1,
+        '--prior',
+        type=float,
+        default=0.1,
         help='sigmoid of the background after re-calibration (default: '
         '%(default)s)')
     args = parser.parse_args(argv)

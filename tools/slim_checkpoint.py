@@ -52,8 +52,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out_config = Path(args.out_config or out.with_suffix('.py'))
     if out_config.resolve() == out.resolve():
-        print('slim_checkpoint: OUT must not end in .py (the stock config '
-              'is written to OUT with .py)', file=sys.stderr)
+        print(
+            'slim_checkpoint: OUT must not end in .py (the stock config '
+            'is written to OUT with .py)',
+            file=sys.stderr)
         return 2
     try:
         checkpoint = torch.load(

@@ -36,18 +36,32 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config of the SAHR run')
     parser.add_argument('checkpoint', help='its trained checkpoint')
-    parser.add_argument('--num-images', type=int, default=32,
-                        help='val images to measure sigma_eff on '
-                        '(default: %(default)s)')
-    parser.add_argument('--draw', type=int, default=4,
-                        help='how many images to draw (default: %(default)s)')
-    parser.add_argument('--out', default='work_dirs/sahr_scales',
-                        help='output folder (default: %(default)s)')
-    parser.add_argument('--device', default='cpu',
-                        help='torch device to run the model on, e.g. cuda:0 '
-                        '(default: %(default)s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='override config settings')
+    parser.add_argument(
+        '--num-images',
+        type=int,
+        default=32,
+        help='val images to measure sigma_eff on '
+        '(default: %(default)s)')
+    parser.add_argument(
+        '--draw',
+        type=int,
+        default=4,
+        help='how many images to draw (default: %(default)s)')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/sahr_scales',
+        help='output folder (default: %(default)s)')
+    parser.add_argument(
+        '--device',
+        default='cpu',
+        help='torch device to run the model on, e.g. cuda:0 '
+        '(default: %(default)s)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override config settings')
     return parser.parse_args(argv)
 
 
@@ -89,8 +103,11 @@ def draw(crop, peaks, sigmas, stride):
 def main(argv=None):
     args = parse_args(argv)
     from mmpose.apis import init_model  # also sets the mmpose scope
-    model = init_model(args.config, args.checkpoint, device=args.device,
-                       cfg_options=args.cfg_options or None)
+    model = init_model(
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        cfg_options=args.cfg_options or None)
     if not hasattr(model.head, 'forward_with_scales'):
         sys.exit(f'{args.config}: the head is {type(model.head).__name__}, '
                  'not a SAHRHead')
@@ -110,8 +127,9 @@ def main(argv=None):
         sigma=sigma0,
         num_images=len(sigmas),
         keypoints={
-            name: dict(mean=float(sigmas[:, k].mean()),
-                       std=float(sigmas[:, k].std()))
+            name:
+            dict(
+                mean=float(sigmas[:, k].mean()), std=float(sigmas[:, k].std()))
             for k, name in enumerate(names)
         })
     (out / 'sigma_eff.json').write_text(json.dumps(summary, indent=2))
@@ -130,8 +148,9 @@ def main(argv=None):
     fig.savefig(out / 'sigma_eff.png', dpi=120)
 
     for i in range(min(args.draw, len(crops))):
-        cv2.imwrite(str(out / f'image_{i}.png'),
-                    draw(crops[i], peaks[i], sigmas[i], stride))
+        cv2.imwrite(
+            str(out / f'image_{i}.png'),
+            draw(crops[i], peaks[i], sigmas[i], stride))
     print(f'{len(sigmas)} images, codec sigma {sigma0}; sigma_eff per '
           f'keypoint (mean +- std, heatmap px) in {out}/sigma_eff.json')
     for name in names:

@@ -45,14 +45,16 @@ from .real_pose_drawing import (Canvas, _pt, body_axes, disc_radius, draw_disc,
 from .synthetic import CATEGORIES, PARTS, _background, _face, _xywh
 
 FINGER_SPREAD = (-50, -22, 0, 20, 40)  # left hand; the right one mirrored
-PART_COLOURS = dict(foot=(0, 200, 255), face=(255, 255, 255),
-                    hand=(255, 120, 0))
+PART_COLOURS = dict(
+    foot=(0, 200, 255), face=(255, 255, 255), hand=(255, 120, 0))
 
 
 def _rot(v: np.ndarray, deg: float) -> np.ndarray:
     a = np.deg2rad(deg)
-    return np.array([np.cos(a) * v[0] - np.sin(a) * v[1],
-                     np.sin(a) * v[0] + np.cos(a) * v[1]])
+    return np.array([
+        np.cos(a) * v[0] - np.sin(a) * v[1],
+        np.sin(a) * v[0] + np.cos(a) * v[1]
+    ])
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -64,8 +66,8 @@ def _feet(k: np.ndarray, lab: np.ndarray) -> np.ndarray:
     the knee or ankle of that leg is unlabelled."""
     across, _ = body_axes(k, lab)
     out = np.full((6, 2), np.nan)
-    for j, (ank, knee, other, sign) in enumerate(((15, 13, 16, 1),
-                                                  (16, 14, 15, -1))):
+    legs = ((15, 13, 16, 1), (16, 14, 15, -1))
+    for j, (ank, knee, other, sign) in enumerate(legs):
         if not (lab[ank] and lab[knee]):
             continue
         shin = k[ank] - k[knee]
@@ -82,7 +84,8 @@ def _feet(k: np.ndarray, lab: np.ndarray) -> np.ndarray:
         out[3 * j:3 * j + 3] = [
             k[ank] + (toe * 0.32 + down * 0.08) * length,
             k[ank] + (toe * 0.24 + down * 0.12) * length,
-            k[ank] + (-toe * 0.09 + down * 0.09) * length]
+            k[ank] + (-toe * 0.09 + down * 0.09) * length
+        ]
     return out
 
 
@@ -132,19 +135,33 @@ def _draw_parts(canvas: Canvas, layer_id: int, parts: np.ndarray,
     for j in range(2):
         foot = parts[3 * j:3 * j + 3]
         if not np.isnan(foot).any():
-            canvas.draw(cv2.line, layer_id, _pt(foot[2]), _pt(foot[0]),
-                        color=PART_COLOURS['foot'], thickness=thick)
+            canvas.draw(
+                cv2.line,
+                layer_id,
+                _pt(foot[2]),
+                _pt(foot[0]),
+                color=PART_COLOURS['foot'],
+                thickness=thick)
         hand = parts[74 + 21 * j:95 + 21 * j]
         if not np.isnan(hand).any():
             for finger in range(5):
-                canvas.draw(cv2.line, layer_id, _pt(hand[0]),
-                            _pt(hand[4 + 4 * finger]),
-                            color=PART_COLOURS['hand'], thickness=1)
+                canvas.draw(
+                    cv2.line,
+                    layer_id,
+                    _pt(hand[0]),
+                    _pt(hand[4 + 4 * finger]),
+                    color=PART_COLOURS['hand'],
+                    thickness=1)
     names = ['foot'] * 6 + ['face'] * 68 + ['hand'] * 42
     for p, name in zip(parts, names):
         if not np.isnan(p).any():
-            canvas.draw(cv2.circle, layer_id, _pt(p), 1,
-                        color=PART_COLOURS[name], thickness=-1)
+            canvas.draw(
+                cv2.circle,
+                layer_id,
+                _pt(p),
+                1,
+                color=PART_COLOURS[name],
+                thickness=-1)
 
 
 def draw_image(rng, image: dict, anns: List[dict], wholebody: bool
@@ -154,8 +171,9 @@ def draw_image(rng, image: dict, anns: List[dict], wholebody: bool
     annotation's layer id)."""
     w, h = int(image['width']), int(image['height'])
     canvas = Canvas(_background(rng, w, h))
-    order = sorted(range(len(anns)), key=lambda i: (
-        anns[i]['bbox'][1] + anns[i]['bbox'][3], i))
+    order = sorted(
+        range(len(anns)),
+        key=lambda i: (anns[i]['bbox'][1] + anns[i]['bbox'][3], i))
     people = []
     for rank, i in enumerate(order):
         kv = np.array(anns[i]['keypoints'], float).reshape(17, 3)
@@ -166,29 +184,31 @@ def draw_image(rng, image: dict, anns: List[dict], wholebody: bool
         parts = None
         if wholebody:
             lab = vis > 0
-            parts = np.concatenate([_feet(k, lab), _face68(k, lab, size),
-                                    _hands(k, lab)])
+            parts = np.concatenate(
+                [_feet(k, lab),
+                 _face68(k, lab, size),
+                 _hands(k, lab)])
             _draw_parts(canvas, layer_id, parts, size)
         people.append((i, layer_id, k, vis, size, parts))
     for _, layer_id, k, vis, size, _ in people:  # v = 2 on top
         for j in np.flatnonzero(vis == 2):
             draw_disc(canvas, layer_id, k[j], j, size)
-    keep = np.array([_pt(p[2][j]) for p in people
-                     for j in np.flatnonzero(p[3] == 2)]).reshape(-1, 2)
+    keep = np.array([
+        _pt(p[2][j]) for p in people for j in np.flatnonzero(p[3] == 2)
+    ]).reshape(-1, 2)
     occluder = 1
     for _, _, k, vis, size, _ in people:
         for j in np.flatnonzero(vis == 1):
             x, y = _pt(k[j])
             if 0 <= x < w and 0 <= y < h and canvas.layer[y, x] % 2:
                 continue  # already under an occluder
-            occlude(rng, canvas, occluder, k[j], size, keep,
-                    disc_radius(size))
+            occlude(rng, canvas, occluder, k[j], size, keep, disc_radius(size))
             occluder += 2
     out = [dict(a) for a in anns]
     for ann in out:  # CocoWholeBodyDataset reads it: the box, as a polygon
         x, y, bw, bh = ann['bbox']
-        ann.setdefault('segmentation', [[x, y, x + bw, y, x + bw, y + bh, x,
-                                         y + bh]])
+        ann.setdefault('segmentation',
+                       [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]])
     ids = [0] * len(anns)
     for i, layer_id, _, _, size, parts in people:
         ids[i] = layer_id
@@ -220,14 +240,14 @@ def _part_fields(parts: np.ndarray, layer: np.ndarray, layer_id: int,
         fields[f'{short}_valid'] = valid
         if short != 'foot':
             fields[f'{short}_box'] = ([
-                round(v, 2) for v in _xywh(part[part[:, 2] > 0, :2],
-                                           0.02 * size, w, h)
+                round(v, 2)
+                for v in _xywh(part[part[:, 2] > 0, :2], 0.02 * size, w, h)
             ] if valid else [0.0, 0.0, 0.0, 0.0])
     return fields
 
 
-def split_images(images: List[dict], num_train: Optional[int],
-                 num_val: int, seed: int) -> Tuple[List[dict], List[dict]]:
+def split_images(images: List[dict], num_train: Optional[int], num_val: int,
+                 seed: int) -> Tuple[List[dict], List[dict]]:
     """A seeded random (train, val) split of ``images``, each sorted by id;
     ``num_train=None``: every image not in val."""
     rest = len(images) - num_val
@@ -238,14 +258,19 @@ def split_images(images: List[dict], num_train: Optional[int],
             f'{len(images)} images of the poses file, got {num_train} and '
             f'{num_val}')
     order = np.random.default_rng(seed).permutation(len(images))
-    pick = [sorted((images[i] for i in order[a:b]), key=lambda im: im['id'])
-            for a, b in ((num_val, num_val + num_train), (0, num_val))]
+    pick = [
+        sorted((images[i] for i in order[a:b]), key=lambda im: im['id'])
+        for a, b in ((num_val, num_val + num_train), (0, num_val))
+    ]
     return pick[0], pick[1]
 
 
-def generate_from_poses(out_dir: Union[str, Path], poses: Union[str, Path],
-                        kind: str = 'coco', num_train: Optional[int] = None,
-                        num_val: int = 50, seed: int = 0) -> Dict[str, str]:
+def generate_from_poses(out_dir: Union[str, Path],
+                        poses: Union[str, Path],
+                        kind: str = 'coco',
+                        num_train: Optional[int] = None,
+                        num_val: int = 50,
+                        seed: int = 0) -> Dict[str, str]:
     """Write a train/val set of synthetic images of the people of a COCO
     keypoint file, in the layout of ``generate_dataset``.
 
@@ -287,18 +312,27 @@ def generate_from_poses(out_dir: Union[str, Path], poses: Union[str, Path],
                                          wholebody)
             name = f'{Path(image["file_name"]).stem}.png'
             cv2.imwrite(str(folder / name), img)
-            images_out.append(dict(id=image['id'], file_name=name,
-                                   width=image['width'],
-                                   height=image['height']))
+            images_out.append(
+                dict(
+                    id=image['id'],
+                    file_name=name,
+                    width=image['width'],
+                    height=image['height']))
             anns_out += anns
         ann_name = (f'coco_wholebody_{split}_v1.0.json'
                     if wholebody else f'person_keypoints_{split}2017.json')
         path = out / 'annotations' / ann_name
-        info = dict(description=f'mmpose-afl synthetic {kind} at the poses '
-                    f'of {Path(poses).name}', seed=seed,
-                    poses=Path(poses).name)
-        path.write_text(json.dumps(dict(info=info, images=images_out,
-                                        annotations=anns_out,
-                                        categories=CATEGORIES)))
+        info = dict(
+            description=f'mmpose-afl synthetic {kind} at the poses '
+            f'of {Path(poses).name}',
+            seed=seed,
+            poses=Path(poses).name)
+        path.write_text(
+            json.dumps(
+                dict(
+                    info=info,
+                    images=images_out,
+                    annotations=anns_out,
+                    categories=CATEGORIES)))
         written[split] = osp.abspath(path)
     return written

@@ -27,8 +27,8 @@ import numpy as np
 
 # each flip pair of COCO's 17 keypoints shares one colour (index of a type)
 JOINT_TYPE = (0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8)
-LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14),
-         (14, 16))
+LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14,
+                                                                         16))
 TORSO = (5, 6, 12, 11)
 HEAD = (0, 1, 2, 3, 4)
 FACE_KPTS = (0, 1, 2)  # nose, eyes: where the face is
@@ -42,17 +42,20 @@ HAIR = (40, 50, 70)
 
 
 def _type_colours() -> List[Tuple[int, int, int]]:
-    hsv = np.stack([np.arange(9) * 20, np.full(9, 220),
+    hsv = np.stack([np.arange(9) * 20,
+                    np.full(9, 220),
                     np.full(9, 230)], 1).astype(np.uint8)[None]
-    return [tuple(int(c) for c in bgr)
-            for bgr in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0]]
+    return [
+        tuple(int(c) for c in bgr)
+        for bgr in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0]
+    ]
 
 
 TYPE_COLOURS = _type_colours()
 
 
-def _mid(k: np.ndarray, lab: np.ndarray, idx: Sequence[int]
-         ) -> Optional[np.ndarray]:
+def _mid(k: np.ndarray, lab: np.ndarray,
+         idx: Sequence[int]) -> Optional[np.ndarray]:
     """Mean of the labelled keypoints among ``idx`` (``None``: none)."""
     idx = [i for i in idx if lab[i]]
     return k[idx].mean(0) if idx else None
@@ -63,8 +66,7 @@ def body_axes(k: np.ndarray, lab: np.ndarray
     """(across, down) of a person: the sum of the labelled left-minus-right
     shoulder and hip vectors, and neck to hips (or head to neck); either
     ``None`` where the labels do not give it."""
-    across = [k[a] - k[b] for a, b in ((5, 6), (11, 12))
-              if lab[a] and lab[b]]
+    across = [k[a] - k[b] for a, b in ((5, 6), (11, 12)) if lab[a] and lab[b]]
     neck = _mid(k, lab, (5, 6)) if lab[5] and lab[6] else None
     hips = _mid(k, lab, (11, 12)) if lab[11] and lab[12] else None
     head = _mid(k, lab, HEAD)
@@ -123,48 +125,74 @@ def draw_person(rng, canvas: Canvas, layer_id: int, k: np.ndarray,
     c2 = tuple(int(c) for c in rng.integers(0, 200, 3))
     torso = [i for i in TORSO if lab[i]]
     if len(torso) >= 3:
-        canvas.draw(cv2.fillPoly, layer_id,
-                    [np.round(k[torso]).astype(np.int32)], color=c2)
+        canvas.draw(
+            cv2.fillPoly,
+            layer_id, [np.round(k[torso]).astype(np.int32)],
+            color=c2)
     elif len(torso) == 2:
-        canvas.draw(cv2.line, layer_id, _pt(k[torso[0]]),
-                    _pt(k[torso[1]]), color=c2, thickness=thick)
+        canvas.draw(
+            cv2.line,
+            layer_id,
+            _pt(k[torso[0]]),
+            _pt(k[torso[1]]),
+            color=c2,
+            thickness=thick)
     _torso_mark(canvas, layer_id, k, lab, thick)
     head = _mid(k, lab, HEAD)
     neck = _mid(k, lab, (5, 6))
     if head is not None and neck is not None:
-        canvas.draw(cv2.line, layer_id, _pt(neck), _pt(head), color=c1,
-                    thickness=thick)
+        canvas.draw(
+            cv2.line,
+            layer_id,
+            _pt(neck),
+            _pt(head),
+            color=c1,
+            thickness=thick)
     for a, b in LIMBS:
         if lab[a] and lab[b]:
-            canvas.draw(cv2.line, layer_id, _pt(k[a]), _pt(k[b]), color=c1,
-                        thickness=thick)
-            cv2.line(canvas.img, _pt(k[a]), _pt(k[b]), c2,
-                     max(1, thick // 3))
+            canvas.draw(
+                cv2.line,
+                layer_id,
+                _pt(k[a]),
+                _pt(k[b]),
+                color=c1,
+                thickness=thick)
+            cv2.line(canvas.img, _pt(k[a]), _pt(k[b]), c2, max(1, thick // 3))
     if head is not None:
         spread = max(np.linalg.norm(k[i] - head) for i in HEAD if lab[i])
         radius = max(3, int(max(0.07 * size, 1.2 * spread)))
-        canvas.draw(cv2.circle, layer_id, _pt(head), radius, color=HAIR,
-                    thickness=-1)
+        canvas.draw(
+            cv2.circle, layer_id, _pt(head), radius, color=HAIR, thickness=-1)
         face = _mid(k, lab, FACE_KPTS)
         if face is not None:
-            canvas.draw(cv2.circle, layer_id, _pt(face),
-                        max(2, int(0.7 * radius)), color=SKIN, thickness=-1)
+            canvas.draw(
+                cv2.circle,
+                layer_id,
+                _pt(face),
+                max(2, int(0.7 * radius)),
+                color=SKIN,
+                thickness=-1)
     for i in np.flatnonzero(lab):
         draw_disc(canvas, layer_id, k[i], i, size)
 
 
 def draw_disc(canvas: Canvas, layer_id: int, p: np.ndarray, joint: int,
               size: float) -> None:
-    canvas.draw(cv2.circle, layer_id, _pt(p), disc_radius(size),
-                color=TYPE_COLOURS[JOINT_TYPE[joint]], thickness=-1)
+    canvas.draw(
+        cv2.circle,
+        layer_id,
+        _pt(p),
+        disc_radius(size),
+        color=TYPE_COLOURS[JOINT_TYPE[joint]],
+        thickness=-1)
 
 
 def disc_radius(size: float) -> int:
     return max(1, int(0.025 * size))
 
 
-def _torso_mark(canvas: Canvas, layer_id: int, k: np.ndarray,
-                lab: np.ndarray, thick: int) -> None:
+def _torso_mark(canvas: Canvas, layer_id: int, k: np.ndarray, lab: np.ndarray,
+                thick: int) -> None:
     """Front: a V from each shoulder to a point below the neck; back: a
     spine line from the neck down; side-on or unknown: nothing."""
     side = facing(k, lab)
@@ -178,15 +206,14 @@ def _torso_mark(canvas: Canvas, layer_id: int, k: np.ndarray,
     line = max(1, thick // 2)
     if side > 0:
         for shoulder in (5, 6):
-            cv2.line(canvas.img, _pt(k[shoulder]), _pt(tip), FRONT_MARK,
-                     line)
+            cv2.line(canvas.img, _pt(k[shoulder]), _pt(tip), FRONT_MARK, line)
     else:
         cv2.line(canvas.img, _pt(neck), _pt(neck + unit * 1.2 * width),
                  BACK_MARK, line)
 
 
-def textured_rect(rng, canvas: Canvas, layer_id: int, x: int, y: int,
-                  w: int, h: int) -> None:
+def textured_rect(rng, canvas: Canvas, layer_id: int, x: int, y: int, w: int,
+                  h: int) -> None:
     """A textured rectangle (clipped to the image) that hides what is
     under it."""
     H, W = canvas.layer.shape

@@ -74,9 +74,9 @@ import numpy as np
 
 COCO_NAMES = [
     'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder',
-    'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist',
-    'right_wrist', 'left_hip', 'right_hip', 'left_knee', 'right_knee',
-    'left_ankle', 'right_ankle'
+    'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',
+    'left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle',
+    'right_ankle'
 ]
 COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12],
                  [7, 13], [6, 7], [6, 8], [7, 9], [8, 10], [9, 11], [2, 3],
@@ -84,8 +84,8 @@ COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12],
 # WholeBody parts after the 17 body keypoints, in the annotation's order
 PARTS = (('foot_kpts', 6), ('face_kpts', 68), ('lefthand_kpts', 21),
          ('righthand_kpts', 21))
-DIFFICULTY_P = dict(occluded=0.25, truncated=0.15, unusual_pose=0.15,
-                    small=0.15)
+DIFFICULTY_P = dict(
+    occluded=0.25, truncated=0.15, unusual_pose=0.15, small=0.15)
 # body heights of the 'multi_scale' layout; 'small' as the default's flag
 SIZE_TIERS = dict(small=(35, 60), medium=(75, 110), large=(130, 190))
 LAYOUTS = ('default', 'multi_scale')
@@ -139,8 +139,8 @@ def _body(rng, height: float, unusual: Optional[str]) -> np.ndarray:
     k[5], k[6] = side * 0.11 * s, -side * 0.11 * s
     k[11], k[12] = hip_c + side * 0.08 * s, hip_c - side * 0.08 * s
     for sh, el, wr, sign in ((5, 7, 9, 1), (6, 8, 10, -1)):
-        k[el], k[wr] = _limb(rng, k[sh], down, 0.17 * s,
-                             (sign * 5, sign * 70), 110, unusual)
+        k[el], k[wr] = _limb(rng, k[sh], down, 0.17 * s, (sign * 5, sign * 70),
+                             110, unusual)
     for hip, kn, an, sign in ((11, 13, 15, 1), (12, 14, 16, -1)):
         k[kn], k[an] = _limb(rng, k[hip], down, 0.25 * s,
                              (sign * -5, sign * 25), 50, unusual)
@@ -154,19 +154,27 @@ def _face(head: Point, down: Point, r: float) -> np.ndarray:
     def at(u, v):  # u across (left +), v down, in head radii
         return head + side * u * r + down * v * r
 
-    pts = [at(0.9 * np.cos(t), 0.9 * np.sin(t))
-           for t in np.linspace(np.pi * 0.95, np.pi * 0.05, 17)]  # jaw
+    pts = [
+        at(0.9 * np.cos(t), 0.9 * np.sin(t))
+        for t in np.linspace(np.pi * 0.95, np.pi * 0.05, 17)
+    ]  # jaw
     pts += [at(u, -0.45) for u in np.linspace(0.7, 0.15, 5)]  # brow
     pts += [at(u, -0.45) for u in np.linspace(-0.15, -0.7, 5)]
     pts += [at(0, v) for v in np.linspace(-0.3, 0.15, 4)]  # nose bridge
     pts += [at(u, 0.25) for u in np.linspace(0.25, -0.25, 5)]
     for cx in (0.4, -0.4):  # eyes, 6 points each
-        pts += [at(cx + 0.15 * np.cos(t), -0.2 + 0.07 * np.sin(t))
-                for t in np.linspace(0, 2 * np.pi, 6, endpoint=False)]
-    pts += [at(0.35 * np.cos(t), 0.55 + 0.15 * np.sin(t))
-            for t in np.linspace(0, 2 * np.pi, 12, endpoint=False)]
-    pts += [at(0.2 * np.cos(t), 0.55 + 0.06 * np.sin(t))
-            for t in np.linspace(0, 2 * np.pi, 8, endpoint=False)]
+        pts += [
+            at(cx + 0.15 * np.cos(t), -0.2 + 0.07 * np.sin(t))
+            for t in np.linspace(0, 2 * np.pi, 6, endpoint=False)
+        ]
+    pts += [
+        at(0.35 * np.cos(t), 0.55 + 0.15 * np.sin(t))
+        for t in np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    ]
+    pts += [
+        at(0.2 * np.cos(t), 0.55 + 0.06 * np.sin(t))
+        for t in np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    ]
     return np.array(pts)
 
 
@@ -192,21 +200,21 @@ def _wholebody(k: np.ndarray, height: float) -> np.ndarray:
         shin = k[ank] - k[knee]
         shin = shin / (np.linalg.norm(shin) + 1e-9)
         toe_dir = _rot(shin, -sign * 80)
-        feet += [k[ank] + toe_dir * 0.07 * s + side * 0.01 * s * sign,
-                 k[ank] + toe_dir * 0.06 * s - side * 0.01 * s * sign,
-                 k[ank] - toe_dir * 0.02 * s + shin * 0.02 * s]
+        feet += [
+            k[ank] + toe_dir * 0.07 * s + side * 0.01 * s * sign,
+            k[ank] + toe_dir * 0.06 * s - side * 0.01 * s * sign,
+            k[ank] - toe_dir * 0.02 * s + shin * 0.02 * s
+        ]
     head = k[0] + down * 0.01 * s
     face = _face(head, down, 0.07 * s)
-    hands = [_hand(k[w], k[w] - k[e], 0.08 * s)
-             for w, e in ((9, 7), (10, 8))]
+    hands = [_hand(k[w], k[w] - k[e], 0.08 * s) for w, e in ((9, 7), (10, 8))]
     return np.concatenate([k, np.array(feet), face, *hands])
 
 
 def _palette(num: int) -> np.ndarray:
-    hsv = np.stack([
-        (np.arange(num) * 37) % 180,
-        np.full(num, 200), 150 + (np.arange(num) * 53) % 106
-    ], 1).astype(np.uint8)[None]
+    hsv = np.stack([(np.arange(num) * 37) % 180,
+                    np.full(num, 200), 150 + (np.arange(num) * 53) % 106],
+                   1).astype(np.uint8)[None]
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0].astype(int)
 
 
@@ -223,8 +231,8 @@ def _background(rng, w: int, h: int) -> np.ndarray:
             cv2.circle(img, (x, y), int(rng.integers(5, 40)), color, -1)
         else:
             cv2.rectangle(img, (x, y), (x + int(rng.integers(5, 60)),
-                                        y + int(rng.integers(5, 60))),
-                          color, -1)
+                                        y + int(rng.integers(5, 60))), color,
+                          -1)
     return img
 
 
@@ -254,8 +262,8 @@ def _draw_person(rng, img, layer, layer_id, kpts, height, num_body) -> None:
 
     torso = np.round(kpts[[5, 6, 12, 11]]).astype(np.int32)
     draw(cv2.fillPoly, [torso], color=c2)
-    for a, b in [(5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15),
-                 (12, 14), (14, 16)]:
+    for a, b in [(5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14),
+                 (14, 16)]:
         pa = tuple(int(v) for v in np.round(kpts[a]))
         pb = tuple(int(v) for v in np.round(kpts[b]))
         draw(cv2.line, pa, pb, color=c1, thickness=thick)
@@ -265,8 +273,11 @@ def _draw_person(rng, img, layer, layer_id, kpts, height, num_body) -> None:
     palette = _palette(len(kpts))
     for i, (x, y) in enumerate(kpts):
         radius = max(1, int(0.025 * s)) if i < num_body else 1
-        draw(cv2.circle, (int(round(x)), int(round(y))), radius,
-             color=tuple(int(c) for c in palette[i]), thickness=-1)
+        draw(
+            cv2.circle, (int(round(x)), int(round(y))),
+            radius,
+            color=tuple(int(c) for c in palette[i]),
+            thickness=-1)
 
 
 def _xywh(points: np.ndarray, pad: float, w: int, h: int) -> List[float]:
@@ -302,8 +313,12 @@ def _person_spec(rng, tier_slot) -> Tuple[Dict[str, bool], float]:
     return flags, rng.uniform(*SIZE_TIERS[tier])
 
 
-def _make_image(rng, wholebody: bool, w: int, h: int,
-                layout: str = 'default', unusual_pose: str = 'any_angle'):
+def _make_image(rng,
+                wholebody: bool,
+                w: int,
+                h: int,
+                layout: str = 'default',
+                unusual_pose: str = 'any_angle'):
     """One image and the annotations of its people (without ids)."""
     img = _background(rng, w, h)
     layer = np.zeros((h, w), np.int32)  # 0 = background
@@ -386,8 +401,7 @@ def _make_image(rng, wholebody: bool, w: int, h: int,
                 if short != 'foot':
                     pts = part[part[:, 2] > 0, :2]
                     ann[f'{short}_box'] = ([
-                        round(v, 2)
-                        for v in _xywh(pts, 0.02 * height, w, h)
+                        round(v, 2) for v in _xywh(pts, 0.02 * height, w, h)
                     ] if valid else [0.0, 0.0, 0.0, 0.0])
                 start += num
         annotations.append(ann)
@@ -455,14 +469,13 @@ def generate_dataset(out_dir: Union[str, Path],
     rng = np.random.default_rng(seed)
     written = {}
     ann_id = 1
-    for split, num, image_id in (('train', num_train, 1),
-                                 ('val', num_val, 1_000_000)):
+    for split, num, image_id in (('train', num_train, 1), ('val', num_val,
+                                                           1_000_000)):
         folder = out / f'{split}2017'
         folder.mkdir(exist_ok=True)
         images, annotations = [], []
         for i in range(num):
-            img, anns = _make_image(rng, wholebody, w, h, layout,
-                                    unusual_pose)
+            img, anns = _make_image(rng, wholebody, w, h, layout, unusual_pose)
             name = f'{image_id + i:012d}.png'
             cv2.imwrite(str(folder / name), img)
             images.append(
@@ -485,7 +498,6 @@ def generate_dataset(out_dir: Union[str, Path],
                     info=info,
                     images=images,
                     annotations=annotations,
-                    categories=CATEGORIES),
-                f)
+                    categories=CATEGORIES), f)
         written[split] = osp.abspath(path)
     return written

@@ -33,8 +33,7 @@ def gradient_norms(critic, real: Tensor, fake: Tensor,
     """
     alpha = alpha.view(-1, *([1] * (real.dim() - 1)))
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    grad, = torch.autograd.grad(
-        critic(mixed).sum(), mixed, create_graph=True)
+    grad, = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     return grad.flatten(1).norm(dim=1)
 
 
@@ -63,14 +62,14 @@ class AFLCriticTrainer:
         cfg = copy.deepcopy(dict(optim_wrapper or {}))
         cfg.setdefault('type', 'OptimWrapper')
         optimizer = OPTIMIZERS.build(
-            dict(cfg.pop('optimizer', loss.critic_optimizer),
-                 params=self.critic.parameters()))
+            dict(
+                cfg.pop('optimizer', loss.critic_optimizer),
+                params=self.critic.parameters()))
         self.optim_wrapper = OPTIM_WRAPPERS.build(
             cfg, default_args=dict(optimizer=optimizer))
         # its own hub, so that a clipped gradient norm does not land in the
         # pose model's `train/grad_norm`
-        self.optim_wrapper.message_hub = MessageHub(
-            f'afl_critic_{id(self)}')
+        self.optim_wrapper.message_hub = MessageHub(f'afl_critic_{id(self)}')
         if isinstance(param_scheduler, dict):
             param_scheduler = [param_scheduler]
         self.schedulers = [
@@ -160,11 +159,10 @@ class AFLCriticTrainer:
         critic computes outside autocast, see ``CriticRef``)."""
         loss, batch = self.loss, real.shape[0]
         alpha = torch.rand(batch, device=real.device)
-        norms = gradient_norms(loss.critic_ref.given(real), real, fake,
-                               alpha)
+        norms = gradient_norms(loss.critic_ref.given(real), real, fake, alpha)
         penalty = ((norms - 1)**2).mean()
-        d_real, d_fake = loss.critic_ref.given(torch.cat(
-            [real, real]))(torch.cat([real, fake])).split(batch)
+        d_real, d_fake = loss.critic_ref.given(torch.cat([real, real]))(
+            torch.cat([real, fake])).split(batch)
         wasserstein = d_real.mean() - d_fake.mean()
         drift = 0.5 * (d_real.pow(2).mean() + d_fake.pow(2).mean())
         objective = (-wasserstein + loss.gp_weight * penalty +

@@ -67,8 +67,8 @@ def keypoint_offsets(pred: Tensor,
     offsets = (pred.detach().float() - gt.detach().float()) / torch.tensor(
         [float(size[0]), float(size[1])], device=pred.device)
     if pred_present is not None:
-        offsets = torch.where(pred_present.unsqueeze(-1), offsets,
-                              float('inf'))
+        offsets = torch.where(
+            pred_present.unsqueeze(-1), offsets, float('inf'))
     if labelled is not None:
         offsets = torch.where(labelled.unsqueeze(-1), offsets, float('nan'))
     return offsets
@@ -91,14 +91,15 @@ def heatmap_peak_offsets(output: Tensor,
         Tensor: [B, K, 2] float32 ``(dx / W, dy / H)``, detached.
     """
     height, width = output.shape[2:]
-    return keypoint_offsets(heatmap_peaks(output), heatmap_peaks(target),
-                            (width, height), labelled)
+    return keypoint_offsets(
+        heatmap_peaks(output), heatmap_peaks(target), (width, height),
+        labelled)
 
 
-def mean_keypoint_distance(
-        pred: Tensor,
-        gt: Tensor,
-        labelled: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+def mean_keypoint_distance(pred: Tensor,
+                           gt: Tensor,
+                           labelled: Optional[Tensor] = None
+                           ) -> Tuple[Tensor, Tensor]:
     """The mean distance ``||pred_k - gt_k||`` over each sample's labelled
     keypoints, in the coordinates' units.
 
@@ -131,10 +132,10 @@ def heatmap_peaks(heatmaps: Tensor) -> Tensor:
     return torch.stack([index % width, index // width], dim=-1).float()
 
 
-def keypoint_peak_error(
-        output: Tensor,
-        target: Tensor,
-        keypoint_weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+def keypoint_peak_error(output: Tensor,
+                        target: Tensor,
+                        keypoint_weights: Optional[Tensor] = None
+                        ) -> Tuple[Tensor, Tensor]:
     """How wrong each sample's prediction is, independently of the critic:
     the mean distance (heatmap pixels) between the predicted and the
     ground-truth heatmap peaks over the labelled keypoints (weight > 0);
@@ -168,8 +169,9 @@ def sample_diagnostics(adapter, context: Sequence) -> dict:
         if adapter.family == 'simcc':
             ratio = adapter.simcc_split_ratio
             raw = keypoints.raw
-            pred, gt = (torch.stack([t.detach().argmax(-1) for t in pair],
-                                    -1) / ratio for pair in (raw[:2], raw[2:]))
+            pred, gt = (
+                torch.stack([t.detach().argmax(-1) for t in pair], -1) / ratio
+                for pair in (raw[:2], raw[2:]))
         else:
             pred, gt = keypoints.pred, keypoints.gt
         error, labels = mean_keypoint_distance(pred, gt, labelled)

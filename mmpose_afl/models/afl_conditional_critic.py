@@ -61,8 +61,8 @@ class AFLConditionalCritic(AFLCritic):
                  num_keypoints: int,
                  channels: Sequence[int] = (16, 32, 64, 128),
                  negative_slope: float = 0.2) -> None:
-        super().__init__(num_keypoints, channels, negative_slope,
-                         in_channels=4)
+        super().__init__(
+            num_keypoints, channels, negative_slope, in_channels=4)
 
     def forward(self, topology: Tensor, condition: Tensor) -> Tensor:
         """Score candidate topologies [B, 2, K, K] given the ground truth's

@@ -15,10 +15,10 @@ EPS = 1e-12
 
 
 @one_pass
-def keypoint_centroids(
-        heatmaps: Tensor,
-        threshold: float = 0.1,
-        keypoint_weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+def keypoint_centroids(heatmaps: Tensor,
+                       threshold: float = 0.1,
+                       keypoint_weights: Optional[Tensor] = None
+                       ) -> Tuple[Tensor, Tensor]:
     """Intensity-weighted centroid of each heatmap channel.
 
     The paper does not say how centroids are found. Decision: values below
@@ -86,8 +86,9 @@ def coordinate_topology(coords: Tensor, present: Tensor,
     """
     width, height = size
     # a missing keypoint's coordinate may be anything, NaN included
-    coords = torch.where(present.unsqueeze(-1), coords.float(),
-                         coords.new_zeros((), dtype=torch.float32))
+    coords = torch.where(
+        present.unsqueeze(-1), coords.float(),
+        coords.new_zeros((), dtype=torch.float32))
     pair = (present.unsqueeze(2) & present.unsqueeze(1)).float()
 
     # exact differences: cdist's matrix-product shortcut (used for K > 25)

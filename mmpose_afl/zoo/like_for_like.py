@@ -61,14 +61,15 @@ def eval_data(config_file: str) -> EvalData:
     ann_file = evaluator.get('ann_file') or str(
         Path(dataset.get('data_root', '')) / dataset.get('ann_file', ''))
     bbox_file = dataset.get('bbox_file')
-    boxes = ('ground-truth boxes' if not bbox_file else
-             f'detected boxes ({Path(bbox_file).name})')
+    boxes = ('ground-truth boxes'
+             if not bbox_file else f'detected boxes ({Path(bbox_file).name})')
     description = ''
     if Path(ann_file).is_file():
         info = json.loads(Path(ann_file).read_text()).get('info') or {}
         description = str(info.get('description', ''))
-    return EvalData(str(dataset.get('type')), Path(ann_file).name, boxes,
-                    description)
+    return EvalData(
+        str(dataset.get('type')),
+        Path(ann_file).name, boxes, description)
 
 
 def run_config(config: str, results: str) -> str:
@@ -125,8 +126,9 @@ def start_mismatches(run_config_file: str, entry: ZooEntry) -> List[str]:
     _, published = backbone_init(entry.config_file)
     if load_from or run_init == published:
         return []
-    return [f'backbone init_cfg: the run started from '
-            f'{describe_init(run_init)}, {entry.name} from '
-            f'{describe_init(published)}; train with the stock init_cfg '
-            '(the shipped configs keep it) to compare with the zoo']
-
+    return [
+        f'backbone init_cfg: the run started from '
+        f'{describe_init(run_init)}, {entry.name} from '
+        f'{describe_init(published)}; train with the stock init_cfg '
+        '(the shipped configs keep it) to compare with the zoo'
+    ]

@@ -86,8 +86,7 @@ def _evaluation_in(path: Path) -> Optional[Measured]:
     last = evaluations[-1]
     metrics = {
         k: float(v)
-        for k, v in last.items()
-        if '/' in k and isinstance(v, (int, float))
+        for k, v in last.items() if '/' in k and isinstance(v, (int, float))
     }
     source = str(path)
     if 'step' in last:
@@ -136,15 +135,18 @@ def _split(name: str) -> Tuple[str, str]:
     part = _PARTS[parts[0]] if parts else ''
     if not parts:
         for prefix in reversed(prefixes):
-            found = [p for w, p in _PARTS.items()
-                     if re.search(rf'(^|[^a-z]){w}($|[^a-z])', prefix)]
+            found = [
+                p for w, p in _PARTS.items()
+                if re.search(rf'(^|[^a-z]){w}($|[^a-z])', prefix)
+            ]
             if found:
                 part = found[0]
                 break
     return part, ''.join(w for w in words if w not in _PARTS)
 
 
-def match_metrics(baseline: ZooEntry, measured: Measured,
+def match_metrics(baseline: ZooEntry,
+                  measured: Measured,
                   names: Optional[Sequence[str]] = None
                   ) -> List[Tuple[str, float, float]]:
     """``(metric, published, measured)`` for each metric of the baseline
@@ -172,9 +174,8 @@ def match_metrics(baseline: ZooEntry, measured: Measured,
             hint = ('; MMPose\'s CocoWholeBodyMetric reports the whole body '
                     'only: per-part numbers need a per-part metric in the '
                     'evaluator')
-        raise ZooError(
-            f'{measured.source} lacks {", ".join(missing)} that '
-            f'{baseline.name} publishes; it has: '
-            f'{", ".join(sorted(measured.metrics)) or "nothing"} '
-            f'(choose the metrics to compare with --metrics){hint}')
+        raise ZooError(f'{measured.source} lacks {", ".join(missing)} that '
+                       f'{baseline.name} publishes; it has: '
+                       f'{", ".join(sorted(measured.metrics)) or "nothing"} '
+                       f'(choose the metrics to compare with --metrics){hint}')
     return rows

@@ -149,7 +149,8 @@ def load_entries(metafiles: Iterable[Path]) -> Dict[str, ZooEntry]:
                 continue
             first = results[0]
             entries[key] = ZooEntry(
-                name=model.get('Name', Path(key).stem),
+                name=model.get('Name',
+                               Path(key).stem),
                 config=key,
                 dataset=first.get('Dataset', ''),
                 metrics={
@@ -161,7 +162,8 @@ def load_entries(metafiles: Iterable[Path]) -> Dict[str, ZooEntry]:
     return entries
 
 
-def find_baseline(config: str, entries: Dict[str, ZooEntry],
+def find_baseline(config: str,
+                  entries: Dict[str, ZooEntry],
                   baseline: Optional[str] = None) -> ZooEntry:
     """The zoo entry to compare ``config`` with: ``baseline`` (an entry
     name or config path) when given, else the nearest ancestor with an

@@ -136,8 +136,7 @@ class AFLCriticHook(Hook):
                 broadcast(tensor, src=0)
             steps = trainer.loss.n_critic
             trainer.optim_wrapper.initialize_count_status(
-                trainer.critic, runner.iter * steps,
-                runner.max_iters * steps)
+                trainer.critic, runner.iter * steps, runner.max_iters * steps)
         if self.recorder is not None:
             self.recorder.start(runner)
 
@@ -150,8 +149,7 @@ class AFLCriticHook(Hook):
             if self.recorder is not None:
                 self.recorder.record(runner, data_batch, trainer.loss)
             prefix = 'train/afl_' if index == 0 else f'train/afl{index}_'
-            runner.message_hub.update_scalar(prefix + 'critic_lr',
-                                             trainer.lr)
+            runner.message_hub.update_scalar(prefix + 'critic_lr', trainer.lr)
             stats = trainer.step()
             for name, value in (stats or {}).items():
                 runner.message_hub.update_scalar(prefix + name, value)

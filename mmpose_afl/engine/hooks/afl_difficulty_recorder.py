@@ -35,7 +35,8 @@ class AFLDifficultyRecorder:
         tracked_ids (Sequence[int], optional): Sample ids to track.
     """
 
-    def __init__(self, num_tracked: int,
+    def __init__(self,
+                 num_tracked: int,
                  tracked_ids: Optional[Sequence[int]] = None) -> None:
         self.num_tracked = num_tracked
         self.tracked_ids = set(tracked_ids) if tracked_ids else None
@@ -58,8 +59,7 @@ class AFLDifficultyRecorder:
         if not self.tracked_ids or not data_batch or batch is None:
             return
         samples = data_batch['data_samples']
-        if not any(s.metainfo.get('id') in self.tracked_ids
-                   for s in samples):
+        if not any(s.metainfo.get('id') in self.tracked_ids for s in samples):
             return
         values = dict(
             sample_diagnostics(loss.adapter, batch['context']),
@@ -86,8 +86,7 @@ class AFLDifficultyRecorder:
                     labels=labels,
                     error=values['error'][index] if labels else None,
                     **sample_oracle(values['base_loss'][index],
-                                    values['offsets'][index], meta,
-                                    sigmas)))
+                                    values['offsets'][index], meta, sigmas)))
         path = osp.join(runner.work_dir,
                         f'afl_difficulty_rank{get_rank()}.jsonl')
         with open(path, 'a') as f:

@@ -51,9 +51,8 @@ class CocoWholeBodyPartMetric(CocoWholeBodyMetric):
         As :class:`CocoWholeBodyMetric`.
     """
 
-    def _do_python_keypoint_eval(self,
-                                 outfile_prefix: str) -> List[Tuple[str,
-                                                                    float]]:
+    def _do_python_keypoint_eval(self, outfile_prefix: str
+                                 ) -> List[Tuple[str, float]]:
         """Evaluate every part with COCOeval.
 
         Args:
@@ -67,8 +66,8 @@ class CocoWholeBodyPartMetric(CocoWholeBodyMetric):
         coco_det = self.coco.loadRes(f'{outfile_prefix}.keypoints.json')
         sigmas = np.array(self.dataset_meta['sigmas'])
         cuts = np.cumsum([
-            0, self.body_num, self.foot_num, self.face_num,
-            self.left_hand_num, self.right_hand_num
+            0, self.body_num, self.foot_num, self.face_num, self.left_hand_num,
+            self.right_hand_num
         ])
         parts = ['body', 'foot', 'face', 'lefthand', 'righthand']
         stats = {}

@@ -49,8 +49,8 @@ class MaskedAEHead(AssociativeEmbeddingHead):
         """``loss_kpt``: the keypoint loss of ``heatmaps`` against
         ``gt_heatmaps`` on the pixels of ``gt_masks`` (shapes checked first,
         whatever the loss, so a mismatch names both shapes)."""
-        check_heatmap_shapes(type(self).__name__, heatmaps, gt_heatmaps,
-                             mask=gt_masks)
+        check_heatmap_shapes(
+            type(self).__name__, heatmaps, gt_heatmaps, mask=gt_masks)
         return dict(
             loss_kpt=self.loss_module.keypoint_loss(heatmaps, gt_heatmaps,
                                                     None, gt_masks))
@@ -190,8 +190,8 @@ class AESAHRHead(ScaleAdaptiveMixin, MaskedAEHead):
             tag_loss=tag_loss,
             decoder=decoder,
             init_cfg=init_cfg)
-        if self.decoder is not None and not isinstance(
-                self.decoder, AssociativeEmbedding):
+        if self.decoder is not None and not isinstance(self.decoder,
+                                                       AssociativeEmbedding):
             raise ValueError(
                 'AESAHRHead: `decoder.type` must be an associative-embedding '
                 "codec ('AssociativeEmbedding' or "
@@ -200,24 +200,26 @@ class AESAHRHead(ScaleAdaptiveMixin, MaskedAEHead):
         self.init_scale_branch(
             final_layer_channels(in_channels, deconv_out_channels,
                                  conv_out_channels), num_keypoints,
-            self.loss_module.keypoint_loss, 'keypoint_loss',
-            scale_kernel_size, scale_target, min_scale_exponent,
-            scale_loss_weight, support_floor)
+            self.loss_module.keypoint_loss, 'keypoint_loss', scale_kernel_size,
+            scale_target, min_scale_exponent, scale_loss_weight, support_floor)
 
-    def forward_with_scales(
-            self, feats: Tuple[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward_with_scales(self, feats: Tuple[Tensor]
+                            ) -> Tuple[Tensor, Tensor, Tensor]:
         """Heatmaps [B, K, H, W], tags [B, K * L or L, H, W] and scale maps
         [B, K, H, W]."""
         features = self._features(feats)
         output = self.final_layer(features)
-        return (output[:, :self.num_keypoints],
-                output[:, self.num_keypoints:], self.scale_layers(features))
+        return (output[:, :self.num_keypoints], output[:, self.num_keypoints:],
+                self.scale_layers(features))
 
     def _heatmap_losses(self, features: Tensor, heatmaps: Tensor,
                         gt_heatmaps: Tensor,
                         gt_masks: Tensor) -> Dict[str, Tensor]:
         """``loss_kpt`` against the scale-adapted target and
         ``loss_scale``, both on the pixels of ``gt_masks``."""
-        return self.sahr_losses(self.loss_module.keypoint_loss, heatmaps,
-                                self.scale_layers(features), gt_heatmaps,
-                                mask=gt_masks)
+        return self.sahr_losses(
+            self.loss_module.keypoint_loss,
+            heatmaps,
+            self.scale_layers(features),
+            gt_heatmaps,
+            mask=gt_masks)

@@ -152,20 +152,17 @@ class ScaleAdaptiveMixin:
             heatmap_loss.forward).parameters
         # the head's init_cfg (Normal on every Conv2d) runs first, then this
         # one zeroes the last conv: s = 0 after init_weights()
-        self.scale_layers = Sequential(nn.Conv2d(feat_channels,
-                                                 num_keypoints,
-                                                 kernel_size=1),
-                                       nn.BatchNorm2d(num_keypoints),
-                                       nn.ReLU(inplace=True),
-                                       nn.Conv2d(num_keypoints,
-                                                 num_keypoints,
-                                                 kernel_size=scale_kernel_size,
-                                                 padding=scale_kernel_size //
-                                                 2,
-                                                 groups=num_keypoints),
-                                       init_cfg=dict(type='Constant',
-                                                     val=0,
-                                                     override=dict(name='3')))
+        self.scale_layers = Sequential(
+            nn.Conv2d(feat_channels, num_keypoints, kernel_size=1),
+            nn.BatchNorm2d(num_keypoints),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(
+                num_keypoints,
+                num_keypoints,
+                kernel_size=scale_kernel_size,
+                padding=scale_kernel_size // 2,
+                groups=num_keypoints),
+            init_cfg=dict(type='Constant', val=0, override=dict(name='3')))
         nn.init.zeros_(self.scale_layers[3].weight)
         nn.init.zeros_(self.scale_layers[3].bias)
 
@@ -217,9 +214,10 @@ class ScaleAdaptiveMixin:
         extra = {}
         if self._loss_takes_weight_target:  # WAHR weight from the original
             extra['weight_target'] = gt_heatmaps
-        return dict(loss_kpt=heatmap_loss(heatmaps, scaled, target_weights,
-                                          mask, **extra),
-                    loss_scale=penalty * self.scale_loss_weight)
+        return dict(
+            loss_kpt=heatmap_loss(heatmaps, scaled, target_weights, mask,
+                                  **extra),
+            loss_scale=penalty * self.scale_loss_weight)
 
 
 @one_pass

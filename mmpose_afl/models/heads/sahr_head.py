@@ -13,8 +13,7 @@ from mmpose.utils.typing import ConfigType, OptConfigType, OptSampleList
 from torch import Tensor
 
 from ..losses.gaussian_support import GAUSSIAN_SUPPORT_FLOOR
-from .sahr_branch import (SCALE_TARGETS, ScaleAdaptiveMixin,  # noqa: F401
-                          final_layer_channels, scale_heatmaps)
+from .sahr_branch import ScaleAdaptiveMixin, final_layer_channels
 
 OptIntSeq = Optional[Sequence[int]]
 
@@ -24,9 +23,9 @@ def check_gaussian_heatmap_decoder(head: HeatmapHead) -> None:
     are Gaussians with values in [0, 1] (``MSRAHeatmap``, plain or
     unbiased/DARK, or ``UDPHeatmap`` with ``heatmap_type='gaussian'``)."""
     decoder = head.decoder
-    if decoder is None or isinstance(decoder, MSRAHeatmap) or (
-            isinstance(decoder, UDPHeatmap)
-            and decoder.heatmap_type == 'gaussian'):
+    if decoder is None or isinstance(
+            decoder, MSRAHeatmap) or (isinstance(decoder, UDPHeatmap)
+                                      and decoder.heatmap_type == 'gaussian'):
         return
     got = type(decoder).__name__
     if isinstance(decoder, UDPHeatmap):

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from mmpose_afl.models.afl_critic import coordinate_topology
 from .afl_adapters import (HeatmapAdapter, KeypointAdapter, Keypoints,
                            RegressionAdapter, SimCCAdapter)
-from .reweighted_loss import ReweightedLoss
 from .reweighted_loss import effective_sample_size  # noqa: F401 (benchmarks)
+from .reweighted_loss import ReweightedLoss
 
 DIFFICULTIES = ('anchored', 'paper')
 
@@ -123,8 +123,8 @@ class AdversarialFocalLoss(ReweightedLoss):
                                       'a finite number >= 0, e.g. 1.0 (0 is '
                                       'the paper)')):
             ok = isinstance(value, (int, float)) and math.isfinite(value)
-            if not (ok and (value > 0 or field == 'drift_weight'
-                            and value >= 0)):
+            if not (ok and
+                    (value > 0 or field == 'drift_weight' and value >= 0)):
                 raise ValueError(f'{name}: `{field}` must be {lowest}; got '
                                  f'{value!r}')
         if difficulty not in DIFFICULTIES:
@@ -146,8 +146,7 @@ class AdversarialFocalLoss(ReweightedLoss):
                 f'betas=(0.5, 0.9)); got {critic_optimizer!r}')
         self.adapter_type.check_base_loss(name, base_loss)
         super().__init__(base_loss, normalize_weights, loss_weight)
-        self.adapter = self.adapter_type(name, self.base_loss,
-                                         **adapter_args)
+        self.adapter = self.adapter_type(name, self.base_loss, **adapter_args)
         # built from a fork of the random stream, which then continues as
         # if no critic had been built: AFL's pose network starts where the
         # stock one does at the same seed

@@ -28,8 +28,7 @@ def check_support_floor(owner: str, support_floor: float) -> None:
 
 
 def gaussian_support(heatmaps: Tensor,
-                     support_floor: float = GAUSSIAN_SUPPORT_FLOOR
-                     ) -> Tensor:
+                     support_floor: float = GAUSSIAN_SUPPORT_FLOOR) -> Tensor:
     """Boolean map of the pixels inside the Gaussian support: ``gt >=
     support_floor`` and ``gt > 0`` (so a floor of 0 is the old ``gt > 0``).
 

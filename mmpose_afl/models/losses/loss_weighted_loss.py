@@ -6,7 +6,6 @@ from typing import Optional
 
 import torch
 from mmpose.registry import MODELS
-
 from torch import Tensor
 
 from .afl_adapters import HeatmapAdapter
@@ -58,17 +57,17 @@ class LossWeightedHeatmapLoss(ReweightedLoss):
                      type='KeypointMSELoss', use_target_weight=True),
                  gamma: float = 1.,
                  loss_weight: float = 1.) -> None:
-        if isinstance(gamma, bool) or not (
-                isinstance(gamma, (int, float)) and math.isfinite(gamma)
-                and gamma >= 0):
+        if isinstance(gamma,
+                      bool) or not (isinstance(gamma, (int, float))
+                                    and math.isfinite(gamma) and gamma >= 0):
             raise ValueError(
                 'LossWeightedHeatmapLoss: `gamma` (the exponent of the '
                 'per-sample loss in the weight) must be a finite number '
                 f'>= 0, e.g. 1.0 (the default; 0: equal weights); got '
                 f'{gamma!r}')
         HeatmapAdapter.check_base_loss('LossWeightedHeatmapLoss', base_loss)
-        super().__init__(base_loss, normalize_weights=True,
-                         loss_weight=loss_weight)
+        super().__init__(
+            base_loss, normalize_weights=True, loss_weight=loss_weight)
         self.adapter = HeatmapAdapter('LossWeightedHeatmapLoss',
                                       self.base_loss)
         self.gamma = float(gamma)

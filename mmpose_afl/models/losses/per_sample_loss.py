@@ -39,8 +39,9 @@ def check_heatmap_shapes(loss_name: str,
             f'{_shape(target)} must be heatmaps [B, K, H, W] of the same '
             'shape')
     batch, k, height, width = output.shape
-    if target_weights is not None and target_weights.shape not in (
-            (batch, k), output.shape):
+    allowed_shapes = ((batch, k), output.shape)
+    if (target_weights is not None
+            and target_weights.shape not in allowed_shapes):
         raise ValueError(
             f'{loss_name}: `target_weights` {_shape(target_weights)} must '
             f'be [B, K] = {[batch, k]} or [B, K, H, W] = {_shape(output)} '

@@ -147,15 +147,17 @@ class ReweightedLoss(nn.Module):
         def loop() -> Tensor:
             batch = tree_flatten(tensors)[0][0].shape[0]
             return torch.stack([
-                one_sample(*tree_map(lambda a: a if a is None else a[b],
-                                     tensors)) for b in range(batch)
+                one_sample(
+                    *tree_map(lambda a: a if a is None else a[b], tensors))
+                for b in range(batch)
             ])
 
         if self._use_loop:
             return loop()
         try:
-            in_dims = tuple(tree_map(lambda a: 0, a) if a is not None
-                            else None for a in tensors)
+            in_dims = tuple(
+                tree_map(lambda a: 0, a) if a is not None else None
+                for a in tensors)
             return torch.func.vmap(one_sample, in_dims=in_dims)(*tensors)
         except torch.cuda.OutOfMemoryError:
             raise
@@ -194,8 +196,7 @@ class ReweightedLoss(nn.Module):
         losses = self.per_sample_losses(*inputs, **kwargs) if batch else \
             first.flatten(1).sum(1)
         # the weights are computed in float32 even under autocast
-        with torch.no_grad(), torch.autocast(first.device.type,
-                                             enabled=False):
+        with torch.no_grad(), torch.autocast(first.device.type, enabled=False):
             difficulty = finite_difficulty(
                 self.sample_difficulty(losses.detach(), *context).float())
             weight = normalized_weights(difficulty) \
@@ -206,8 +207,8 @@ class ReweightedLoss(nn.Module):
                 weight=weight,
                 losses=losses.detach(),
                 context=tree_map(
-                    lambda a: a.detach() if isinstance(a, Tensor) else a,
-                    context))
+                    lambda a: a.detach()
+                    if isinstance(a, Tensor) else a, context))
         loss = (weight.to(losses.dtype) * losses).sum()
         if reduction == 'mean':
             loss = loss / max(batch, 1)

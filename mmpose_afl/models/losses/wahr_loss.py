@@ -80,9 +80,10 @@ class WAHRLoss(PerSampleHeatmapLoss):
                  skip_empty_channel: bool = False,
                  loss_weight: float = 1.,
                  support_floor: float = GAUSSIAN_SUPPORT_FLOOR):
-        super().__init__(use_target_weight=use_target_weight,
-                         skip_empty_channel=skip_empty_channel,
-                         loss_weight=loss_weight)
+        super().__init__(
+            use_target_weight=use_target_weight,
+            skip_empty_channel=skip_empty_channel,
+            loss_weight=loss_weight)
         if not gamma > 0:
             raise ValueError(
                 f'WAHRLoss: `gamma` must be > 0 (e.g. 0.01), got {gamma}')
@@ -129,11 +130,8 @@ class WAHRLoss(PerSampleHeatmapLoss):
                 and the scale-adapted ones as ``target``. Defaults to
                 ``None``
         """
-        return super().forward(output,
-                               target,
-                               target_weights,
-                               mask,
-                               weight_target=weight_target)
+        return super().forward(
+            output, target, target_weights, mask, weight_target=weight_target)
 
 
 def wahr_weight(output: Tensor, weight_target: Tensor, gamma: float,
@@ -142,9 +140,9 @@ def wahr_weight(output: Tensor, weight_target: Tensor, gamma: float,
     ``weight_target`` treated as a constant and 0 outside its Gaussian
     support (:func:`gaussian_support`); shared with :class:`FoWKALLoss`."""
     source = weight_target.detach()
-    gt_pow = torch.where(gaussian_support(source, support_floor),
-                         source.clamp(min=0).pow(gamma),
-                         torch.zeros_like(source))
+    gt_pow = torch.where(
+        gaussian_support(source, support_floor),
+        source.clamp(min=0).pow(gamma), torch.zeros_like(source))
     # |P| (1 - G^g) + |1 - P| G^g, in fewer ops
     abs_output = output.abs()
     return abs_output + gt_pow * ((1 - output).abs() - abs_output)
@@ -161,8 +159,9 @@ def wahr_sample_losses(output: Tensor, target: Tensor, weight_target: Tensor,
     dtype = torch.promote_types(output.dtype, torch.float32)
     output, target = output.to(dtype), target.to(dtype)
     weight_target = weight_target.to(dtype)
-    loss = F.mse_loss(output, target, reduction='none') * wahr_weight(
-        output, weight_target, gamma, support_floor)
+    loss = F.mse_loss(
+        output, target, reduction='none') * wahr_weight(
+            output, weight_target, gamma, support_floor)
     if mask is not None:
         loss = loss * mask
     return loss.flatten(1).mean(dim=1)

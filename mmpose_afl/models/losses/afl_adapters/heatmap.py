@@ -50,10 +50,9 @@ class HeatmapAdapter(KeypointAdapter):
                     target_weights: Optional[Tensor] = None,
                     mask: Optional[Tensor] = None,
                     weight_target: Optional[Tensor] = None):
-        check_heatmap_shapes(self.owner, output, target, target_weights,
-                             mask)
-        args = (output, target, target_weights) + (
-            () if mask is None else (mask, ))
+        check_heatmap_shapes(self.owner, output, target, target_weights, mask)
+        args = (output, target, target_weights) + (() if mask is None else
+                                                   (mask, ))
         if weight_target is None or not self.takes_weight_target:
             return args, {}
         if weight_target.shape != output.shape:
@@ -74,8 +73,9 @@ class HeatmapAdapter(KeypointAdapter):
         labelled = torch.ones(batch, k, dtype=torch.bool,
                               device=output.device) if weights is None \
             else weights > 0
-        pred, pred_present = keypoint_centroids(
-            output.detach(), self.centroid_threshold, weights)
+        pred, pred_present = keypoint_centroids(output.detach(),
+                                                self.centroid_threshold,
+                                                weights)
         gt, gt_present = keypoint_centroids(target.detach(),
                                             self.centroid_threshold, weights)
         return Keypoints(pred, pred_present, gt, gt_present, labelled,

@@ -26,13 +26,15 @@ class RegressionAdapter(KeypointAdapter):
     base_types = ('RLELoss', 'SmoothL1Loss')
     head_k_field = 'num_joints'
 
-    def __init__(self, owner: str, base_loss: nn.Module,
+    def __init__(self,
+                 owner: str,
+                 base_loss: nn.Module,
                  input_size=None) -> None:
         super().__init__(owner, base_loss)
-        if input_size is not None and not (
-                isinstance(input_size, (tuple, list)) and len(input_size) == 2
-                and all(isinstance(v, (int, float)) and v > 0
-                        for v in input_size)):
+        valid = (
+            isinstance(input_size, (tuple, list)) and len(input_size) == 2
+            and all(isinstance(v, (int, float)) and v > 0 for v in input_size))
+        if input_size is not None and not valid:
             raise ValueError(
                 f'{owner}: `input_size` must be None (read from the '
                 "head's decoder) or the model input (W, H), e.g. (192, "
@@ -70,8 +72,8 @@ class RegressionAdapter(KeypointAdapter):
         if not 2 + self.with_sigma <= len(inputs) <= count:
             raise ValueError(
                 f'{self.owner}: {type(self.base_loss).__name__} takes ' +
-                ('(pred, sigma, target, target_weight)' if self.with_sigma
-                 else '(output, target, target_weight)') +
+                ('(pred, sigma, target, target_weight)' if self.
+                 with_sigma else '(output, target, target_weight)') +
                 f', got {len(inputs)} arguments')
         inputs = list(inputs) + [None] * (count - len(inputs))
         if self.with_sigma:
@@ -81,12 +83,13 @@ class RegressionAdapter(KeypointAdapter):
         shapes = {'pred': pred, 'target': target, 'sigma': sigma}
         if not isinstance(pred, Tensor) or not all(
                 isinstance(t, Tensor) and t.dim() == 3 and t.shape[-1] == 2
-                and t.shape == pred.shape for t in shapes.values()
-                if t is not None):
+                and t.shape == pred.shape
+                for t in shapes.values() if t is not None):
             raise ValueError(
-                f'{self.owner}: ' + ', '.join(
-                    f'`{n}` {_shape(t)}' for n, t in shapes.items()
-                    if t is not None) + ' must be coordinates [B, K, 2] of '
+                f'{self.owner}: ' +
+                ', '.join(f'`{n}` {_shape(t)}'
+                          for n, t in shapes.items() if t is not None) +
+                ' must be coordinates [B, K, 2] of '
                 'the same shape (what RLEHead / RegressionHead pass); for '
                 'heatmaps use AFLHeatmapLoss, for SimCC AFLSimCCLoss')
         batch, k = pred.shape[:2]
@@ -116,5 +119,5 @@ class RegressionAdapter(KeypointAdapter):
         scale = pred.new_tensor(self.input_size, dtype=torch.float32)
         raw = (pred, target) if sigma is None else (pred, sigma, target)
         return Keypoints(pred.detach().float() * scale, labelled,
-                         target.detach().float() * scale, labelled,
-                         labelled, self.input_size, raw)
+                         target.detach().float() * scale, labelled, labelled,
+                         self.input_size, raw)

@@ -28,21 +28,27 @@ class SimCCAdapter(KeypointAdapter):
 
     def bind_head(self, head: nn.Module, num_keypoints: int) -> None:
         super().bind_head(head, num_keypoints)
-        self.simcc_split_ratio = float(
-            getattr(head, 'simcc_split_ratio', 1.0))
+        self.simcc_split_ratio = float(getattr(head, 'simcc_split_ratio', 1.0))
 
-    def base_inputs(self, pred_simcc, gt_simcc,
+    def base_inputs(self,
+                    pred_simcc,
+                    gt_simcc,
                     target_weight: Optional[Tensor] = None):
         pairs = (pred_simcc, gt_simcc)
-        ok = all(isinstance(p, (tuple, list)) and len(p) == 2 and all(
-            isinstance(t, Tensor) and t.dim() == 3 for t in p) for p in pairs)
+        ok = all(
+            isinstance(p, (tuple, list)) and len(p) == 2 and all(
+                isinstance(t, Tensor) and t.dim() == 3 for t in p)
+            for p in pairs)
         if ok:
             (px, py), (gx, gy) = pairs
-            ok = (px.shape == gx.shape and py.shape == gy.shape
-                  and px.shape[:2] == py.shape[:2])
+            ok = (
+                px.shape == gx.shape and py.shape == gy.shape
+                and px.shape[:2] == py.shape[:2])
         if not ok:
-            shapes = [[_shape(t) for t in p] if isinstance(
-                p, (tuple, list)) else _shape(p) for p in pairs]
+            shapes = [[_shape(t)
+                       for t in p] if isinstance(p,
+                                                 (tuple, list)) else _shape(p)
+                      for p in pairs]
             raise ValueError(
                 f'{self.owner}: `pred_simcc` {shapes[0]} and `gt_simcc` '
                 f'{shapes[1]} must be (x, y) pairs of SimCC vectors '
@@ -63,7 +69,9 @@ class SimCCAdapter(KeypointAdapter):
             return torch.softmax(labels.float() * base.label_beta, dim=-1)
         return labels.float().clamp_min(0)
 
-    def keypoints(self, pred_simcc, gt_simcc,
+    def keypoints(self,
+                  pred_simcc,
+                  gt_simcc,
                   target_weight: Optional[Tensor] = None) -> Keypoints:
         base, ratio = self.base_loss, self.simcc_split_ratio
         batch, k = pred_simcc[0].shape[:2]
