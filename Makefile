@@ -5,8 +5,8 @@
 PY := .venv/bin/python
 PY_OLDEST := .venv-oldest/bin/python
 
-.PHONY: install install-oldest test test-current test-oldest demo demo-full \
-	data clean
+.PHONY: install install-oldest test test-current test-oldest lint format \
+	demo demo-full data clean
 
 install:
 	bash tools/install_stack.sh
@@ -23,12 +23,35 @@ install-oldest:
 TEST_WORKERS ?= 2
 
 # The oldest stack's leg: the unit tests of every loss, head, hook and
-# metric, the import and packaging checks, and one short mim train + mim test
-# of every method with a resume of AFL (tests/test_every_method_e2e.py, which
-# the current leg leaves out: its other files train every method already)
-OLDEST_TESTS ?= tests/test_every_method_e2e.py tests/test_foundation.py
+# metric and the import checks (their fast tier), then one short mim train +
+# mim test of every method with a resume of AFL. test_compiled.py runs in a
+# process of its own: on torch 2.1 its checks that torch.compile built a
+# graph fail after other files have run the same functions eagerly in that
+# process (it passes alone, as it does in any order on the current torch)
+OLDEST_UNIT_TESTS ?= tests/test_afl_loss.py tests/test_afl_critic_trainer.py \
+	tests/test_afl_heads.py tests/test_conditional_critic.py \
+	tests/test_loss_weighted.py tests/test_fowkal_loss.py \
+	tests/test_fowkal_parts.py tests/test_running_mean_norm.py \
+	tests/test_hsm_loss.py tests/test_wahr_loss.py tests/test_sahr_head.py \
+	tests/test_ae_sahr_head.py tests/test_gaussian_support.py \
+	tests/test_stratified_metric.py tests/test_wholebody_part_metric.py \
+	tests/test_sigmoid_calibration.py tests/test_loss_robustness.py \
+	tests/test_foundation.py tests/test_configs_build.py tests/test_amp.py
 
-test: install install-oldest test-current test-oldest
+test: install install-oldest lint test-current test-oldest
+
+# flake8, isort and yapf as MMPose configures them (setup.cfg); `make format`
+# rewrites the tree so that `make lint` passes
+LINT_PATHS := mmpose_afl mmpose_afl_bootstrap.py setup.py tools benchmarks \
+	tests
+lint: install
+	$(PY) -m flake8 $(LINT_PATHS)
+	$(PY) -m isort --check-only --diff $(LINT_PATHS)
+	$(PY) -m yapf --recursive --diff $(LINT_PATHS)
+
+format: install
+	$(PY) -m isort $(LINT_PATHS)
+	$(PY) -m yapf --recursive --in-place $(LINT_PATHS)
 
 test-current: install
 	mkdir -p work_dirs
@@ -38,8 +61,12 @@ test-current: install
 
 test-oldest: install-oldest
 	mkdir -p work_dirs
-	$(PY_OLDEST) -m pytest $(OLDEST_TESTS) -q -n $(TEST_WORKERS) \
-		--dist loadfile --basetemp=work_dirs/pytest-oldest
+	$(PY_OLDEST) -m pytest $(OLDEST_UNIT_TESTS) -m "not e2e" -q \
+		-n $(TEST_WORKERS) --dist loadfile --basetemp=work_dirs/pytest-oldest
+	$(PY_OLDEST) -m pytest tests/test_compiled.py -q \
+		--basetemp=work_dirs/pytest-oldest
+	$(PY_OLDEST) -m pytest tests/test_every_method_e2e.py -q \
+		-n $(TEST_WORKERS) --dist load --basetemp=work_dirs/pytest-oldest
 
 # every method briefly, with figures and tables (minutes)
 demo: install
