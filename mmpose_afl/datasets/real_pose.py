@@ -42,7 +42,9 @@ import numpy as np
 
 from .real_pose_drawing import (Canvas, _pt, body_axes, disc_radius, draw_disc,
                                 draw_person, occlude, person_size)
-from .synthetic import CATEGORIES, PARTS, _background, _face, _xywh
+from .synthetic_annotation import CATEGORIES, _xywh
+from .synthetic_drawing import _background
+from .synthetic_pose import PARTS, _face
 
 FINGER_SPREAD = (-50, -22, 0, 20, 40)  # left hand; the right one mirrored
 PART_COLOURS = dict(
