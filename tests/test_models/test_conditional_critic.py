@@ -18,7 +18,7 @@ from mmengine.config import Config
 from tests.afl_helpers import critic_step, trainer_of
 from tests.e2e import (REPO, assert_same_tensors, rank_states, run_dist_train,
                        short_schedule, with_probe)
-from tests.test_afl_loss import batch, numpy_topology
+from tests.test_models.test_losses.test_afl_loss import batch, numpy_topology
 
 CONFIGS = ('configs/afl_cond/'
            'td-hm_res18_afl-cond-1xb16-20e_synthetic-coco-128x96.py',

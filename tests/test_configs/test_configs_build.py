@@ -12,7 +12,7 @@ from mmpose.registry import MODELS
 
 import mmpose_afl  # noqa: F401
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(
     p.relative_to(REPO).as_posix() for p in (REPO / 'configs').rglob('*.py')
     if '_base_' not in p.relative_to(REPO / 'configs').parts)

@@ -281,7 +281,8 @@ def assert_finite_state(head):
 @pytest.mark.parametrize('type_', ['AESAHRHead', 'MaskedAEHead'])
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_bottom_up_heads_under_autocast(type_, dtype):
-    """The edge-input fuzz cases (tests/test_loss_fuzz.py) for the bottom-up
+    """The edge-input fuzz cases
+    (tests/test_models/test_losses/test_loss_fuzz.py) for the bottom-up
     heads: under CPU autocast the loss is finite and within the dtype's
     precision of float32's."""
     try:
@@ -323,9 +324,10 @@ def test_bottom_up_heads_channels_last_and_bad_shapes(type_):
 @pytest.mark.parametrize('pixel', [math.nan, math.inf, 1e30])
 def test_bottom_up_sahr_head_bad_pixel_leaves_the_state_finite(pixel):
     """One bad value in the final layer's output (what an fp16 overflow
-    gives; as in tests/test_loss_fuzz.py): the loss may be non-finite, the
-    head's state stays finite, and on the next batch the head gives what a
-    twin that saw the same batch without the bad value gives."""
+    gives; as in tests/test_models/test_losses/test_loss_fuzz.py): the loss
+    may be non-finite, the head's state stays finite, and on the next batch
+    the head gives what a twin that saw the same batch without the bad value
+    gives."""
     head, twin = build_head(), build_head()
     twin.load_state_dict(head.state_dict())
     samples, feats = fake_batch(6), (torch.rand(2, 8, 16, 16), )
