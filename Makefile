@@ -28,15 +28,27 @@ TEST_WORKERS ?= 2
 # process of its own: on torch 2.1 its checks that torch.compile built a
 # graph fail after other files have run the same functions eagerly in that
 # process (it passes alone, as it does in any order on the current torch)
-OLDEST_UNIT_TESTS ?= tests/test_afl_loss.py tests/test_afl_critic_trainer.py \
-	tests/test_afl_heads.py tests/test_conditional_critic.py \
-	tests/test_loss_weighted.py tests/test_fowkal_loss.py \
-	tests/test_fowkal_parts.py tests/test_running_mean_norm.py \
-	tests/test_hsm_loss.py tests/test_wahr_loss.py tests/test_sahr_head.py \
-	tests/test_ae_sahr_head.py tests/test_gaussian_support.py \
-	tests/test_stratified_metric.py tests/test_wholebody_part_metric.py \
-	tests/test_sigmoid_calibration.py tests/test_loss_robustness.py \
-	tests/test_foundation.py tests/test_configs_build.py tests/test_amp.py
+OLDEST_UNIT_TESTS ?= \
+	tests/test_models/test_losses/test_afl_loss.py \
+	tests/test_models/test_losses/test_afl_heads.py \
+	tests/test_models/test_losses/test_loss_weighted.py \
+	tests/test_models/test_losses/test_fowkal_loss.py \
+	tests/test_models/test_losses/test_fowkal_parts.py \
+	tests/test_models/test_losses/test_running_mean_norm.py \
+	tests/test_models/test_losses/test_hsm_loss.py \
+	tests/test_models/test_losses/test_wahr_loss.py \
+	tests/test_models/test_losses/test_gaussian_support.py \
+	tests/test_models/test_losses/test_loss_robustness.py \
+	tests/test_models/test_heads/test_sahr_head.py \
+	tests/test_models/test_heads/test_ae_sahr_head.py \
+	tests/test_models/test_conditional_critic.py \
+	tests/test_engine/test_afl_critic_trainer.py \
+	tests/test_engine/test_amp.py \
+	tests/test_engine/test_hooks/test_sigmoid_calibration.py \
+	tests/test_evaluation/test_metrics/test_stratified_metric.py \
+	tests/test_evaluation/test_metrics/test_wholebody_part_metric.py \
+	tests/test_foundation.py \
+	tests/test_configs/test_configs_build.py
 
 test: install install-oldest lint test-current test-oldest
 
@@ -57,15 +69,15 @@ test-current: install
 	mkdir -p work_dirs
 	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile \
 		--basetemp=work_dirs/pytest \
-		--ignore=tests/test_every_method_e2e.py
+		--ignore=tests/test_e2e/test_every_method_e2e.py
 
 test-oldest: install-oldest
 	mkdir -p work_dirs
 	$(PY_OLDEST) -m pytest $(OLDEST_UNIT_TESTS) -m "not e2e" -q \
 		-n $(TEST_WORKERS) --dist loadfile --basetemp=work_dirs/pytest-oldest
-	$(PY_OLDEST) -m pytest tests/test_compiled.py -q \
+	$(PY_OLDEST) -m pytest tests/test_models/test_compiled.py -q \
 		--basetemp=work_dirs/pytest-oldest
-	$(PY_OLDEST) -m pytest tests/test_every_method_e2e.py -q \
+	$(PY_OLDEST) -m pytest tests/test_e2e/test_every_method_e2e.py -q \
 		-n $(TEST_WORKERS) --dist load --basetemp=work_dirs/pytest-oldest
 
 # every method briefly, with figures and tables (minutes)

@@ -1,6 +1,6 @@
 """Shared fixtures: tiny synthetic COCO and COCO-WholeBody datasets, made
 once per test session with the project's own generator; losses run
-eagerly here (tests/test_compiled.py switches compiling on).
+eagerly here (tests/test_models/test_compiled.py switches compiling on).
 
 The ``e2e`` marker: ``pytest -m "not e2e"`` runs the fast tier. A test is
 marked when it starts a real training or test run, decided at collection

@@ -1,8 +1,8 @@
 """AFL with the conditional critic: its scores against a numpy
 re-derivation for fixed weights, the difficulty and weights AFL makes of
 them, the critic loss with the gradient penalty on the candidate only,
-non-finite batches, the state through the hook's checkpoint, the configs,
-and 2-process DDP keeping the critic identical."""
+non-finite batches, the state through the hook's checkpoint, and 2-process
+DDP keeping the critic identical."""
 import io
 import json
 import math
@@ -13,12 +13,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 
 from tests.afl_helpers import critic_step, trainer_of
 from tests.e2e import (REPO, assert_same_tensors, rank_states, run_dist_train,
                        short_schedule, with_probe)
-from tests.test_afl_loss import batch, numpy_topology
+from tests.test_models.test_losses.test_afl_loss import batch, numpy_topology
 
 CONFIGS = ('configs/afl_cond/'
            'td-hm_res18_afl-cond-1xb16-20e_synthetic-coco-128x96.py',
@@ -219,20 +218,6 @@ def test_state_goes_through_the_hooks_checkpoint():
         steps.append(critic_step(loss))
     assert steps[0] == steps[1]
     assert torch.equal(fresh.critic.score.weight, trained.critic.score.weight)
-
-
-@pytest.mark.parametrize('config', CONFIGS)
-def test_configs_build_a_conditional_critic(config):
-    from mmpose.registry import MODELS
-
-    import mmpose_afl  # noqa: F401
-    from mmpose_afl.models.afl_conditional_critic import AFLConditionalCritic
-    cfg = Config.fromfile(str(REPO / config))
-    loss = MODELS.build(cfg.model).head.loss_module
-    assert isinstance(loss.critic, AFLConditionalCritic)
-    assert loss.critic.num_keypoints == (133 if 'wholebody' in config else 17)
-    assert loss.difficulty == 'anchored' and loss.drift_weight == 1.
-    assert 'AFLCriticHook' in [h['type'] for h in cfg.custom_hooks]
 
 
 def test_ddp_keeps_the_conditional_critic_identical(synthetic_coco, tmp_path):

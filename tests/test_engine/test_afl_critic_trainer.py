@@ -17,7 +17,7 @@ from mmpose_afl.engine.afl_critic_trainer import AFLCriticTrainer
 from mmpose_afl.engine.hooks.afl_critic_hook import AFLCriticHook
 from mmpose_afl.models.losses.afl_adapters import KeypointAdapter, Keypoints
 from mmpose_afl.models.losses.afl_loss import AdversarialFocalLoss
-from tests.test_afl_loss import batch
+from tests.test_models.test_losses.test_afl_loss import batch
 
 
 def afl(**kwargs):

@@ -15,8 +15,8 @@ from mmpose_afl.engine.hooks import SigmoidHeadCalibrationHook
 from mmpose_afl.models.heads.sigmoid_calibration import (
     calibration_coefficients, recalibrate_final_conv)
 from tests.e2e import REPO, data_options
-from tests.test_finetune import (BASELINE, SYNTHETIC, predict, stock_model,
-                                 val_batch)
+from tests.test_configs.test_finetune import (BASELINE, SYNTHETIC, predict,
+                                              stock_model, val_batch)
 
 # by hand: sigmoid(-ln 9) = 1 / (1 + 9) = 0.1, sigmoid(ln 9) = 0.9
 A, B = 2 * math.log(9), -math.log(9)

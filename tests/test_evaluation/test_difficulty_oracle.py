@@ -138,7 +138,7 @@ def test_diagnostics_of_the_last_batch_by_hand():
     offsets of the argmax peaks and their mean error."""
     from mmpose_afl.evaluation.sample_oks import sample_diagnostics
     from mmpose_afl.models.losses.afl_loss import AFLHeatmapLoss
-    from tests.test_afl_loss import dots
+    from tests.test_models.test_losses.test_afl_loss import dots
     target = torch.cat([dots([(0, 0), (4, 0)]), dots([(2, 2), (5, 5)])])
     output = torch.cat([dots([(1, 0), (4, 3)]), dots([None, (0, 0)], k=2)])
     weights = torch.tensor([[1., 1.], [1., 0.]])

@@ -7,15 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 
-from tests.e2e import REPO
 from tests.trained_runs import trained
 
 COCO_CONFIG = ('configs/loss_weighted/'
                'td-hm_res18_loss-weighted-1xb16-20e_synthetic-coco-128x96.py')
-CONFIGS = (COCO_CONFIG, 'configs/loss_weighted/td-hm_res18_loss-weighted-'
-           '1xb16-20e_synthetic-coco-wholebody-128x96.py')
 
 
 def build(**kwargs):
@@ -159,21 +155,6 @@ def test_no_centroids_peaks_or_topology_are_computed(monkeypatch):
         2, 3, 4, 5, generator=gen), torch.rand(
             2, 3, 4, 5, generator=gen)
     build().train()(output, target, torch.ones(2, 3))
-
-
-@pytest.mark.parametrize('config', CONFIGS)
-def test_configs_build(config):
-    from mmpose.registry import MODELS
-
-    import mmpose_afl  # noqa: F401
-    cfg = Config.fromfile(str(REPO / config))
-    model = MODELS.build(cfg.model)
-    assert type(model.head.loss_module).__name__ == \
-        'LossWeightedHeatmapLoss'
-    assert model.head.loss_module.gamma == 1.
-    assert 'AFLCriticHook' not in [
-        h['type'] for h in cfg.get('custom_hooks', [])
-    ]
 
 
 def test_demo_trains_without_the_afl_hook(synthetic_coco, tmp_path_factory):

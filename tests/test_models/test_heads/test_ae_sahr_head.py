@@ -281,7 +281,8 @@ def assert_finite_state(head):
 @pytest.mark.parametrize('type_', ['AESAHRHead', 'MaskedAEHead'])
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_bottom_up_heads_under_autocast(type_, dtype):
-    """The edge-input fuzz cases (tests/test_loss_fuzz.py) for the bottom-up
+    """The edge-input fuzz cases
+    (tests/test_models/test_losses/test_loss_fuzz.py) for the bottom-up
     heads: under CPU autocast the loss is finite and within the dtype's
     precision of float32's."""
     try:
@@ -323,9 +324,10 @@ def test_bottom_up_heads_channels_last_and_bad_shapes(type_):
 @pytest.mark.parametrize('pixel', [math.nan, math.inf, 1e30])
 def test_bottom_up_sahr_head_bad_pixel_leaves_the_state_finite(pixel):
     """One bad value in the final layer's output (what an fp16 overflow
-    gives; as in tests/test_loss_fuzz.py): the loss may be non-finite, the
-    head's state stays finite, and on the next batch the head gives what a
-    twin that saw the same batch without the bad value gives."""
+    gives; as in tests/test_models/test_losses/test_loss_fuzz.py): the loss
+    may be non-finite, the head's state stays finite, and on the next batch
+    the head gives what a twin that saw the same batch without the bad value
+    gives."""
     head, twin = build_head(), build_head()
     twin.load_state_dict(head.state_dict())
     samples, feats = fake_batch(6), (torch.rand(2, 8, 16, 16), )
@@ -558,37 +560,6 @@ def test_codec_packs_keypoint_indices_through_the_pipeline(multi_scale_coco):
 
 
 # configs ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize('config,head,loss',
-                         [(COCO, 'AESAHRHead', 'WAHRLoss'),
-                          (TAYLOR, 'AESAHRHead', 'WAHRLoss'),
-                          (DEMO, 'AESAHRHead', 'WAHRLoss'),
-                          (BASELINE, 'MaskedAEHead', 'KeypointMSELoss')])
-def test_config_builds(config, head, loss):
-    cfg = Config.fromfile(str(REPO / config))
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
-    assert type(model.head).__name__ == head
-    assert type(model.head.loss_module.keypoint_loss).__name__ == loss
-    assert cfg.model.test_cfg.flip_test
-    pipeline = cfg.train_dataloader.dataset.pipeline
-    encoder = next(t['encoder'] for t in pipeline
-                   if t['type'] == 'GenerateTarget')
-    assert encoder['type'] == 'AssociativeEmbeddingLabels'
-    if head == 'AESAHRHead':
-        assert model.head.loss_module.keypoint_loss.gamma == 0.01
-        assert model.head.scale_layers[3].kernel_size == (9, 9)
-        assert model.head.scale_target == ('taylor'
-                                           if config == TAYLOR else 'power')
-    assert [i // 4
-            for i in encoder['input_size']] == list(encoder['heatmap_size'])
-    if 'hrnet' in config:
-        return  # (its first CPU forward alone takes seconds)
-    with torch.no_grad():
-        heatmaps, tags = model.eval()(
-            torch.zeros(1, 3, 64, 96), None, mode='tensor')
-    assert heatmaps.shape == tags.shape == (1, 17, 16, 24)
 
 
 def test_demo_and_baseline_start_alike_at_one_seed():

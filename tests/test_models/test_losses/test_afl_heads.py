@@ -26,7 +26,8 @@ from mmpose_afl.models.losses.afl_adapters import expected_bins
 from tests.afl_helpers import critic_step, set_critic
 from tests.e2e import (REPO, assert_same_tensors, rank_states, run_dist_train,
                        run_train, short_schedule, with_probe)
-from tests.test_afl_loss import per_sample as per_sample_losses
+from tests.test_models.test_losses.test_afl_loss import \
+    per_sample as per_sample_losses
 from tests.trained_runs import trained
 
 sys.path.insert(0, str(REPO / 'benchmarks'))
@@ -817,7 +818,7 @@ def test_afl_on_a_head_starts_like_its_reference(reference, method,
     network weights and the same first batches (the critic is built from a
     fork of the random stream and shifts nothing), so the paired
     difference measures AFL."""
-    from tests.test_bench_accuracy import _start
+    from tests.test_tools.test_bench_accuracy import _start
     settings = dict(bench_accuracy.PRESETS['cpu'], batch_size=4)
     starts = [
         _start(
