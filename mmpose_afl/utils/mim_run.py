@@ -189,7 +189,8 @@ def run_command(cmd: Sequence,
         cpu_s = None
         if hasattr(os, 'wait4'):  # the CPU time of the command's own tree
             _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            proc.returncode = (-os.WTERMSIG(status) if os.WIFSIGNALED(status)
+                               else os.WEXITSTATUS(status))
             cpu_s = usage.ru_utime + usage.ru_stime
         proc.wait()
         if timer:
