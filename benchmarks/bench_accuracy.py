@@ -140,10 +140,9 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from mmpose_afl.benchmark import paired
-from mmpose_afl.benchmark.accuracy_configs import (check_input_size,
-                                                   data_root, data_sizes,
-                                                   finished, run_config,
-                                                   run_dir, slug)
+from mmpose_afl.benchmark.accuracy_configs import (check_input_size, data_root,
+                                                   data_sizes, finished,
+                                                   run_config, run_dir, slug)
 from mmpose_afl.benchmark.accuracy_methods import (COCO, DRY_RUN, METHODS,
                                                    PRESETS, REFERENCE, REPO,
                                                    WHOLEBODY)

@@ -5,8 +5,8 @@ deployment tests.
 
 Only the wrapper's GPU assert is bypassed (``allow_cpu_amp`` of
 mmpose_afl.utils.cpu_amp, which ``tools/gpu_check.py --dry-run`` uses):
-the CPU autocast, the (self-disabling) ``GradScaler``, the wrapper's state dict and
-MMEngine's train loop are the stock ones.
+the CPU autocast, the (self-disabling) ``GradScaler``, the wrapper's state
+dict and MMEngine's train loop are the stock ones.
 """
 import collections
 import sys

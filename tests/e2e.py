@@ -45,8 +45,7 @@ def _run(cmd: Sequence[str], log: Path) -> str:
     """``cmd`` in the repo; its log's text, or an AssertionError with the
     log's end."""
     try:
-        return run_command(
-            cmd, log, cwd=REPO, env=ENV, timeout=TIMEOUT).text
+        return run_command(cmd, log, cwd=REPO, env=ENV, timeout=TIMEOUT).text
     except CommandError as error:
         raise AssertionError(str(error)) from None
 

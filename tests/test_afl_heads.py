@@ -30,7 +30,6 @@ from tests.e2e import (REPO, assert_same_tensors, rank_states, run_dist_train,
 from tests.test_afl_loss import per_sample as per_sample_losses
 from tests.trained_runs import trained
 
-
 RTMPOSE_T = 'configs/afl/rtmpose-t_afl-1xb16-20e_synthetic-coco-128x96.py'
 RLE = 'configs/afl/td-reg_res18_rle-afl-1xb16-20e_synthetic-coco-128x96.py'
 WHOLEBODY = 'configs/afl/rtmpose-m_afl-8xb64-270e_coco-wholebody-256x192.py'
@@ -655,7 +654,7 @@ def test_each_afl_variant_is_paired_with_its_own_head():
     }
     text = '\n'.join(
         accuracy_report.report({'coco': full}, {'coco': (8, 4)}, settings,
-                              'cmd', 'cpu', []))
+                               'cmd', 'cpu', []))
     # AFL (RTMPose-t) - RTMPose-t = -0.1 at both seeds: worse; AFL (RLE)
     # equals RLE
     section = text.split('### Paired difference to RTMPose-t')[1]
@@ -821,7 +820,7 @@ def test_afl_on_a_head_starts_like_its_reference(reference, method,
     starts = [
         _start(
             accuracy_configs.run_config('coco', m, 3, settings, synthetic_coco,
-                                      tmp_path), True, tmp_path)
+                                        tmp_path), True, tmp_path)
         for m in (reference, method)
     ]
     (ref_weights, ref_inputs), (weights, inputs) = starts

@@ -146,7 +146,7 @@ def test_one_seed_starts_every_method_alike(synthetic_coco, tmp_path):
     starts = {}
     for method in ('MSE', 'AFL (MSE)', 'HSM'):
         config = accuracy_configs.run_config('coco', method, 3, settings,
-                                           synthetic_coco, tmp_path)
+                                             synthetic_coco, tmp_path)
         starts[method] = _start(config, True, tmp_path)
     mse_weights, mse_inputs = starts['MSE']
     for method in ('AFL (MSE)', 'HSM'):
@@ -166,7 +166,7 @@ def test_one_seed_starts_every_method_alike(synthetic_coco, tmp_path):
             assert torch.equal(x, y), method
     # without the reseed, AFL's critic shifts the head's initialisation
     config = accuracy_configs.run_config('coco', 'AFL (MSE)', 3, settings,
-                                       synthetic_coco, tmp_path)
+                                         synthetic_coco, tmp_path)
     weights, _ = _start(config, False, tmp_path)
     assert not torch.equal(weights['head.final_layer.weight'],
                            mse_weights['head.final_layer.weight'])
@@ -262,7 +262,7 @@ def test_benchmark_sets_have_the_mild_unusual_poses(tmp_path):
     own = tmp_path / 'data' / 'coco_200_50_seed0_mild'
     (own / 'annotations').mkdir(parents=True)  # (so none is generated)
     assert accuracy_configs.data_root('coco', 200, 50, tmp_path, 0,
-                                    'mild') == own
+                                      'mild') == own
 
 
 def test_no_gpu_is_an_error_not_a_cpu_run(tmp_path):
@@ -316,8 +316,8 @@ def test_cpu_preset_is_the_calibrated_one():
 
 
 def test_real_pose_preset_has_the_cpu_budget_and_every_method():
-    real, cpu = accuracy_methods.PRESETS['real-pose'], accuracy_methods.PRESETS[
-        'cpu']
+    real, cpu = accuracy_methods.PRESETS[
+        'real-pose'], accuracy_methods.PRESETS['cpu']
     for key in ('num_train', 'num_val', 'data_per_seed', 'input_size',
                 'batch_size', 'epochs', 'seeds', 'jobs', 'workers', 'threads',
                 'device'):

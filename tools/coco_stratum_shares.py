@@ -22,7 +22,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-
 COCO_META = 'configs/_base_/datasets/coco.py'
 
 

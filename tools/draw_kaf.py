@@ -26,7 +26,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 
-
 KAF_CMAP = LinearSegmentedColormap.from_list('kaf', ['white', 'blue'])
 METAINFO = {
     133: 'configs/_base_/datasets/coco_wholebody.py',

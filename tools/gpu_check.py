@@ -34,10 +34,10 @@ docs/gpu.md).
 ``--dry-run`` runs the same on the CPU with tiny sizes, writing into
 ``--out-dir``, and with AMP too: ``mim train --amp`` in bf16 (the CPU's
 only autocast type), through MMPose's own ``train.py`` with only the GPU
-assert of MMEngine's ``AmpOptimWrapper`` lifted
-(``python -m mmpose_afl.utils.cpu_amp``; the wrapper's ``GradScaler`` disables itself without CUDA). The test
-suite runs it, so the AMP code the GPU check runs has run before a GPU is
-spent on it. Exits 1 if any check fails.
+assert of MMEngine's ``AmpOptimWrapper`` lifted (``python -m
+mmpose_afl.utils.cpu_amp``; the wrapper's ``GradScaler`` disables itself
+without CUDA). The test suite runs it, so the AMP code the GPU check runs
+has run before a GPU is spent on it. Exits 1 if any check fails.
 """
 import argparse
 import math
@@ -51,8 +51,8 @@ from typing import List, Tuple
 import torch
 
 from mmpose_afl.utils.cpu_amp import HEAD_HOOK
-from mmpose_afl.utils.mim_run import (CommandError, data_options,
-                                      mim_command, run_command)
+from mmpose_afl.utils.mim_run import (CommandError, data_options, mim_command,
+                                      run_command)
 from mmpose_afl.utils.run_checks import logged_losses, nonfinite_tensors
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-
 from mmpose_afl.slim import SlimError, slim_checkpoint
 
 

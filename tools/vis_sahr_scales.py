@@ -28,7 +28,6 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],

@@ -178,12 +178,13 @@ def run_config(dataset: str, method: str, seed: int, settings: dict,
     cfg.dump(str(path))
     return path
 
+
 def finished(dataset: str, method: str, seed: int,
              out_dir: Path) -> Optional[Dict[str, float]]:
     """Metrics of a run whose work dir holds its evaluation, else None."""
     from mmpose_afl.zoo import ZooError, read_measured
     try:
-        return read_measured(
-            str(run_dir(out_dir, dataset, method, seed))).metrics
+        return read_measured(str(run_dir(out_dir, dataset, method,
+                                         seed))).metrics
     except ZooError:
         return None

@@ -92,20 +92,22 @@ def loader_options(num_workers: int = 0) -> List[str]:
     Returns:
         list[str]: ``key=value`` options.
     """
+    settings = (f'num_workers={num_workers}',
+                f'persistent_workers={num_workers > 0}')
     return [
-        f'{loader}_dataloader.{key}={value}'
-        for loader in ('train', 'val', 'test')
-        for key, value in (('num_workers', num_workers),
-                           ('persistent_workers', num_workers > 0))
+        f'{loader}_dataloader.{setting}' for loader in ('train', 'val', 'test')
+        for setting in settings
     ]
 
 
-def mim_command(action: str,
-                config: PathLike,
-                work_dir: PathLike,
-                checkpoint: Optional[PathLike] = None,
-                cfg_options: Sequence[str] = (),
-                extra_args: Sequence[str] = ()) -> List[str]:
+def mim_command(
+    action: str,
+    config: PathLike,
+    work_dir: PathLike,
+    checkpoint: Optional[PathLike] = None,
+    cfg_options: Sequence[str] = (),
+    extra_args: Sequence[str] = ()
+) -> List[str]:
     """``mim <action> mmpose CONFIG [--checkpoint C] --work-dir W [extra]
     [--cfg-options ...]``, with the ``mim`` of this interpreter.
 
@@ -123,8 +125,10 @@ def mim_command(action: str,
     Returns:
         list[str]: The command.
     """
-    cmd = [str(Path(sys.executable).parent / 'mim'), action, 'mmpose',
-           str(config)]
+    cmd = [
+        str(Path(sys.executable).parent / 'mim'), action, 'mmpose',
+        str(config)
+    ]
     if checkpoint is not None:
         cmd += ['--checkpoint', str(checkpoint)]
     cmd += ['--work-dir', str(work_dir), *map(str, extra_args)]
