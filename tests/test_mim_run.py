@@ -38,12 +38,14 @@ def test_a_failure_raises_with_its_status_and_the_end_of_its_log(tmp_path):
     assert len(message) < 6500  # the end of the log, not all of it
 
 
-def test_a_command_past_its_timeout_is_killed(tmp_path):
+def test_a_command_past_its_timeout_is_killed_with_its_children(tmp_path):
+    # the child holds the output open as train.py under mim does
+    child = 'import time; time.sleep(60)'
+    code = f'import subprocess, sys; subprocess.run([sys.executable, "-c", ' \
+        f'"{child}"])'
     began = time.time()
     with pytest.raises(CommandError, match='timed out after 1 s') as error:
-        run_command([sys.executable, '-c', 'import time; time.sleep(60)'],
-                    tmp_path / 'log',
-                    timeout=1)
+        run_command([sys.executable, '-c', code], tmp_path / 'log', timeout=1)
     assert error.value.returncode is None and time.time() - began < 30
 
 

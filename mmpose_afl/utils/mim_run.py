@@ -10,6 +10,7 @@ its log. :func:`data_options` and :func:`loader_options` are the
 its data loading in the training process.
 """
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -135,6 +136,14 @@ def mim_command(
     return cmd + (['--cfg-options', *cfg_options] if cfg_options else [])
 
 
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` and the processes of its group."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (AttributeError, ProcessLookupError):  # no killpg, or it is gone
+        proc.kill()
+
+
 def run_command(cmd: Sequence,
                 log: PathLike,
                 cwd: Optional[PathLike] = None,
@@ -170,26 +179,33 @@ def run_command(cmd: Sequence,
         if log_command:
             f.write(f'$ {" ".join(cmd)}\n')
             f.flush()
+        # its own process group, so that a timeout or an interrupt ends
+        # the whole tree (mim starts train.py, torchrun its workers)
         proc = subprocess.Popen(
             cmd,
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=dict(os.environ, **(env or {})))
+            env=dict(os.environ, **(env or {})),
+            start_new_session=True)
         killed = threading.Event()
 
         def kill() -> None:
             killed.set()
-            proc.kill()
+            _kill_tree(proc)
 
         timer = threading.Timer(timeout, kill) if timeout else None
         if timer:
             timer.start()
-        for line in proc.stdout:
-            f.write(line)
-            if on_line:
-                on_line(line)
+        try:
+            for line in proc.stdout:
+                f.write(line)
+                if on_line:
+                    on_line(line)
+        except BaseException:  # an interrupt, or a failing on_line
+            _kill_tree(proc)
+            raise
         cpu_s = None
         if hasattr(os, 'wait4'):  # the CPU time of the command's own tree
             _, status, usage = os.wait4(proc.pid, 0)
