@@ -43,8 +43,7 @@ for seed in $SEEDS; do  # the two methods of a seed in parallel (2 cores)
 done
 .venv/bin/python - $OUT $EPOCHS $DATA $SEEDS <<'PY' | tee $OUT/results.md
 import os, platform, sys, time
-sys.path.insert(0, 'benchmarks')
-from paired import RULE, paired
+from mmpose_afl.benchmark.paired import RULE, paired
 from mmpose_afl.zoo import read_measured
 out, epochs, data = sys.argv[1:4]
 BASE = 'ae_res18_1xb8-40e_synthetic-coco-multi-scale-256x256'

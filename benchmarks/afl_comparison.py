@@ -12,10 +12,10 @@ AFL run is compared with the MSE run of its own seed (bench_accuracy.py adds
 ReseedBeforeInitHook for that). Per dataset and AFL variant, for each
 metric: the per-seed differences to MSE, their mean ± sd, and a verdict
 from a two-sided paired t-test at 5 % (better / worse / not
-distinguishable; benchmarks/paired.py, shared with bench_accuracy.py); and
-whether every seed stays at or above MSE's value of that seed minus the sd
-of MSE over the seeds (the "never collapses" goal of docs/afl.md). Per AFL
-run, what the difficulty did: the smallest and the
+distinguishable; mmpose_afl/benchmark/paired.py, shared with
+bench_accuracy.py); and whether every seed stays at or above MSE's value of
+that seed minus the sd of MSE over the seeds (the "never collapses" goal of
+docs/afl.md). Per AFL run, what the difficulty did: the smallest and the
 mean effective sample size of the weights over the logged windows
 (``afl_ess``), and ``tools/afl_difficulty_report.py``'s rank correlation of
 the tracked samples' difficulty with their label count, its partial rank
@@ -24,27 +24,26 @@ AUC for the synthetic difficulty flags (any flag vs clean).
 """
 import argparse
 import json
-import re
 import statistics
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
+from mmpose_afl.benchmark.accuracy_configs import slug
+from mmpose_afl.benchmark.accuracy_methods import COLUMNS, METHODS
+from mmpose_afl.benchmark.paired import RULE, paired
+from mmpose_afl.zoo import Measured, ZooError, read_measured
 
-from afl_difficulty_report import report  # noqa: E402
-from bench_accuracy import COLUMNS, METHODS  # noqa: E402
-from paired import RULE, paired  # noqa: E402
-
-from mmpose_afl.zoo import Measured, ZooError, read_measured  # noqa: E402
-
+# run as a user runs it: its report is a tool of its own
+TOOL = Path(__file__).resolve().parents[1] / 'tools/afl_difficulty_report.py'
 REFERENCE = 'MSE'
 
 
 def run_dir(root: Path, dataset: str, method: str) -> Path:
     """Where ``bench_accuracy.py`` puts a method's runs (one per seed)."""
-    return root / dataset / re.sub(r'\W+', '_', method)
+    return root / dataset / slug(method)
 
 
 def finished(root: Path, dataset: str, method: str) -> Dict[int, Measured]:
@@ -73,14 +72,21 @@ def ess(work_dir: Path) -> Optional[Dict[str, float]]:
 
 
 def difficulty_report(work_dir: Path) -> dict:
-    """``tools/afl_difficulty_report.py``'s numbers for a run, with the
-    difficulty flags of the training annotations its dumped config names;
-    empty when the run tracked no samples."""
-    from mmengine.config import Config
+    """``tools/afl_difficulty_report.py``'s numbers for a run (the tool
+    reads the difficulty flags of the training annotations that the run's
+    dumped config names); empty when the run tracked no samples."""
     if not list(work_dir.glob('afl_difficulty_rank*.jsonl')):
         return {}
-    config = next(iter(sorted(work_dir.glob('*.py'))), None)
-    return report(work_dir, Config.fromfile(str(config)) if config else None)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / 'report.json'
+        subprocess.run(
+            [sys.executable,
+             str(TOOL),
+             str(work_dir), '--out',
+             str(out)],
+            check=True,
+            stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
 
 
 def _fmt(value: Optional[float], digits: int = 3, sign: bool = False) -> str:

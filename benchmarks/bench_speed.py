@@ -40,9 +40,6 @@ read through its private ``_memory_profile()``; memory that oneDNN or
 other libraries allocate outside PyTorch's allocator is not seen).
 """
 import argparse
-import datetime
-import os
-import platform
 import statistics
 import sys
 import time
@@ -50,6 +47,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 import torch
+
+from mmpose_afl.benchmark.machine import machine
 
 REPO = Path(__file__).resolve().parents[1]
 HEATMAP_SIZE = (64, 48)
@@ -469,26 +468,6 @@ def bench_steps(batch: int, device, repeats: int) -> List[str]:
                 (f'{value:.2f}' if name ==
                  'stock (MSE)' else against(value, STEP_TARGET)) +
                 f' | {peak_mib(fns[name], device):.0f} |')
-    return lines
-
-
-def machine() -> List[str]:
-    """Date, CPU, cores and versions, as markdown list items."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path('/proc/cpuinfo')
-    if cpuinfo.exists():
-        names = [
-            line.split(':', 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith('model name')
-        ]
-        cpu = names[0] if names else cpu
-    lines = [
-        f'- date: {datetime.datetime.now():%Y-%m-%d %H:%M}',
-        f'- machine: {cpu}, {os.cpu_count()} cores, load average '
-        f'{os.getloadavg()[0]:.1f} at the start',
-        f'- torch {torch.__version__}, Python {platform.python_version()}'
-    ]
     return lines
 
 

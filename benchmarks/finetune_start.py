@@ -27,13 +27,20 @@ unless that variable is set).
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import List
+
+from mmpose_afl.utils.mim_run import (CommandError, data_options,
+                                      last_checkpoint, loader_options,
+                                      run_command, run_mim)
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+# one thread, losses eager unless TORCH_COMPILE_DISABLE is set
+ENV = dict(
+    PYTHONPATH=str(REPO),
+    OMP_NUM_THREADS='1',
+    TORCH_COMPILE_DISABLE=os.environ.get('TORCH_COMPILE_DISABLE', '1'))
 
 BASELINE = 'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py'
 # name -> (method config, extra config text of its fine-tune)
@@ -62,51 +69,29 @@ RECALIBRATED = ('HSM, one lr, final layer re-calibrated', )
 def recalibrated(ckpt: Path, out: Path) -> Path:
     """``ckpt`` re-calibrated by ``tools/recalibrate_sigmoid_head.py``
     (prior 0.1), written to ``out``."""
-    import importlib.util
-
-    import torch
-    spec = importlib.util.spec_from_file_location(
-        'recalibrate_sigmoid_head',
-        REPO / 'tools' / 'recalibrate_sigmoid_head.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    state = torch.load(ckpt, map_location='cpu', weights_only=False)
-    torch.save(tool.recalibrate(state), out)
+    run([
+        sys.executable, 'tools/recalibrate_sigmoid_head.py',
+        str(ckpt),
+        str(out)
+    ], out.with_suffix('.log'))
     return out
 
 
-def env() -> Dict[str, str]:
-    return dict(
-        os.environ,
-        PYTHONPATH=str(REPO),
-        OMP_NUM_THREADS='1',
-        TORCH_COMPILE_DISABLE=os.environ.get('TORCH_COMPILE_DISABLE', '1'))
-
-
 def run(cmd: List[str], log: Path) -> None:
-    with open(log, 'w') as f:
-        proc = subprocess.run(
-            cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env())
-    if proc.returncode:
-        sys.exit(f'failed ({proc.returncode}): {" ".join(cmd)}\n' +
-                 log.read_text()[-3000:])
+    """``cmd`` in the repo, its output to ``log``; exits on failure."""
+    try:
+        run_command(cmd, log, cwd=REPO, env=ENV)
+    except CommandError as error:
+        sys.exit(str(error))
 
 
-def data_options(root: Path) -> List[str]:
-    ann = f'{root}/annotations/person_keypoints_val2017.json'
-    return [
-        f'train_dataloader.dataset.data_root={root}/',
-        f'val_dataloader.dataset.data_root={root}/',
-        f'test_dataloader.dataset.data_root={root}/',
-        f'val_evaluator.ann_file={ann}',
-        f'test_evaluator.ann_file={ann}',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False',
-    ]
+def mim(action: str, config, work_dir: Path, log: Path, **kwargs) -> None:
+    """:func:`run_mim` in the repo, its output to ``log``; exits on
+    failure."""
+    try:
+        run_mim(action, config, work_dir, log=log, cwd=REPO, env=ENV, **kwargs)
+    except CommandError as error:
+        sys.exit(str(error))
 
 
 def val_aps(work_dir: Path) -> List[float]:
@@ -264,19 +249,22 @@ def main(argv=None) -> None:
             str(args.num_val), '--seed',
             str(args.seed)
         ], work / 'data.log')
-    data = data_options(root)
+    data = data_options(root) + loader_options()
     base_dir = work / 'baseline'
     if not (base_dir / 'last_checkpoint').is_file():
         e = args.base_epochs
-        run([
-            str(BIN / 'mim'), 'train', 'mmpose', BASELINE, '--work-dir',
-            str(base_dir), '--cfg-options', *data, f'train_cfg.max_epochs={e}',
-            f'train_cfg.val_interval={e}', f'param_scheduler.1.end={e}',
-            f'param_scheduler.1.milestones=[{int(e * .75)},{int(e * .9)}]',
-            f'default_hooks.checkpoint.interval={e}',
-            f'randomness.seed={args.seed}'
-        ], work / 'baseline.log')
-    ckpt = Path((base_dir / 'last_checkpoint').read_text().strip())
+        mim('train',
+            BASELINE,
+            base_dir,
+            work / 'baseline.log',
+            cfg_options=data + [
+                f'train_cfg.max_epochs={e}', f'train_cfg.val_interval={e}',
+                f'param_scheduler.1.end={e}',
+                f'param_scheduler.1.milestones=[{int(e * .75)},'
+                f'{int(e * .9)}]', f'default_hooks.checkpoint.interval={e}',
+                f'randomness.seed={args.seed}'
+            ])
+    ckpt = last_checkpoint(base_dir)
     rows = []
     for name, (config, extra) in METHODS.items():
         slug = ''.join(c if c.isalnum() else '_' for c in name).strip('_')
@@ -288,19 +276,18 @@ def main(argv=None) -> None:
             rows.append((name, [test_ap(work / slug / 'start')] +
                          val_aps(work / slug / 'ft')))
             continue
-        run([
-            str(BIN / 'mim'), 'test', 'mmpose',
-            str(cfg), '--checkpoint',
-            str(start_ckpt), '--work-dir',
-            str(work / slug / 'start'), '--cfg-options', *data
-        ], work / f'{slug}_test.log')
+        mim('test',
+            cfg,
+            work / slug / 'start',
+            work / f'{slug}_test.log',
+            checkpoint=start_ckpt,
+            cfg_options=data)
         start = test_ap(work / slug / 'start')
-        run([
-            str(BIN / 'mim'), 'train', 'mmpose',
-            str(cfg), '--work-dir',
-            str(work / slug / 'ft'), '--cfg-options', *data,
-            f'randomness.seed={args.seed}'
-        ], work / f'{slug}_train.log')
+        mim('train',
+            cfg,
+            work / slug / 'ft',
+            work / f'{slug}_train.log',
+            cfg_options=data + [f'randomness.seed={args.seed}'])
         rows.append((name, [start] + val_aps(work / slug / 'ft')))
         print(name, rows[-1][1], flush=True)
     header = ' | '.join(f'epoch {i}' for i in range(args.ft_epochs + 1))

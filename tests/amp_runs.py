@@ -4,9 +4,9 @@ method and test session, shared by the AMP, host-synchronisation and
 deployment tests.
 
 Only the wrapper's GPU assert is bypassed (``allow_cpu_amp`` of
-tools/gpu_check.py, the same call its ``--dry-run`` makes): the CPU
-autocast, the (self-disabling) ``GradScaler``, the wrapper's state dict and
-MMEngine's train loop are the stock ones.
+mmpose_afl.utils.cpu_amp, which ``tools/gpu_check.py --dry-run`` uses):
+the CPU autocast, the (self-disabling) ``GradScaler``, the wrapper's state
+dict and MMEngine's train loop are the stock ones.
 """
 import collections
 import sys
@@ -19,9 +19,9 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from torch.overrides import TorchFunctionMode
 
+from mmpose_afl.utils.cpu_amp import allow_cpu_amp, amp_config
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tools'))
-from gpu_check import allow_cpu_amp, amp_config  # noqa: E402
 
 # method -> (synthetic config, data fixture); every method of the project:
 # AFL on the three head families and with the conditional critic,
@@ -173,13 +173,13 @@ def bf16_runner(config: str,
                 float32_head: bool = True,
                 batch_size: int = 2) -> Runner:
     """A Runner of ``config`` on ``data_root`` with ``--amp``'s optimizer
-    wrapper in bf16 (:func:`gpu_check.amp_config`): 2 iterations of
-    ``batch_size`` an epoch, no loader workers, no validation, a
+    wrapper in bf16 (:func:`~mmpose_afl.utils.cpu_amp.amp_config`): 2
+    iterations of ``batch_size`` an epoch, no loader workers, no validation, a
     checkpoint every epoch and a log line every iteration, written to
     TensorBoard too; resumed from
     ``resume_from`` if given;
     ``float32_head=False`` leaves out ``Float32HeadOutputsHook``. Build and
-    train it inside :func:`gpu_check.allow_cpu_amp`."""
+    train it inside :func:`~mmpose_afl.utils.cpu_amp.allow_cpu_amp`."""
     cfg = amp_config(Config.fromfile(str(REPO / config)), 'bfloat16')
     if not float32_head:
         cfg.custom_hooks = [
@@ -205,7 +205,8 @@ def bf16_runner(config: str,
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = f'{Path(work_dir).name}-{max_epochs}'
     cfg.visualizer.name = cfg.experiment_name  # one per run, not shared
-    # the scalars in TensorBoard too (tests/test_tensorboard.py reads them)
+    # the scalars in TensorBoard too (read by
+    # tests/test_e2e/test_tensorboard.py)
     cfg.visualizer.vis_backends = [
         dict(type='LocalVisBackend'),
         dict(type='TensorboardVisBackend')

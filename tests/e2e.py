@@ -5,30 +5,24 @@ Nothing here mocks MMPose or MMEngine: the commands are the ones a user types
 (see README), with ``--cfg-options`` that point the configs at a test's own
 tiny dataset and shorten the schedule.
 """
-import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
+
+from mmpose_afl.utils.mim_run import (CommandError, data_options,
+                                      last_checkpoint, loader_options,
+                                      mim_command, run_command)
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 TIMEOUT = 900
-
-
-def data_options(data_root: Path, kind: str = 'coco') -> List[str]:
-    """``--cfg-options`` that point a synthetic config at ``data_root``."""
-    ann = ('person_keypoints_val2017.json'
-           if kind == 'coco' else 'coco_wholebody_val_v1.0.json')
-    root = f'{data_root}/'
-    return [
-        f'train_dataloader.dataset.data_root={root}',
-        f'val_dataloader.dataset.data_root={root}',
-        f'test_dataloader.dataset.data_root={root}',
-        f'val_evaluator.ann_file={root}annotations/{ann}',
-        f'test_evaluator.ann_file={root}annotations/{ann}',
-    ]
+# this checkout's mmpose_afl (and tests.ddp_probe) in every run, one thread
+ENV = dict(PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
+__all__ = [
+    'REPO', 'data_options', 'short_schedule', 'run_train', 'run_test',
+    'run_dist_train', 'last_checkpoint', 'with_probe', 'rank_states',
+    'assert_same_tensors'
+]
 
 
 def short_schedule(max_epochs: int = 1,
@@ -41,42 +35,26 @@ def short_schedule(max_epochs: int = 1,
         f'train_cfg.max_epochs={max_epochs}',
         f'train_cfg.val_interval={val_interval}',
         f'train_dataloader.batch_size={batch_size}',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False',
+        *loader_options(0),
         'default_hooks.checkpoint.interval=1',
         'default_hooks.logger.interval=1',
     ]
 
 
-def _run(cmd: Sequence[str], log: Path, env: Optional[Dict] = None):
-    full_env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
-    full_env.update(env or {})
-    with open(log, 'w') as f:
-        proc = subprocess.run(
-            list(cmd),
-            cwd=REPO,
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            timeout=TIMEOUT)
-    text = log.read_text()
-    if proc.returncode != 0:
-        raise AssertionError(f'command failed ({proc.returncode}): '
-                             f'{" ".join(map(str, cmd))}\n'
-                             f'--- last output ---\n{text[-6000:]}')
-    return text
+def _run(cmd: Sequence[str], log: Path) -> str:
+    """``cmd`` in the repo; its log's text, or an AssertionError with the
+    log's end."""
+    try:
+        return run_command(cmd, log, cwd=REPO, env=ENV, timeout=TIMEOUT).text
+    except CommandError as error:
+        raise AssertionError(str(error)) from None
 
 
-def _options(data_root, kind, cfg_options):
+def _options(data_root, kind, cfg_options) -> List[str]:
     opts = []
     if data_root is not None:
         opts += data_options(Path(data_root), kind)
-    opts += list(cfg_options or [])
-    return ['--cfg-options'] + opts if opts else []
+    return opts + list(cfg_options or [])
 
 
 def run_train(
@@ -91,10 +69,8 @@ def run_train(
     returns the console log text and raises with its tail on failure."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        str(BIN / 'mim'), 'train', 'mmpose', config, '--work-dir',
-        str(work_dir), *extra_args, *_options(data_root, kind, cfg_options)
-    ]
+    cmd = mim_command('train', config, work_dir, None,
+                      _options(data_root, kind, cfg_options), extra_args)
     return _run(cmd, work_dir / 'console_train.log')
 
 
@@ -110,11 +86,8 @@ def run_test(
     """``mim test mmpose CONFIG --checkpoint C --work-dir W ...``."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        str(BIN / 'mim'), 'test', 'mmpose', config, '--checkpoint',
-        str(checkpoint), '--work-dir',
-        str(work_dir), *extra_args, *_options(data_root, kind, cfg_options)
-    ]
+    cmd = mim_command('test', config, work_dir, checkpoint,
+                      _options(data_root, kind, cfg_options), extra_args)
     return _run(cmd, work_dir / 'console_test.log')
 
 
@@ -137,19 +110,16 @@ def run_dist_train(
     ``tools/dist_train_cpu.py`` (MMEngine's own launcher needs CUDA)."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    options = _options(data_root, kind, cfg_options)
     cmd = [
         sys.executable, '-m', 'torch.distributed.run',
         f'--nproc_per_node={nproc}', '--master_addr=127.0.0.1',
         f'--master_port={_free_port()}',
         str(REPO / 'tools' / 'dist_train_cpu.py'), config, '--work-dir',
-        str(work_dir), *extra_args, *_options(data_root, kind, cfg_options)
+        str(work_dir), *extra_args,
+        *(['--cfg-options', *options] if options else [])
     ]
     return _run(cmd, work_dir / 'console_dist_train.log')
-
-
-def last_checkpoint(work_dir: Path) -> Path:
-    """The checkpoint that MMEngine's ``last_checkpoint`` file names."""
-    return Path((Path(work_dir) / 'last_checkpoint').read_text().strip())
 
 
 def with_probe(config: str, out_dir: Path) -> str:

@@ -22,8 +22,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 COCO_META = 'configs/_base_/datasets/coco.py'
 
 

@@ -25,13 +25,10 @@ import sys
 from collections import OrderedDict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mmpose_afl.zoo import data_mismatches  # noqa: E402
-from mmpose_afl.zoo import (ZooError, default_metafiles, eval_data,
-                            find_baseline, load_entries, match_metrics,
-                            mmpose_config_root, read_measured, run_config,
-                            start_mismatches)
+from mmpose_afl.zoo import (ZooError, data_mismatches, default_metafiles,
+                            eval_data, find_baseline, load_entries,
+                            match_metrics, mmpose_config_root, read_measured,
+                            run_config, start_mismatches)
 
 
 def parse_args(argv=None):

@@ -15,7 +15,6 @@ face and both hands are also drawn enlarged. The mean factor of each part is
 printed and shown in the titles.
 """
 import argparse
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -26,8 +25,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 KAF_CMAP = LinearSegmentedColormap.from_list('kaf', ['white', 'blue'])
 METAINFO = {

@@ -9,9 +9,10 @@ On a GPU (planned for under 8 minutes on one H100):
 
 1. ``benchmarks/bench_speed.py --device cuda`` writes
    ``benchmarks/results_cuda.md`` (the tables of ``make bench``).
-2. For every method of ``make demo`` (tools/demo.py: baseline, AFL,
-   SAHR + WAHR, HSM, WholeBody baseline, FoWKAL): ``mim train --amp`` for
-   2 epochs on the synthetic data (seed 0, a checkpoint every epoch), then
+2. For every method of ``make demo`` (baseline, AFL, SAHR + WAHR, HSM,
+   WholeBody baseline, FoWKAL, with the demo's configs): ``mim train
+   --amp`` for 2 epochs on synthetic data generated into the output
+   folder (seed 0, a checkpoint every epoch), then
    a second ``mim train --amp --resume`` from the epoch-1 checkpoint into
    another work dir. Checked: every logged loss is finite, every tensor of
    the final checkpoints is finite (model, optimizer, AMP loss scaler, the
@@ -33,82 +34,58 @@ docs/gpu.md).
 ``--dry-run`` runs the same on the CPU with tiny sizes, writing into
 ``--out-dir``, and with AMP too: ``mim train --amp`` in bf16 (the CPU's
 only autocast type), through MMPose's own ``train.py`` with only the GPU
-assert of MMEngine's ``AmpOptimWrapper`` lifted (:func:`allow_cpu_amp`;
-the wrapper's ``GradScaler`` disables itself without CUDA). The test
-suite runs it, so the AMP code the GPU check runs has run before a GPU is
-spent on it. Exits 1 if any check fails.
+assert of MMEngine's ``AmpOptimWrapper`` lifted (``python -m
+mmpose_afl.utils.cpu_amp``; the wrapper's ``GradScaler`` disables itself
+without CUDA). The test suite runs it, so the AMP code the GPU check runs
+has run before a GPU is spent on it. Exits 1 if any check fails.
 """
 import argparse
-import contextlib
 import math
-import re
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import List, Tuple
 
 import torch
 
+from mmpose_afl.utils.cpu_amp import HEAD_HOOK
+from mmpose_afl.utils.mim_run import (CommandError, data_options, mim_command,
+                                      run_command)
+from mmpose_afl.utils.run_checks import logged_losses, nonfinite_tensors
+
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-sys.path.insert(0, str(REPO / 'tools'))
-from demo import DEMOS, demo_methods, ensure_data, run_options  # noqa: E402
-
-# MMPose's train.py run the way ``mim train`` runs it, with only the GPU
-# assert of AmpOptimWrapper lifted: ``--dry-run``'s ``mim train --amp``
-CPU_AMP_TRAIN = """
-import os.path as osp, runpy, sys
-sys.path.insert(0, sys.argv.pop(1))
-import mmpose
-from gpu_check import allow_cpu_amp
-train = osp.join(osp.dirname(mmpose.__file__), '.mim', 'tools', 'train.py')
-sys.argv = [train, sys.argv[1], '--launcher', 'none'] + sys.argv[2:]
-with allow_cpu_amp():
-    runpy.run_path(train, run_name='__main__')
-"""
-HEAD_HOOK = dict(type='Float32HeadOutputsHook')
-
-
-@contextlib.contextmanager
-def allow_cpu_amp() -> Iterator[None]:
-    """Let MMEngine's ``AmpOptimWrapper`` be built without a GPU.
-
-    Lifts only its assert that CUDA (or an NPU / MLU) is there, by making
-    the ``is_cuda_available`` its module imported answer ``True``; the
-    rest is stock: autocast on the CPU (bf16 only: MMEngine's ``autocast``
-    refuses any other CPU type), a ``GradScaler`` that disables itself
-    without CUDA (``scale``, ``step``, ``update`` pass through), the
-    wrapper's state dict. Nothing else asks that module, so nothing else
-    believes there is a GPU.
-    """
-    from mmengine.optim.optimizer import amp_optimizer_wrapper as module
-    saved = module.is_cuda_available
-    module.is_cuda_available = lambda: True
-    try:
-        yield
-    finally:
-        module.is_cuda_available = saved
-
-
-def amp_config(cfg, dtype: str = 'float16'):
-    """``cfg`` as MMPose's ``train.py --amp`` makes it (``AmpOptimWrapper``,
-    dynamic loss scale), autocasting to ``dtype``, and for ``bfloat16``
-    with ``Float32HeadOutputsHook`` in ``custom_hooks`` (the stock heads
-    need it, docs/gpu.md). Changes and returns ``cfg``."""
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    cfg.optim_wrapper.dtype = dtype
-    hooks = list(cfg.get('custom_hooks', []))
-    if dtype == 'bfloat16' and HEAD_HOOK['type'] not in [
-            hook.get('type') for hook in hooks
-    ]:
-        cfg.custom_hooks = hooks + [dict(HEAD_HOOK)]
-    return cfg
-
-
-LOSS_LINE = re.compile(r'Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/\d+\].*?'
-                       r'\bloss: (\S+)')
+# method -> (config, synthetic data kind): the configs of ``make demo``
+METHODS = {
+    'baseline':
+    ('configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py',
+     'coco'),
+    'afl': ('configs/afl/td-hm_res18_afl-1xb16-20e_synthetic-coco-128x96.py',
+            'coco'),
+    'sahr-wahr':
+    ('configs/sahr/td-hm_res18_sahr-wahr-1xb16-20e_synthetic-coco-128x96.py',
+     'coco'),
+    'hsm': ('configs/hsm/td-hm_res18_hsm-1xb16-20e_synthetic-coco-128x96.py',
+            'coco'),
+    'baseline-wholebody':
+    ('configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-wholebody-'
+     '128x96.py', 'wholebody'),
+    'fowkal':
+    ('configs/fowkal/td-hm_res18_fowkal-1xb16-20e_synthetic-coco-wholebody-'
+     '128x96.py', 'wholebody'),
+}
+# two epochs, a checkpoint after each (the second run resumes from the
+# first), the schedule's lr milestones scaled, one seed, no loader workers
+SCHEDULE = [
+    'train_cfg.max_epochs=2', 'train_cfg.val_interval=3',
+    'param_scheduler.1.end=2', 'param_scheduler.1.milestones=[2,2]',
+    'default_hooks.logger.interval=1', 'randomness.seed=0',
+    'default_hooks.checkpoint.interval=1',
+    'default_hooks.checkpoint.max_keep_ckpts=2',
+    'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False'
+]
 SIZES = {  # images per synthetic set, bench_speed arguments
     'gpu': dict(num_train=128, num_val=24,
                 bench=['--device', 'cuda', '--repeats', '5']),
@@ -118,32 +95,25 @@ SIZES = {  # images per synthetic set, bench_speed arguments
 }
 
 
-def logged_losses(log: Path) -> Dict[Tuple[int, int], float]:
-    """``(epoch, iteration) -> loss`` of every training line of a log."""
-    return {
-        (int(e), int(i)): float(v)
-        for e, i, v in LOSS_LINE.findall(log.read_text())
-    }
+def method_list(text: str) -> List[str]:
+    """The value of ``--methods``: a comma-separated subset of
+    :data:`METHODS`."""
+    methods = text.split(',')
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f'unknown {unknown}; choose from {list(METHODS)}')
+    return methods
 
 
-def nonfinite_tensors(checkpoint: Path) -> List[str]:
-    """The paths of the non-finite floating tensors anywhere in a
-    checkpoint (state dict, optimizer, loss scaler, AFL critic...)."""
-    bad = []
-
-    def visit(obj, path):
-        if isinstance(obj, torch.Tensor):
-            if obj.is_floating_point() and not torch.isfinite(obj).all():
-                bad.append(path)
-        elif isinstance(obj, dict):
-            for key, value in obj.items():
-                visit(value, f'{path}/{key}')
-        elif isinstance(obj, (list, tuple)):
-            for index, value in enumerate(obj):
-                visit(value, f'{path}/{index}')
-
-    visit(torch.load(checkpoint, map_location='cpu', weights_only=False), '')
-    return bad
+def ensure_data(kind: str, out_dir: Path, sizes: dict) -> Path:
+    """The synthetic set of ``kind`` the runs train on, generated once
+    under ``out_dir`` (generator seed 0)."""
+    from mmpose_afl.datasets.synthetic import generate_dataset
+    root = out_dir / 'data' / f'{kind}_{sizes["num_train"]}-{sizes["num_val"]}'
+    if not (root / 'annotations').is_dir():
+        generate_dataset(root, kind, sizes['num_train'], sizes['num_val'])
+    return root
 
 
 def train(config: str,
@@ -153,18 +123,21 @@ def train(config: str,
           cpu: bool,
           resume: Path = None) -> Path:
     """``mim train --amp`` into ``work_dir``, autocasting to ``dtype``
-    (on the CPU through :data:`CPU_AMP_TRAIN`); returns its log."""
-    from demo import run
+    (on the CPU through :mod:`mmpose_afl.utils.cpu_amp`); returns its
+    log."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    cmd = ([sys.executable, '-c', CPU_AMP_TRAIN, REPO /
-            'tools'] if cpu else [BIN / 'mim', 'train', 'mmpose'])
-    cmd += [config, '--work-dir', work_dir, '--amp']
-    cmd += ['--resume', resume] if resume else []
+    options = options + [f'optim_wrapper.dtype={dtype}']
+    extra = ['--amp'] + (['--resume', str(resume)] if resume else [])
+    cmd = mim_command('train', config, work_dir, None, options, extra)
+    if cpu:  # ``mim train mmpose`` -> MMPose's train.py, GPU assert lifted
+        cmd = [sys.executable, '-m', 'mmpose_afl.utils.cpu_amp'] + cmd[3:]
     log = work_dir / 'console_train.log'
-    run(cmd + ['--cfg-options', *options, f'optim_wrapper.dtype={dtype}'],
-        log,
-        work_dir.name,
-        progress=False)
+    env = dict(
+        TORCH_COMPILE_DISABLE=os.environ.get('TORCH_COMPILE_DISABLE', '1'))
+    try:
+        run_command(cmd, log, cwd=REPO, env=env, log_command=True)
+    except CommandError as error:
+        sys.exit(f'{work_dir.name} failed: {error}')
     return log
 
 
@@ -185,17 +158,8 @@ def check_method(name: str, out_dir: Path, sizes: dict, dtype: str,
                  cpu: bool) -> Tuple[List[str], bool]:
     """Train, resume and check one method; a results-table row and
     whether every check passed."""
-    config, kind = DEMOS[name]
-    data = ensure_data(kind, sizes['num_train'], sizes['num_val'])
-    options = [
-        option for option in run_options(data, kind, 2)
-        if not option.startswith('default_hooks.checkpoint.interval=')
-    ] + [
-        'default_hooks.checkpoint.interval=1',
-        'default_hooks.checkpoint.max_keep_ckpts=2',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-    ]
+    config, kind = METHODS[name]
+    options = data_options(ensure_data(kind, out_dir, sizes), kind) + SCHEDULE
     began = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
     config = run_config(config, out_dir, name, dtype)
@@ -252,9 +216,9 @@ def main(argv=None) -> int:
         'only use bfloat16)')
     parser.add_argument(
         '--methods',
-        type=demo_methods,
-        default=list(DEMOS),
-        help=f'comma-separated subset of {",".join(DEMOS)} '
+        type=method_list,
+        default=list(METHODS),
+        help=f'comma-separated subset of {",".join(METHODS)} '
         '(default: all)')
     parser.add_argument(
         '--out-dir',

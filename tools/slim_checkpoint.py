@@ -21,9 +21,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mmpose_afl.slim import SlimError, slim_checkpoint  # noqa: E402
+from mmpose_afl.slim import SlimError, slim_checkpoint
 
 
 def parse_args(argv=None):

@@ -27,8 +27,6 @@ import torch
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(

@@ -20,7 +20,7 @@ DATASETS = {
 
 def _tool():
     spec = importlib.util.spec_from_file_location(
-        'configs_table', REPO / 'tools' / 'configs_table.py')
+        'configs_table', REPO / 'tools' / 'dev' / 'configs_table.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

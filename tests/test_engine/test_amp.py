@@ -7,7 +7,6 @@ losses that compute in float32 stay finite at fp16's limits."""
 import copy
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +14,9 @@ import pytest
 import torch
 from torch import nn
 
+from mmpose_afl.utils.run_checks import nonfinite_tensors
 from tests.amp_runs import (METHODS, REPO, allow_cpu_amp, amp_run, bf16_runner,
                             train_scalars)
-
-sys.path.insert(0, str(REPO / 'tools'))
-from gpu_check import nonfinite_tensors  # noqa: E402
 
 BASELINE = 'configs/baseline/td-hm_res18_1xb16-20e_synthetic-coco-128x96.py'
 FP16_MAX = float(torch.finfo(torch.float16).max)

@@ -1,20 +1,22 @@
 """benchmarks/afl_comparison.py: the effective sample size read from a run's
-log; the paired comparison is benchmarks/paired.py's."""
+log; the paired comparison is mmpose_afl.benchmark.paired's."""
+import importlib.util
 import json
-import sys
 
 import pytest
 
+from mmpose_afl.benchmark import paired
 from tests.e2e import REPO
 
-sys.path.insert(0, str(REPO / 'benchmarks'))
-import afl_comparison  # noqa: E402
+spec = importlib.util.spec_from_file_location(
+    'afl_comparison', REPO / 'benchmarks' / 'afl_comparison.py')
+afl_comparison = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(afl_comparison)
 
 
 def test_the_comparison_uses_the_shared_paired_rule():
-    import paired
     assert afl_comparison.paired is paired.paired  # tested in
-    # tests/test_bench_accuracy.py
+    # tests/test_tools/test_bench_accuracy.py
 
 
 def test_effective_sample_size_of_the_logged_windows(tmp_path):

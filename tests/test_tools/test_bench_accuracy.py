@@ -1,5 +1,5 @@
-"""benchmarks/bench_accuracy.py and benchmarks/paired.py: the paired
-comparison and its verdict against hand-computed values, the same
+"""benchmarks/bench_accuracy.py and its parts in mmpose_afl.benchmark: the
+paired comparison and its verdict against hand-computed values, the same
 initialisation and data for every method at one seed, and the gpu
 preset's dry run on the CPU through the real command."""
 import json
@@ -9,11 +9,10 @@ import sys
 
 import pytest
 
+from mmpose_afl.benchmark import (accuracy_configs, accuracy_methods,
+                                  accuracy_report, paired)
+from mmpose_afl.evaluation.left_right import left_right
 from tests.e2e import REPO
-
-sys.path.insert(0, str(REPO / 'benchmarks'))
-import bench_accuracy  # noqa: E402
-import paired  # noqa: E402
 
 
 def test_paired_difference_and_verdict_by_hand():
@@ -101,10 +100,10 @@ def test_tables_and_figure_from_hand_made_runs(tmp_path):
 
 
 def test_paired_panels_cover_overall_strata_and_parts():
-    coco, = bench_accuracy.paired_panels('coco')
+    coco, = accuracy_report.paired_panels('coco')
     assert coco[1][0] == ('AP', 'coco/AP')
     assert ('AP occluded', 'coco/AP_occluded') in coco[1]
-    wholebody = bench_accuracy.paired_panels('wholebody')
+    wholebody = accuracy_report.paired_panels('wholebody')
     assert [t for t, _ in wholebody] == [
         f'synthetic wholebody, {p}'
         for p in ('whole', 'body', 'foot', 'face', 'hand')
@@ -143,11 +142,11 @@ def _start(config, hook: bool, data_root):
 
 def test_one_seed_starts_every_method_alike(synthetic_coco, tmp_path):
     import torch
-    settings = dict(bench_accuracy.PRESETS['cpu'], batch_size=4)
+    settings = dict(accuracy_methods.PRESETS['cpu'], batch_size=4)
     starts = {}
     for method in ('MSE', 'AFL (MSE)', 'HSM'):
-        config = bench_accuracy.run_config('coco', method, 3, settings,
-                                           synthetic_coco, tmp_path)
+        config = accuracy_configs.run_config('coco', method, 3, settings,
+                                             synthetic_coco, tmp_path)
         starts[method] = _start(config, True, tmp_path)
     mse_weights, mse_inputs = starts['MSE']
     for method in ('AFL (MSE)', 'HSM'):
@@ -166,8 +165,8 @@ def test_one_seed_starts_every_method_alike(synthetic_coco, tmp_path):
         for x, y in zip(inputs, mse_inputs):
             assert torch.equal(x, y), method
     # without the reseed, AFL's critic shifts the head's initialisation
-    config = bench_accuracy.run_config('coco', 'AFL (MSE)', 3, settings,
-                                       synthetic_coco, tmp_path)
+    config = accuracy_configs.run_config('coco', 'AFL (MSE)', 3, settings,
+                                         synthetic_coco, tmp_path)
     weights, _ = _start(config, False, tmp_path)
     assert not torch.equal(weights['head.final_layer.weight'],
                            mse_weights['head.final_layer.weight'])
@@ -222,11 +221,11 @@ def test_each_seed_draws_its_own_data_set(tmp_path):
     # the cpu and gpu presets draw a set per seed, so that the seeds' sd
     # covers the data draw (a 50-image val set flipped verdicts); the
     # demo-full preset keeps make data's one set, as results_afl.md ran
-    assert bench_accuracy.PRESETS['cpu']['data_per_seed']
-    assert bench_accuracy.PRESETS['gpu']['data_per_seed']
-    assert not bench_accuracy.PRESETS['demo-full']['data_per_seed']
+    assert accuracy_methods.PRESETS['cpu']['data_per_seed']
+    assert accuracy_methods.PRESETS['gpu']['data_per_seed']
+    assert not accuracy_methods.PRESETS['demo-full']['data_per_seed']
     roots = [
-        bench_accuracy.data_root('coco', 3, 2, tmp_path, seed)
+        accuracy_configs.data_root('coco', 3, 2, tmp_path, seed)
         for seed in (1, 2, 1)
     ]
     assert roots[0] == roots[2] == tmp_path / 'data' / 'coco_3_2_seed1'
@@ -242,7 +241,7 @@ def test_each_seed_draws_its_own_data_set(tmp_path):
     for split in ('train', 'val'):
         assert people(roots[0], split) != people(roots[1], split)
     # the generator's seed, not a shuffle of one set: same seed, same bytes
-    again = bench_accuracy.data_root('coco', 3, 2, tmp_path / 'again', 1)
+    again = accuracy_configs.data_root('coco', 3, 2, tmp_path / 'again', 1)
     assert ((again / ann.format('val')).read_bytes() == (
         roots[0] / ann.format('val')).read_bytes())
 
@@ -251,10 +250,10 @@ def test_benchmark_sets_have_the_mild_unusual_poses(tmp_path):
     # the cpu and gpu presets' own sets pose unusual people mildly (with
     # any angle, no method scores AP above 0 on them); demo-full keeps
     # make data's sets, on which benchmarks/results_afl.md was measured
-    assert bench_accuracy.PRESETS['cpu']['unusual_pose'] == 'mild'
-    assert bench_accuracy.PRESETS['gpu']['unusual_pose'] == 'mild'
-    assert bench_accuracy.PRESETS['demo-full']['unusual_pose'] == 'any_angle'
-    mild = bench_accuracy.data_root('coco', 3, 2, tmp_path, 1, 'mild')
+    assert accuracy_methods.PRESETS['cpu']['unusual_pose'] == 'mild'
+    assert accuracy_methods.PRESETS['gpu']['unusual_pose'] == 'mild'
+    assert accuracy_methods.PRESETS['demo-full']['unusual_pose'] == 'any_angle'
+    mild = accuracy_configs.data_root('coco', 3, 2, tmp_path, 1, 'mild')
     assert mild == tmp_path / 'data' / 'coco_3_2_seed1_mild'
     info = json.loads((mild / 'annotations' /
                        'person_keypoints_val2017.json').read_text())['info']
@@ -262,8 +261,8 @@ def test_benchmark_sets_have_the_mild_unusual_poses(tmp_path):
     # make data's sizes and seed, but not its poses: not make data's set
     own = tmp_path / 'data' / 'coco_200_50_seed0_mild'
     (own / 'annotations').mkdir(parents=True)  # (so none is generated)
-    assert bench_accuracy.data_root('coco', 200, 50, tmp_path, 0,
-                                    'mild') == own
+    assert accuracy_configs.data_root('coco', 200, 50, tmp_path, 0,
+                                      'mild') == own
 
 
 def test_no_gpu_is_an_error_not_a_cpu_run(tmp_path):
@@ -288,42 +287,42 @@ def test_input_size_not_a_multiple_of_32_is_a_clear_error(input_size):
     # 192x144 used to train until the loss, then fail on heatmaps 4 px
     # wider than the codec's
     with pytest.raises(ValueError, match='input_size'):
-        bench_accuracy.check_input_size(input_size)
+        accuracy_configs.check_input_size(input_size)
     with pytest.raises(ValueError, match='input_size'):
-        bench_accuracy._resize({'input_size': (96, 128)}, input_size)
-    bench_accuracy.check_input_size((96, 128))
-    bench_accuracy.check_input_size(None)
+        accuracy_configs.resize_input({'input_size': (96, 128)}, input_size)
+    accuracy_configs.check_input_size((96, 128))
+    accuracy_configs.check_input_size(None)
 
 
 def test_cpu_preset_is_the_calibrated_one():
-    cpu = bench_accuracy.PRESETS['cpu']
+    cpu = accuracy_methods.PRESETS['cpu']
     assert (cpu['batch_size'], cpu['epochs'], cpu['seeds']) == (8, 12,
                                                                 [0, 1, 2])
     assert cpu['input_size'] == {'coco': None, 'wholebody': (128, 192)}
     for dataset, methods in cpu['methods'].items():
-        assert methods[0] == bench_accuracy.REFERENCE
-        assert all(dataset in bench_accuracy.METHODS[m] for m in methods)
+        assert methods[0] == accuracy_methods.REFERENCE
+        assert all(dataset in accuracy_methods.METHODS[m] for m in methods)
     # results_afl.md's setting stays reproducible (docs/benchmarks.md's
     # command)
-    demo_full = bench_accuracy.PRESETS['demo-full']
+    demo_full = accuracy_methods.PRESETS['demo-full']
     assert (demo_full['batch_size'], demo_full['epochs'],
             demo_full['input_size']) == (16, 20, {
                 'coco': None,
                 'wholebody': None
             })
     cfg = {'codec': {'input_size': (96, 128), 'heatmap_size': (24, 32)}}
-    bench_accuracy._resize(cfg, (128, 192))
+    accuracy_configs.resize_input(cfg, (128, 192))
     assert cfg['codec'] == {'input_size': (128, 192), 'heatmap_size': (32, 48)}
 
 
 def test_real_pose_preset_has_the_cpu_budget_and_every_method():
-    real, cpu = bench_accuracy.PRESETS['real-pose'], bench_accuracy.PRESETS[
-        'cpu']
+    real, cpu = accuracy_methods.PRESETS[
+        'real-pose'], accuracy_methods.PRESETS['cpu']
     for key in ('num_train', 'num_val', 'data_per_seed', 'input_size',
                 'batch_size', 'epochs', 'seeds', 'jobs', 'workers', 'threads',
                 'device'):
         assert real[key] == cpu[key], key
-    assert real['poses'] == bench_accuracy.COCO_POSES
+    assert real['poses'] == accuracy_methods.COCO_POSES
     assert real['poses'].is_file()
     methods = real['methods']
     assert methods['wholebody'][:4] == ['MSE', 'FoWKAL', 'KAL', 'AFL (MSE)']
@@ -335,15 +334,13 @@ def test_real_pose_preset_has_the_cpu_budget_and_every_method():
     }
     assert set(methods['coco']) | set(methods['wholebody']) == table
     # the cpu preset keeps its methods (its results file depends on them)
-    assert cpu['methods'] is bench_accuracy.CPU_METHODS
+    assert cpu['methods'] is accuracy_methods.CPU_METHODS
     assert 'poses' not in cpu and 'order' not in cpu
 
 
 def test_real_pose_dry_run_dumps_predictions_and_reports_finished_runs(
         tmp_path):
     import pickle
-    sys.path.insert(0, str(REPO / 'benchmarks'))
-    from left_right import left_right
     runs, out = tmp_path / 'runs', tmp_path / 'report.md'
     command = [
         sys.executable, 'benchmarks/bench_accuracy.py', '--preset',
@@ -365,7 +362,7 @@ def test_real_pose_dry_run_dumps_predictions_and_reports_finished_runs(
          'person_keypoints_val2017.json').read_text())
     real = {
         a['id']: a
-        for a in json.loads(bench_accuracy.COCO_POSES.read_text())
+        for a in json.loads(accuracy_methods.COCO_POSES.read_text())
         ['annotations']
     }
     assert val['annotations'] and all({k: a[k]

@@ -1,6 +1,6 @@
 """tools/gpu_check.py: its CPU dry run goes through the whole flow (speed
-tables, mim train --amp in bf16 + resume, the checks), and the checks can
-fail."""
+tables, mim train --amp in bf16 + resume, the checks), and the checks
+(mmpose_afl.utils.run_checks) can fail."""
 import shutil
 import subprocess
 import sys
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
+from mmpose_afl.utils.run_checks import logged_losses, nonfinite_tensors
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools'))
-from gpu_check import logged_losses, nonfinite_tensors  # noqa: E402
 
 
 def test_logged_losses_and_nonfinite_tensors(tmp_path):

@@ -1,16 +1,15 @@
-"""benchmarks/left_right.py: which matching of a left/right pair is
-nearest, the shares and the medians, on people small enough to work out
-by hand."""
+"""mmpose_afl.evaluation.left_right and benchmarks/left_right.py: which
+matching of a left/right pair is nearest, the shares and the medians, on
+people small enough to work out by hand."""
 import pickle
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from mmpose_afl.evaluation.left_right import left_right, matching
 from tests.e2e import REPO
-
-sys.path.insert(0, str(REPO / 'benchmarks'))
-from left_right import left_right, main, matching  # noqa: E402
 
 KNEES = np.zeros((17, 2))
 KNEES[13], KNEES[14] = (0, 0), (10, 0)
@@ -64,11 +63,16 @@ def test_shares_and_medians():
     assert 'feet' not in medians and 'face' not in medians  # COCO: 17
 
 
-def test_main_prints_one_row_per_dump(tmp_path, capsys):
+def test_the_script_prints_one_row_per_dump(tmp_path):
     dump = tmp_path / 'preds.pkl'
     dump.write_bytes(pickle.dumps([_sample(((0, 0), (0, 0)))]))
-    main([str(dump)])
-    rows = capsys.readouterr().out.splitlines()
+    rows = subprocess.run(
+        [sys.executable, 'benchmarks/left_right.py',
+         str(dump)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True).stdout.splitlines()
     assert rows[0].startswith('| predictions | people | elbows collapsed')
     cells = [c.strip() for c in rows[2].strip('|').split('|')]
     assert cells[:6] == [

@@ -10,7 +10,7 @@ from tests.e2e import REPO
 
 SCRIPTS = sorted(
     str(p.relative_to(REPO))
-    for p in [*REPO.glob('tools/*.py'), *REPO.glob('benchmarks/*.py')])
+    for p in [*REPO.glob('tools/**/*.py'), *REPO.glob('benchmarks/*.py')])
 
 
 def undocumented(help_text: str) -> list:

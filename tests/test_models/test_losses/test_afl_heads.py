@@ -7,7 +7,6 @@ transform, and real ``mim train`` runs (RTMPose-t with resume and 2-process
 DDP, RTMPose-m WholeBody, RLE)."""
 import math
 import shutil
-import sys
 import warnings
 from types import SimpleNamespace
 
@@ -19,6 +18,8 @@ from mmpose.registry import MODELS
 from torch import nn
 
 import mmpose_afl  # noqa: F401
+from mmpose_afl.benchmark import (accuracy_configs, accuracy_methods,
+                                  accuracy_report)
 from mmpose_afl.engine.hooks.afl_critic_hook import AFLCriticHook
 from mmpose_afl.evaluation.sample_oks import sample_diagnostics
 from mmpose_afl.models.afl_critic import coordinate_topology, heatmap_topology
@@ -29,9 +30,6 @@ from tests.e2e import (REPO, assert_same_tensors, rank_states, run_dist_train,
 from tests.test_models.test_losses.test_afl_loss import \
     per_sample as per_sample_losses
 from tests.trained_runs import trained
-
-sys.path.insert(0, str(REPO / 'benchmarks'))
-import bench_accuracy  # noqa: E402
 
 RTMPOSE_T = 'configs/afl/rtmpose-t_afl-1xb16-20e_synthetic-coco-128x96.py'
 RLE = 'configs/afl/td-reg_res18_rle-afl-1xb16-20e_synthetic-coco-128x96.py'
@@ -616,11 +614,11 @@ def test_a_simcc_critic_learns_to_separate_real_from_fake():
 
 # --------------------------------------------------------------- benchmark
 def test_each_afl_variant_is_paired_with_its_own_head():
-    assert bench_accuracy.reference_of('AFL (RTMPose-t)') == 'RTMPose-t'
-    assert bench_accuracy.reference_of('AFL (RLE)') == 'RLE'
-    assert bench_accuracy.reference_of('AFL (MSE)') == 'MSE'
+    assert accuracy_report.reference_of('AFL (RTMPose-t)') == 'RTMPose-t'
+    assert accuracy_report.reference_of('AFL (RLE)') == 'RLE'
+    assert accuracy_report.reference_of('AFL (MSE)') == 'MSE'
     for method in ('RTMPose-t', 'AFL (RTMPose-t)', 'RLE', 'AFL (RLE)'):
-        config, _ = bench_accuracy.METHODS[method]['coco']
+        config, _ = accuracy_methods.METHODS[method]['coco']
         assert (REPO / config).is_file()
     runs = {
         m: {
@@ -635,7 +633,7 @@ def test_each_afl_variant_is_paired_with_its_own_head():
                       ('AFL (RTMPose-t)', 0.2), ('RLE', 0.4), ('AFL (RLE)',
                                                                0.4))
     }
-    groups = dict(bench_accuracy.paired_groups(runs))
+    groups = dict(accuracy_report.paired_groups(runs))
     assert {
         r: list(g)
         for r, g in groups.items()
@@ -644,20 +642,20 @@ def test_each_afl_variant_is_paired_with_its_own_head():
         'RTMPose-t': ['RTMPose-t', 'AFL (RTMPose-t)'],
         'RLE': ['RLE', 'AFL (RLE)']
     }
-    settings = dict(bench_accuracy.PRESETS['cpu'], seeds=[0, 1])
+    settings = dict(accuracy_methods.PRESETS['cpu'], seeds=[0, 1])
     full = {
         m: {
             s:
             dict(
-                dict.fromkeys((k for _, k in bench_accuracy.COLUMNS['coco']),
+                dict.fromkeys((k for _, k in accuracy_methods.COLUMNS['coco']),
                               -1.), **v)
             for s, v in r.items()
         }
         for m, r in runs.items()
     }
     text = '\n'.join(
-        bench_accuracy.report({'coco': full}, {'coco': (8, 4)}, settings,
-                              'cmd', 'cpu', []))
+        accuracy_report.report({'coco': full}, {'coco': (8, 4)}, settings,
+                               'cmd', 'cpu', []))
     # AFL (RTMPose-t) - RTMPose-t = -0.1 at both seeds: worse; AFL (RLE)
     # equals RLE
     section = text.split('### Paired difference to RTMPose-t')[1]
@@ -670,7 +668,7 @@ def test_each_afl_variant_is_paired_with_its_own_head():
 
 def test_resize_sets_the_simcc_head_features_too():
     cfg = Config.fromfile(str(REPO / RTMPOSE_T))
-    bench_accuracy._resize(cfg._cfg_dict, (192, 256))
+    accuracy_configs.resize_input(cfg._cfg_dict, (192, 256))
     assert cfg.model.head.input_size == (192, 256)
     assert cfg.model.head.in_featuremap_size == (6, 8)
     assert cfg.codec.input_size == (192, 256)
@@ -819,11 +817,11 @@ def test_afl_on_a_head_starts_like_its_reference(reference, method,
     fork of the random stream and shifts nothing), so the paired
     difference measures AFL."""
     from tests.test_tools.test_bench_accuracy import _start
-    settings = dict(bench_accuracy.PRESETS['cpu'], batch_size=4)
+    settings = dict(accuracy_methods.PRESETS['cpu'], batch_size=4)
     starts = [
         _start(
-            bench_accuracy.run_config('coco', m, 3, settings, synthetic_coco,
-                                      tmp_path), True, tmp_path)
+            accuracy_configs.run_config('coco', m, 3, settings, synthetic_coco,
+                                        tmp_path), True, tmp_path)
         for m in (reference, method)
     ]
     (ref_weights, ref_inputs), (weights, inputs) = starts

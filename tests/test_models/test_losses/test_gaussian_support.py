@@ -2,10 +2,7 @@
 own encoders: the standard ``MSRAHeatmap``, DARK (``unbiased=True``) and
 ``UDPHeatmap``. DARK never cuts its Gaussian off, so ``gt > 0`` is most of
 its heatmap; with the support ``gt >= exp(-4.5)`` (the 3-sigma value) the
-losses see the same foreground and background under all three. Also the
-statistics of benchmarks/dark_support.py."""
-import sys
-
+losses see the same foreground and background under all three."""
 import numpy as np
 import pytest
 import torch
@@ -16,10 +13,6 @@ from mmpose.testing import get_packed_inputs
 import mmpose_afl  # noqa: F401
 from mmpose_afl.models.heads.sahr_branch import scale_heatmaps
 from mmpose_afl.models.losses import gaussian_support
-from tests.e2e import REPO
-
-sys.path.insert(0, str(REPO / 'benchmarks'))
-import dark_support  # noqa: E402
 
 SIGMA = 2
 SIZE = (24, 32)  # [W, H]; input = heatmap size, so no encoder rescales
@@ -256,35 +249,6 @@ def test_sahr_losses_are_the_same_under_every_encoder():
     assert old['loss_scale'].item() > 5 * expected
     assert old['loss_kpt'].item() != pytest.approx(
         losses[None]['dark']['loss_kpt'].item(), rel=1e-3)
-
-
-# benchmarks/dark_support.py --------------------------------------------------
-
-
-def test_support_stats_of_the_benchmark():
-    # two images: the DARK target of KEYPOINTS, and one whose second
-    # keypoint is unlabelled (left out, with its heatmap)
-    gt = torch.cat([encode('dark'), encode('dark')])
-    gt[1, 1] = 0
-    weights = torch.tensor([[1., 1.], [1., 0.]])
-    pred = predictions(3).repeat(2, 1, 1, 1)
-    labelled = gt.numpy()[[0, 0, 1], [0, 1, 0]]
-    p = pred.numpy()[[0, 0, 1], [0, 1, 0]]
-    inside = np.concatenate(
-        [disc(KEYPOINTS[0])[0].numpy(),
-         disc(KEYPOINTS[0])[0, :1].numpy()])
-    for floor, foreground in ((0., labelled > 0), (np.exp(-4.5), inside)):
-        stats = dark_support.support_stats(gt, weights, {'p': pred}, floor)
-        g = np.where(foreground, labelled**0.01, 0)
-        w = np.abs(1 - p) * g + np.abs(p) * (1 - g)
-        assert stats['foreground'] == pytest.approx(foreground.mean())
-        assert stats['bg_weight p'] == pytest.approx(
-            w[~inside].mean(), rel=1e-6)
-    assert stats['bg_weight p'] == pytest.approx(
-        np.abs(p[~inside]).mean(), rel=1e-6)
-    # (768 + 695 + 768) / 2304 pixels > 0; (113 + 71 + 113) / 2304 inside
-    assert (labelled > 0).mean() == pytest.approx(2231 / 2304)
-    assert inside.mean() == pytest.approx(297 / 2304)
 
 
 def test_the_3_sigma_pixel_is_inside_in_float32_and_float64():

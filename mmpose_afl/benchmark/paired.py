@@ -1,11 +1,15 @@
 """Methods against a reference method, paired by seed: per-seed
 differences, their mean ± sd, a verdict, markdown tables and a figure of
-the per-seed differences. Used by bench_accuracy.py and afl_comparison.py.
+the per-seed differences. Used by benchmarks/bench_accuracy.py,
+afl_comparison.py and ae_sahr_comparison.sh; ``python -m
+mmpose_afl.benchmark.paired --method ... --reference ...`` applies the
+rule to one metric.
 
 Why paired: with the same seed every method starts from the same weights
 and sees the same data in the same order with the same augmentations
-(bench_accuracy.py's docstring says how that is ensured), so the seed's
-share of the spread cancels in ``method - reference`` of that seed.
+(benchmarks/bench_accuracy.py's docstring says how that is ensured), so
+the seed's share of the spread cancels in ``method - reference`` of that
+seed.
 
 Verdict rule (written in every report): over the seeds both runs have
 (a value of -1, COCO's "no ground truth in this stratum", leaves the seed

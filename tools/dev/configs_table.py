@@ -3,9 +3,9 @@ repository, the method configs from the model index
 (``configs/*/metafile.yml``, MMPose's metafile format), the others read
 from the config itself.
 
-    python tools/configs_table.py                  # print the tables
-    python tools/configs_table.py --write docs/configs.md
-    python tools/configs_table.py --check docs/configs.md
+    python tools/dev/configs_table.py                  # print the tables
+    python tools/dev/configs_table.py --write docs/configs.md
+    python tools/dev/configs_table.py --check docs/configs.md
 
 ``--write`` replaces what lies between the lines ``<!-- configs-table -->``
 and ``<!-- /configs-table -->`` of the file with the tables; ``--check``
@@ -22,10 +22,9 @@ from typing import List
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from mmpose_afl.zoo import MMPOSE_PREFIX, base_chain
 
-from mmpose_afl.zoo import MMPOSE_PREFIX, base_chain  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 BEGIN, END = '<!-- configs-table -->', '<!-- /configs-table -->'
 # dataset types in the metafiles' words
@@ -164,7 +163,7 @@ def main(argv=None) -> int:
     if updated != text:
         print(
             f'configs_table: the configs tables in {path} differ from the '
-            f'configs; run `python tools/configs_table.py --write {path}`',
+            f'configs; run `python tools/dev/configs_table.py --write {path}`',
             file=sys.stderr)
         return 1
     return 0
