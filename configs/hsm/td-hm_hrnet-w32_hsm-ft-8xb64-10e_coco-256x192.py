@@ -7,13 +7,12 @@
 # stock final conv predicts MSE-trained heatmaps (background ~0), which
 # SigmoidHeatmapHead reads as logits, so the whole background starts at
 # sigmoid(0) = 0.5. Iteration 0 finds the same keypoints as the zoo model
-# (the sigmoid is monotonic), but that start is NOT safe: on the synthetic
-# data HSM fine-tuned from it collapsed (AP 0.63 -> 0.20, or to 0 for three
-# epochs with the final layer at 10x lr). SigmoidHeadCalibrationHook
+# (the sigmoid is monotonic), but that start is not safe: fine-tuned from
+# it, HSM collapsed (docs/finetune.md). SigmoidHeadCalibrationHook
 # (custom_hooks below) re-calibrates the final conv when the checkpoint is
 # loaded (logit = a y + b maps the MSE range [0, 1] to sigmoid [0.1, 0.9];
-# same keypoints), which kept AP at the MSE control's level there; it leaves
-# checkpoints of this run (resume, load_from) as they are.
+# same keypoints); it leaves checkpoints of this run (resume, load_from) as
+# they are.
 _base_ = ['./td-hm_hrnet-w32_hsm-8xb64-210e_coco-256x192.py']
 
 # the Weights of td-hm_hrnet-w32_8xb64-210e_coco-256x192 in MMPose's
