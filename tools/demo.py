@@ -1,8 +1,8 @@
 """The project's demo, from nothing to results: synthetic data, then the
-baseline and each method trained with ``mim train`` and evaluated with
-``mim test``, a results table per dataset, a zoo-style comparison of each
-method with the baseline, and what each method did on its own terms (AFL's
-difficulties and figure, FoWKAL's learned factors and figure).
+baseline and each method trained with ``mim train`` and validated at the
+end of its training, a results table per dataset, a zoo-style comparison
+of each method with the baseline, and what each method did on its own
+terms (AFL's difficulties and figure, FoWKAL's learned factors and figure).
 
 Run it through ``make demo`` (the quick preset) or ``make demo-full`` (the
 configs' own 20-epoch schedule from random weights), or directly::
@@ -12,23 +12,26 @@ configs' own 20-epoch schedule from random weights), or directly::
         [--work-dir DIR]
 
 The quick preset splits one short schedule in two. First a shared start:
-the MSE baseline of each dataset trained from random weights for
-``--start-epochs`` (kept in the work dir; a later demo with the same
-settings reuses it). Then every run, the baseline included, loads that
-checkpoint and trains ``--epochs`` more with its own loss or head, on the
-same schedule, data order and seed. Trained from random weights for the
-same few minutes, every method stays near AP 0 and the table shows
-nothing; from a shared start each run reaches a readable AP, and each
-method is compared with the baseline run that had the same start and
-budget. A method's fresh parts start as its fine-tune configs start them
-(docs/finetune.md): HSM's head is re-calibrated when the checkpoint is
-loaded (``SigmoidHeadCalibrationHook``), SAHR's scale branch, AFL's critic
-and FoWKAL's factors start at their own initial values.
+the WholeBody MSE baseline trained from random weights for
+``--start-epochs`` at the configs' lr; the COCO runs load the same weights
+with the head's last layer cut to COCO's 17 keypoints (WholeBody's first
+17). It is made once: a later demo with the same settings reuses it. Then
+every run, the baseline included, loads it and trains ``--epochs`` more
+with its own loss or head, the lr annealed to 0, on the same data order
+and seed. Trained from random weights in the same minutes every method
+stays near AP 0 and the table shows nothing; from one start each run
+reaches a readable AP, and each method is compared with the baseline run
+that had the same start and budget. A method's fresh parts start as its
+fine-tune configs start them (docs/finetune.md): HSM's head is
+re-calibrated when the checkpoint is loaded
+(``SigmoidHeadCalibrationHook``); SAHR's scale branch, AFL's critic and
+FoWKAL's factors start at their own initial values.
 
 Everything goes under ``--work-dir`` (default ``work_dirs/demo-quick`` for
 the quick preset, ``work_dirs/demo`` for the full one): the config of each
 run in ``configs/<run>.py`` (the method's config plus the demo's data,
-schedule and start; ``mim train`` / ``mim test`` it to repeat a run), each
+schedule and start; ``mim train`` it to repeat a run, ``mim test`` it with
+the run's checkpoint to evaluate again), each
 run in ``<run>/`` with its full logs ``console_train.log`` and
 ``console_test.log``, the tables in ``results.md``, the comparisons in
 ``comparison_<dataset>.md`` and ``.png``, the figures in
@@ -126,7 +129,7 @@ PRESETS = {
         num_train=200,
         num_val=50,
         start_epochs=8,
-        epochs=2,
+        epochs=1,
         batch_size=8,
         work_dir='work_dirs/demo-quick'),
     'full':
@@ -282,14 +285,15 @@ def config_text(demo: Demo,
                 data_root: Path,
                 epochs: Optional[int],
                 start: Optional[Path] = None,
-                batch_size: Optional[int] = None) -> str:
+                batch_size: Optional[int] = None,
+                decay: bool = True) -> str:
     """The config of one demo run, written to ``path``: ``demo``'s config
     with the demo's data and seed 0; with ``epochs`` a schedule of that
-    many epochs (a linear warm-up, then the configs' lr; with ``start``
-    x0.1 for the last third, the part of the configs' schedule after its
-    steps) that validates once, at its end; with ``batch_size`` that
-    training batch; with ``start`` that checkpoint loaded and the
-    method's ``start_extra``."""
+    many epochs that validates once, at its end: a linear warm-up, then
+    the configs' lr, with ``decay`` annealed to 0 by the end (cosine,
+    every iteration: a run too short for the configs' steps still ends at
+    a low lr); with ``batch_size`` that training batch; with ``start`` that
+    checkpoint loaded and the method's ``start_extra``."""
     root = f'{os.path.relpath(data_root, REPO)}/'
     base = os.path.relpath(REPO / demo.config, path.parent)
     batch = f'batch_size={batch_size}, ' if batch_size else ''
@@ -308,12 +312,11 @@ def config_text(demo: Demo,
             f"dict(type='LinearLR', begin=0, end={WARMUP_ITERS}, "
             'start_factor=0.01, by_epoch=False)'
         ]
-        if start:
-            last = max(1, round(epochs / 3))
+        if decay:
             schedulers.append(
-                f"dict(type='MultiStepLR', begin=0, end={epochs}, "
-                f'milestones=[{max(1, epochs - last)}], gamma=0.1, '
-                'by_epoch=True)')
+                f"dict(type='CosineAnnealingLR', begin=0, end={epochs}, "
+                f'T_max={epochs}, eta_min=0., by_epoch=True, '
+                'convert_to_iter_based=True)')
         lines += [
             '', '# the demo\'s schedule',
             f'train_cfg = dict(max_epochs={epochs}, val_interval={epochs})',
@@ -377,7 +380,8 @@ def ensure_start(data: Dict[str, Path], work_dir: Path, epochs: int,
             configs[kind],
             data[kind],
             epochs if kind == 'wholebody' else None,
-            batch_size=batch_size)
+            batch_size=batch_size,
+            decay=False)
         for kind in data
     }
     done = work_dir / 'start.json'
@@ -601,10 +605,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 # what the quick demo's numbers can and cannot say, printed under its table
 CAVEAT = (
     'Every run loaded the start row\'s checkpoint and trained {epochs} '
-    'more epochs on the same data, schedule and seed; the baseline row is '
+    'more epoch(s) on the same data, schedule and seed; the baseline row is '
     'the control (the same epochs with MSE). What the numbers show: each '
-    'method trains and evaluates through mim train / mim test, from a '
-    'readable AP. What they cannot show: which method is better. One '
+    'method trains with mim train from the same start and reaches an AP '
+    'far from zero. What they cannot show: which method is better. One '
     'seed, one small synthetic set and a few epochs: differences of a few '
     'AP points are within run-to-run noise here (docs/benchmarks.md, the '
     'accuracy benchmark over 3 seeds).')
@@ -656,7 +660,7 @@ def main(argv=None) -> None:
 
     table = results_table(rows)
     (work_dir / 'results.md').write_text(table + '\n')
-    print('\n## Results (mim test)\n\n' + table)
+    print('\n## Results (validation at the end of each run)\n\n' + table)
     if starts:
         print('\n' + CAVEAT.format(epochs=args.epochs))
 
