@@ -517,10 +517,15 @@ def afl_signal(run_dir: Path) -> str:
     ess = [r['afl_ess'] for r in last]
     low = min(r['afl_difficulty_min'] for r in last)
     high = max(r['afl_difficulty_max'] for r in last)
-    return ('AFL: in its last epoch the critic weighted the samples of a '
+    text = ('AFL: in its last epoch the critic weighted the samples of a '
             f'batch with an effective sample size of {min(ess):.3f}-'
             f'{max(ess):.3f} of the batch (1: all weighted alike), from '
             f'difficulties {low:.3f}-{high:.3f}')
+    if min(ess) > 0.99:
+        text += ('; so far AFL weighted every sample about alike and '
+                 'trained as MSE does: its critic needs a longer run to '
+                 'tell samples apart (docs/afl.md)')
+    return text
 
 
 def fowkal_signal(run_dir: Path) -> str:
@@ -532,8 +537,14 @@ def fowkal_signal(run_dir: Path) -> str:
     parts = [k for k in records[0] if k.startswith('kaf_')]
     moves = ', '.join(f'{k[4:]} {records[0][k]:.3f} -> {records[-1][k]:.3f}'
                       for k in parts)
-    return ('FoWKAL: mean learned factor of each part (0: MSE, 1: AWing), '
+    moved = max(abs(records[-1][k] - records[0][k]) for k in parts)
+    text = ('FoWKAL: mean learned factor of each part (0: MSE, 1: AWing), '
             f'first -> last iteration: {moves}')
+    if moved < 0.05:
+        text += ('; the factors stayed near their initial values, so this '
+                 'run weighted the parts by that starting heuristic, not '
+                 'by what it learned (docs/fowkal.md)')
+    return text
 
 
 def demo_methods(text: str) -> List[str]:

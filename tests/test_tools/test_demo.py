@@ -66,17 +66,21 @@ def test_config_text_starts_from_the_checkpoint_on_the_demo_schedule(tmp_path):
     path = tmp_path / 'configs' / 'hsm.py'
     start = tmp_path / 'start.pth'
     text = demo.config_text(hsm, path, REPO / 'data' / 'x', 3, start, 8)
+    # the method's config, relative to where the run's config is written
     assert (path.parent / text.split("'")[1]).resolve() == REPO / hsm.config
     assert "dict(batch_size=8, dataset=dict(data_root='data/x/'))" in text
     assert 'train_cfg = dict(max_epochs=3, val_interval=3)' in text
-    # x0.1 for the last of the 3 epochs, after the warm-up
-    assert 'milestones=[2]' in text and 'end=10,' in text
+    # a warm-up, then the lr annealed to 0 over the 3 epochs, per iteration
+    assert "type='LinearLR', begin=0, end=10," in text
+    assert ("type='CosineAnnealingLR', begin=0, end=3, T_max=3, eta_min=0.,"
+            in text and 'convert_to_iter_based=True' in text)
     assert f"load_from = '{start}'" in text
     assert 'SigmoidHeadCalibrationHook' in text  # HSM's start_extra
 
-    # from random weights: no start, no lr step, HSM's head as configured
-    text = demo.config_text(hsm, path, REPO / 'data' / 'x', 3)
-    assert 'load_from' not in text and 'MultiStepLR' not in text
+    # the shared start: from random weights, the lr not annealed, HSM's
+    # head as configured
+    text = demo.config_text(hsm, path, REPO / 'data' / 'x', 3, decay=False)
+    assert 'load_from' not in text and 'CosineAnnealingLR' not in text
     assert 'SigmoidHeadCalibrationHook' not in text
     assert 'batch_size' not in text
     # the config's own schedule (the full preset)
