@@ -153,7 +153,7 @@ def test_demo_runs_from_a_fresh_clone(tmp_path):
     assert '[2/2] afl train' in text and 'epoch=1/1' in text
 
     # the results tables: the start's rows and a row of real metrics per run
-    table = text.split('## Results')[1]
+    table = text.split('## Results')[1].split('\n## ')[0]
     rows = {
         line.split('|')[1].strip(): line
         for line in table.splitlines() if line.startswith('| ')
