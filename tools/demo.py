@@ -49,7 +49,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,6 +56,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import yaml
 from tqdm import tqdm
+
+from mmpose_afl.utils.mim_run import CommandError, last_checkpoint, run_command
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -235,29 +236,20 @@ def run(cmd: Sequence,
         f'  full log (with the whole command): {log}',
         flush=True)
     bar = Progress(label, epochs) if progress else None
-    with open(log, 'w') as f:
-        f.write(f'$ {" ".join(cmd)}\n')
-        f.flush()
-        proc = subprocess.Popen(
+    try:
+        result = run_command(
             cmd,
+            log,
             cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=run_env())
-        for line in proc.stdout:
-            f.write(line)
-            if bar:
-                bar.feed(line)
-        returncode = proc.wait()
-    if bar:
-        bar.close()
-    text = log.read_text()
-    if returncode != 0:
-        tail = '\n'.join(text.splitlines()[-40:])
-        sys.exit(f'{label} failed (exit status {returncode}); the end of '
-                 f'{log}:\n{tail}')
-    return text
+            env=run_env(),
+            on_line=bar.feed if bar else None,
+            log_command=True)
+    except CommandError as error:
+        sys.exit(f'{label} failed: {error}')
+    finally:
+        if bar:
+            bar.close()
+    return result.text
 
 
 def ensure_data(kind: str, num_train: int, num_val: int) -> Path:
@@ -412,7 +404,7 @@ def ensure_start(data: Dict[str, Path], work_dir: Path, epochs: int,
         run_dir
     ], run_dir / 'console_train.log', 'start train', epochs)
     minutes = (time.time() - began) / 60
-    checkpoint = Path((run_dir / 'last_checkpoint').read_text().strip())
+    checkpoint = last_checkpoint(run_dir)
     starts = {'wholebody': (checkpoint, logged_metrics(log, 'val'))}
     if 'coco' in data:
         coco_dir = work_dir / 'start-coco'
@@ -702,11 +694,8 @@ def main(argv=None) -> None:
             f'samples over training (paper Fig. 3): {out}')
     if 'fowkal' in runs:
         out = work_dir / 'fowkal_kaf.png'
-        checkpoint = (runs['fowkal'][1] / 'last_checkpoint').read_text()
-        run([
-            sys.executable, 'tools/draw_kaf.py',
-            checkpoint.strip(), '--out', out
-        ],
+        checkpoint = last_checkpoint(runs['fowkal'][1])
+        run([sys.executable, 'tools/draw_kaf.py', checkpoint, '--out', out],
             work_dir / 'fowkal_kaf.log',
             'FoWKAL factor figure',
             progress=False)
