@@ -3,6 +3,8 @@ optimizer wrapper honours ``clip_grad``, ``accumulative_counts`` and a
 ``param_scheduler``, its learning rate is logged, its state (schedulers
 included) goes through checkpoints, a plain run computes no diagnostics,
 and AFL is added to a new head family by writing its adapter alone."""
+import gc
+import weakref
 from types import SimpleNamespace
 from typing import Optional
 
@@ -53,6 +55,23 @@ def test_clip_grad_bounds_the_critic_update():
         updates.append(moved(before, loss.critic))
     assert updates[0] > 1e-2
     assert updates[1] == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_the_critic_step_releases_the_batch():
+    """After the critic step the loss holds no reference to the batch's
+    head outputs or targets (they would otherwise stay allocated through
+    the next iteration's forward pass)."""
+    output, target, weights = batch()
+    loss = afl()
+    trainer = AFLCriticTrainer(loss)
+    loss(output, target, weights)
+    assert loss.last_samples is not None
+    assert trainer.step() is not None
+    assert loss.last_samples is None and loss.critic_batch is None
+    released = [weakref.ref(output), weakref.ref(target)]
+    del output, target
+    gc.collect()
+    assert all(ref() is None for ref in released)
 
 
 def test_accumulative_counts_update_every_second_batch():

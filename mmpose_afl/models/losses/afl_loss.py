@@ -230,12 +230,14 @@ class AdversarialFocalLoss(ReweightedLoss):
 
     def pop_critic_batch(self) -> Optional[dict]:
         """The last training batch for the critic (``real``, ``fake``,
-        ``nonfinite``, ``difficulty``, ``weight``), and forget it; ``None``
-        when there was none."""
+        ``nonfinite``, ``difficulty``, ``weight``), and forget it with
+        :attr:`last_samples`, so that the head's outputs and targets are not
+        held until the next batch; ``None`` when there was none."""
         batch, self.critic_batch = self.critic_batch, None
-        if batch is None or self.last_samples is None:
+        samples, self.last_samples = self.last_samples, None
+        if batch is None or samples is None:
             return None
-        return dict(batch, **self.last_samples)
+        return dict(batch, **samples)
 
 
 @MODELS.register_module()
