@@ -245,7 +245,9 @@ def run(cmd: Sequence,
             on_line=bar.feed if bar else None,
             log_command=True)
     except CommandError as error:
-        sys.exit(f'{label} failed: {error}')
+        tail = '\n'.join(log.read_text().splitlines()[-40:])
+        sys.exit(f'{label} failed (exit status {error.returncode}); the end '
+                 f'of {log}:\n{tail}')
     finally:
         if bar:
             bar.close()
